@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Tests on PostgreSQL make their own databases on this server (trust auth, see README).
+export FIELDSYNC_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install run test lint types pytest migrate bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# Serve on the embedded SQLite default, for development, on http://$(HOST):$(PORT)/docs
+run: install
+	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync db upgrade
+	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync serve --host $(HOST) --port $(PORT)
+
+migrate: install
+	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync db upgrade
+
+# Everything CI checks: lint, format, types, and the tests on SQLite and PostgreSQL.
+test: lint types pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

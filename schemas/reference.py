@@ -1,0 +1,236 @@
+"""Reference data, managed by admins and pulled by every device in scope."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from sqlmodel import Field, SQLModel
+
+from schemas.enums import AttributeType, CommunityKind
+from schemas.types import JSONDocument, UTCDateTime, new_id, utcnow
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Sector(SQLModel, table=True):
+    """A patrol sector of the protected area; rangers' scope is a set of sectors."""
+
+    __tablename__ = "sector"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    code: str = Field(sa_type=sa.String(32), unique=True)
+    name: str = Field(sa_type=sa.String(200))
+    zone: str | None = Field(default=None, sa_type=sa.String(64))
+    boundary: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Community(SQLModel, table=True):
+    """A settlement, native community or hamlet; extension workers' scope is a set of them."""
+
+    __tablename__ = "community"
+    __table_args__ = (sa.UniqueConstraint("sector_id", "name"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(sa_type=sa.String(200))
+    sector_id: uuid.UUID = Field(foreign_key="sector.id", index=True)
+    kind: CommunityKind = Field(
+        sa_column=sa.Column(
+            sa.Enum(CommunityKind, native_enum=False, length=32, validate_strings=True),
+            nullable=False,
+        )
+    )
+    inside_protected_area: bool = Field(default=False)
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ObservationCategory(SQLModel, table=True):
+    """What a ranger can observe (``threat.logging.timber``), with its typed attributes."""
+
+    __tablename__ = "observation_category"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    key: str = Field(sa_type=sa.String(128), unique=True)
+    name_es: str = Field(sa_type=sa.String(200))
+    name_en: str = Field(sa_type=sa.String(200))
+    attributes: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    active: bool = Field(default=True)
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- wire models
+
+
+class Polygon(BaseModel):
+    """A GeoJSON Polygon or MultiPolygon (RFC 7946), coordinates as [lon, lat]."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    coordinates: list[Any]
+
+    @model_validator(mode="after")
+    def _is_polygon(self) -> Self:
+        if self.type not in ("Polygon", "MultiPolygon"):
+            raise ValueError("boundary must be a GeoJSON Polygon or MultiPolygon")
+        rings = self.coordinates if self.type == "Polygon" else [
+            ring for polygon in self.coordinates for ring in polygon
+        ]
+        for ring in rings:
+            if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
+                raise ValueError("each ring needs at least 4 positions and must close")
+            for position in ring:
+                if (
+                    not isinstance(position, list)
+                    or len(position) < 2
+                    or not all(isinstance(c, int | float) for c in position[:2])
+                    or not -180 <= position[0] <= 180
+                    or not -90 <= position[1] <= 90
+                ):
+                    raise ValueError("positions are [lon, lat] in degrees")
+        return self
+
+
+class SectorCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    name: Text
+    zone: Text | None = None
+    boundary: Polygon | None = None
+
+
+class SectorUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text | None = None
+    zone: Text | None = None
+    boundary: Polygon | None = None
+
+
+class SectorRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    zone: str | None
+    boundary: dict[str, Any] | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CommunityCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text
+    sector_id: uuid.UUID
+    kind: CommunityKind
+    inside_protected_area: bool = False
+
+
+class CommunityUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text | None = None
+    sector_id: uuid.UUID | None = None
+    kind: CommunityKind | None = None
+    inside_protected_area: bool | None = None
+
+
+class CommunityRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    sector_id: uuid.UUID
+    kind: CommunityKind
+    inside_protected_area: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+CategoryKey = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=128,
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
+    ),
+]
+AttributeKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+]
+
+
+class CategoryAttribute(BaseModel):
+    """One typed attribute an observation of the category carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: AttributeKey
+    type: AttributeType
+    options: list[str] | None = None
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _options_go_with_lists(self) -> Self:
+        if self.type is AttributeType.list and not self.options:
+            raise ValueError("an attribute of type list needs its options")
+        if self.type is not AttributeType.list and self.options is not None:
+            raise ValueError("only attributes of type list take options")
+        return self
+
+
+def _unique_attribute_keys(attributes: list[CategoryAttribute]) -> list[CategoryAttribute]:
+    keys = [attribute.key for attribute in attributes]
+    if len(keys) != len(set(keys)):
+        raise ValueError("attribute keys must be unique")
+    return attributes
+
+
+class ObservationCategoryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: CategoryKey
+    name_es: Text
+    name_en: Text
+    attributes: list[CategoryAttribute] = []
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _unique_attribute_keys(self.attributes)
+        return self
+
+
+class ObservationCategoryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name_es: Text | None = None
+    name_en: Text | None = None
+    attributes: list[CategoryAttribute] | None = None
+    active: bool | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.attributes is not None:
+            _unique_attribute_keys(self.attributes)
+        return self
+
+
+class ObservationCategoryRead(BaseModel):
+    id: uuid.UUID
+    key: str
+    name_es: str
+    name_en: str
+    attributes: list[CategoryAttribute]
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,101 @@
+"""Settings, read from ``FIELDSYNC_*`` environment variables (and a ``.env`` file).
+
+No secret has a working default outside development. In ``production`` (the default,
+so a forgotten variable fails safe) the server refuses to start without a strong
+``FIELDSYNC_SECRET_KEY``. In ``development`` a key is generated once and kept in
+``.fieldsync/secret_key`` so that several local processes and restarts share it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_DATABASE_URL = "sqlite:///fieldsync.db"
+LOCAL_STATE_DIR = Path(".fieldsync")
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class SettingsError(RuntimeError):
+    """Settings that would make the service unsafe or unable to run."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FIELDSYNC_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.production
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: SecretStr | None = None
+
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    enrollment_code_hours: int = Field(default=72, ge=1, le=24 * 30)
+    token_issuer: str = "fieldsync"
+    token_audience: str = "fieldsync-api"
+
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+
+    max_batch: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    pull_default_limit: int = Field(default=500, ge=1)
+    pull_max_limit: int = Field(default=5000, ge=1)
+
+    # Argon2id cost. The defaults are argon2-cffi's (RFC 9106 low-memory profile);
+    # tests lower them, production should not.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+
+    def signing_key(self) -> str:
+        """The key that signs tokens; raises ``SettingsError`` where none is safe to use."""
+        if self.secret_key is not None:
+            key = self.secret_key.get_secret_value()
+            if len(key) < MIN_SECRET_KEY_LENGTH:
+                raise SettingsError(
+                    f"FIELDSYNC_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
+                )
+            return key
+        if self.env is Environment.development:
+            return _local_development_key()
+        raise SettingsError(
+            "FIELDSYNC_SECRET_KEY is not set. Generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` and set it "
+            "(the same value on every server process), or set FIELDSYNC_ENV=development "
+            "on a developer's machine."
+        )
+
+
+def _local_development_key() -> str:
+    path = LOCAL_STATE_DIR / "secret_key"
+    if not path.exists():
+        LOCAL_STATE_DIR.mkdir(exist_ok=True)
+        candidate = path.with_suffix(f".{secrets.token_hex(4)}")
+        candidate.write_text(secrets.token_urlsafe(48))
+        candidate.chmod(0o600)
+        # Two processes starting at once: link() refuses to replace, so the first
+        # key written wins and every process reads that one.
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
