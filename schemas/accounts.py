@@ -6,7 +6,8 @@ from enum import StrEnum
 from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field as PydanticField, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from schemas.enums import Role
@@ -120,7 +121,10 @@ class LoginFailure(SQLModel, table=True):
 Username = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=3, max_length=64,
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=3,
+        max_length=64,
         pattern=r"^[a-z0-9][a-z0-9._-]*$",
     ),
 ]
@@ -169,7 +173,7 @@ class TokenPair(BaseModel):
 
     access_token: str
     refresh_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 (a name, not a secret)
     expires_in: int = PydanticField(description="Seconds the access token is valid for.")
     refresh_expires_in: int = PydanticField(
         description="Seconds the refresh token is valid for, if not used first."

@@ -14,7 +14,9 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    type: str = Field(description="A URI naming the kind of problem: `urn:fieldsync:problem:<code>`.")
+    type: str = Field(
+        description="A URI naming the kind of problem: `urn:fieldsync:problem:<code>`."
+    )
     title: str
     status: int
     detail: str

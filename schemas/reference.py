@@ -81,9 +81,11 @@ class Polygon(BaseModel):
     def _is_polygon(self) -> Self:
         if self.type not in ("Polygon", "MultiPolygon"):
             raise ValueError("boundary must be a GeoJSON Polygon or MultiPolygon")
-        rings = self.coordinates if self.type == "Polygon" else [
-            ring for polygon in self.coordinates for ring in polygon
-        ]
+        rings = (
+            self.coordinates
+            if self.type == "Polygon"
+            else [ring for polygon in self.coordinates for ring in polygon]
+        )
         for ring in rings:
             if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
                 raise ValueError("each ring needs at least 4 positions and must close")
@@ -159,7 +161,10 @@ class CommunityRead(BaseModel):
 CategoryKey = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=128,
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=128,
         pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
     ),
 ]

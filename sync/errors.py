@@ -95,3 +95,10 @@ class TooManyRequests(FieldsyncError):
 
 class ServiceUnavailable(FieldsyncError):
     status, code, title = 503, "not_ready", "Service not ready"
+
+
+class KeepsChanges:
+    """Mixed into an error whose transaction must still commit: the request fails, but
+    what it found out is kept (a failed login counted, a stolen token family revoked)."""
+
+    keeps_changes = True

@@ -15,11 +15,9 @@ import migrations
 SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
 
 
-def alembic_config(engine: Engine | None = None) -> Config:
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
-    if engine is not None:
-        config.attributes["engine"] = engine
     return config
 
 

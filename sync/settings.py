@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     enrollment_code_hours: int = Field(default=72, ge=1, le=24 * 30)
-    token_issuer: str = "fieldsync"
-    token_audience: str = "fieldsync-api"
+    token_issuer: str = "fieldsync"  # noqa: S105 (a name, not a secret)
+    token_audience: str = "fieldsync-api"  # noqa: S105
 
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)

@@ -1,0 +1,1 @@
+"""The HTTP skin: thin routes that resolve dependencies, call one service, return a typed model."""

@@ -1,0 +1,51 @@
+"""The application factory: ``create_app()`` wires settings, the engine, errors and routes."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.engine import Engine
+
+from api import errors
+from api.routes import auth, devices, health, reference, users
+from sync.database import create_db_engine
+from sync.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The fieldsync API. Refuses to build without a safe signing key."""
+    settings = settings or get_settings()
+    settings.signing_key()
+    owns_engine = engine is None
+    engine = engine or create_db_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="fieldsync",
+        version=version("fieldsync"),
+        summary="Offline-first sync for rangers and extension workers of the Alto Mayo forest.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        responses=errors.PROBLEM_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    errors.install(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, users, devices, reference):
+        api.include_router(module.router)
+    api.include_router(health.router, include_in_schema=False)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,159 @@
+"""The ``fieldsync`` command.
+
+    fieldsync serve [--host H] [--port P] [--workers N]
+    fieldsync db upgrade [REVISION] | db downgrade REVISION | db current
+    fieldsync users create-admin USERNAME [--full-name NAME] [--password-stdin]
+
+Every command reads ``FIELDSYNC_DATABASE_URL`` (and the other ``FIELDSYNC_*``
+settings); ``serve`` refuses to start without a safe ``FIELDSYNC_SECRET_KEY``.
+"""
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from pydantic import ValidationError
+
+from sync import migrate, users
+from sync.database import create_db_engine, transaction
+from sync.errors import FieldsyncError
+from sync.settings import SettingsError, get_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except SettingsError as error:
+        print(f"fieldsync: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fieldsync", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", help="the database schema").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    upgrade = db.add_parser("upgrade", help="apply the migrations (to head by default)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(run=_db_upgrade)
+    downgrade = db.add_parser("downgrade", help="undo migrations down to REVISION")
+    downgrade.add_argument("revision")
+    downgrade.set_defaults(run=_db_downgrade)
+    db.add_parser("current", help="print the database's migration").set_defaults(run=_db_current)
+
+    people = commands.add_parser("users", help="users").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    admin = people.add_parser("create-admin", help="make an admin (the first one, say)")
+    admin.add_argument("username")
+    admin.add_argument("--full-name", default=None, help="defaults to the username")
+    admin.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    admin.set_defaults(run=_create_admin)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    settings.signing_key()  # refuse to start rather than sign with nothing safe
+    engine = create_db_engine(settings.database_url)
+    try:
+        if not migrate.is_at_head(engine):
+            print(
+                "fieldsync: the database is not at the newest migration; "
+                "run `fieldsync db upgrade` (readyz answers 503 until then)",
+                file=sys.stderr,
+            )
+    finally:
+        engine.dispose()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    engine = create_db_engine(get_settings().database_url)
+    try:
+        migrate.upgrade(engine, args.revision)
+        print(f"database at {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace) -> int:
+    engine = create_db_engine(get_settings().database_url)
+    try:
+        migrate.downgrade(engine, args.revision)
+        print(f"database at {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _db_current(_args: argparse.Namespace) -> int:
+    engine = create_db_engine(get_settings().database_url)
+    try:
+        current = migrate.current_revision(engine)
+        head = migrate.head_revision()
+        print(f"{current} (head: {head})")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("fieldsync: the passwords differ", file=sys.stderr)
+            return 1
+    settings = get_settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        with transaction(engine) as session:
+            admin = users.create_admin(
+                session,
+                username=args.username,
+                password=password,
+                full_name=args.full_name or args.username,
+                settings=settings,
+            )
+    except ValidationError as error:
+        for problem in error.errors():
+            print(f"fieldsync: {problem['loc'][-1]}: {problem['msg']}", file=sys.stderr)
+        return 1
+    except FieldsyncError as error:
+        print(f"fieldsync: {error.detail}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"admin {admin.username} created ({admin.id})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Dependencies that make route signatures read like sentences.
+
+The session dependency owns the request's one transaction: it commits after the
+route returns and *before* the response is sent (``scope="function"``), so nothing
+is acknowledged that is not on disk; it rolls back if the route raises, unless the
+error says its changes must be kept (a failed login is counted even so).
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from schemas.enums import Role
+from schemas.types import utcnow
+from sync import auth, devices
+from sync.database import open_session
+from sync.errors import Forbidden, Unauthorized
+from sync.principal import Principal
+from sync.settings import Settings
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_session(request: Request, engine: EngineDep) -> Iterator[Session]:
+    writes = request.method not in READ_ONLY_METHODS
+    session = open_session(engine, write=writes)
+    session.info["writes"] = writes
+    try:
+        yield session
+        session.commit()
+    except Exception as error:
+        if getattr(error, "keeps_changes", False):
+            session.commit()
+        else:
+            session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_principal(
+    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(bearer)]
+) -> Principal:
+    if not token:
+        raise Unauthorized("a bearer token is required", code="not_authenticated")
+    principal = auth.authenticate(session, access_token=token, settings=settings)
+    if principal.device_id is not None and session.info["writes"]:
+        devices.touch(session, device_id=principal.device_id, now=utcnow())
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only ``roles`` through (403 for the others)."""
+    allowed = ", ".join(roles)
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"this needs one of the roles: {allowed}")
+        return principal
+
+    return check
+
+
+Admin = Annotated[Principal, Depends(require(Role.admin))]
+OfficeStaff = Annotated[Principal, Depends(require(Role.admin, Role.coordinator))]
+DeviceManager = Annotated[
+    Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead))
+]

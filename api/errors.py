@@ -1,0 +1,152 @@
+"""Every error as ``application/problem+json`` (RFC 9457) with a stable ``code``.
+
+Services raise ``sync.errors.FieldsyncError`` subclasses; FastAPI's own validation
+errors and Starlette's routing errors are rendered the same way here, so a client
+never sees another shape. The codes are listed in ``docs/errors.md``.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.problem import FieldError, Problem
+from sync.errors import FieldsyncError
+
+log = logging.getLogger("fieldsync")
+
+PROBLEM_JSON = "application/problem+json"
+
+HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("not_authenticated", "Not authenticated"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=f"urn:fieldsync:problem:{code}",
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+async def _fieldsync_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, FieldsyncError)
+    errors = (
+        [FieldError(field=e.field, code=e.code, message=e.message) for e in error.errors]
+        if error.errors
+        else None
+    )
+    return problem_response(
+        request,
+        status=error.status,
+        code=error.code,
+        title=error.title,
+        detail=error.detail,
+        errors=errors,
+        headers=error.headers,
+    )
+
+
+def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or "body"
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    raw = error.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return problem_response(
+            request,
+            status=400,
+            code="malformed_json",
+            title="Malformed JSON",
+            detail="the request body is not valid JSON",
+        )
+    errors = [
+        FieldError(field=_field_name(e.get("loc", ())), code=e["type"], message=e["msg"])
+        for e in raw
+    ]
+    return problem_response(
+        request,
+        status=422,
+        code="validation_failed",
+        title="Validation failed",
+        detail="; ".join(f"{e.field}: {e.message}" for e in errors[:5]),
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code, title = HTTP_CODES.get(error.status_code, ("http_error", "HTTP error"))
+    return problem_response(
+        request,
+        status=error.status_code,
+        code=code,
+        title=title,
+        detail=str(error.detail),
+        headers=dict(error.headers) if error.headers else None,
+    )
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal error",
+        detail="the server failed; nothing of this request was kept",
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FieldsyncError, _fieldsync_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+# For the OpenAPI document: the shape of every error answer.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
+    for status, description in [
+        (401, "Not authenticated: no, a bad, or a revoked token"),
+        (403, "The caller's role may not do this"),
+        (404, "No such record, or not in the caller's scope"),
+        (422, "The request does not validate"),
+    ]
+}

@@ -1,0 +1,45 @@
+"""Signing in: password logins for people, token refresh for everyone."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from schemas.accounts import RefreshRequest, TokenPair, UserRead
+from sync import auth, users
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post("/token")
+def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenPair:
+    """Sign in with a username and password (OAuth2 password form).
+
+    Repeated failures for one username are throttled: ``429`` with ``Retry-After``.
+    """
+    return auth.login(
+        session,
+        username=form.username,
+        password=form.password,
+        client_ip=request.client.host if request.client else None,
+        settings=settings,
+    )
+
+
+@router.post("/refresh")
+def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+    """Trade a refresh token for a new pair. The old refresh token dies; presenting it
+    again revokes every token of its sign-in."""
+    return auth.refresh(session, refresh_token=body.refresh_token, settings=settings)
+
+
+@router.get("/me")
+def me(principal: CurrentPrincipal, session: SessionDep) -> UserRead:
+    """The signed-in user, with the role and scope in force now."""
+    return users.get(session, user_id=principal.user_id, principal=principal)

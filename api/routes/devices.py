@@ -1,0 +1,65 @@
+"""Devices: enrollment codes, enrollment, labels, and revocation of lost tablets."""
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from api.deps import CurrentPrincipal, DeviceManager, SessionDep, SettingsDep
+from schemas.accounts import (
+    DeviceCreate,
+    DeviceRead,
+    DeviceUpdate,
+    Enrollment,
+    EnrollmentCode,
+    EnrollRequest,
+)
+from sync import devices
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_device(
+    body: DeviceCreate, principal: DeviceManager, session: SessionDep, settings: SettingsDep
+) -> EnrollmentCode:
+    """Make a device for a user and a one-time enrollment code to show as a QR code.
+
+    Ranger leads make devices for the rangers of their sectors."""
+    return devices.create(
+        session, label=body.label, user_id=body.user_id, principal=principal, settings=settings
+    )
+
+
+@router.post("/enroll")
+def enroll(body: EnrollRequest, session: SessionDep, settings: SettingsDep) -> Enrollment:
+    """A tablet trades its one-time code for its tokens; they name the user and the device."""
+    return devices.enroll(session, code=body.enrollment_code, settings=settings)
+
+
+@router.get("")
+def list_devices(principal: CurrentPrincipal, session: SessionDep) -> list[DeviceRead]:
+    """Devices the caller manages (their own, for rangers and extension workers), newest
+    first, with their status and when each was last seen."""
+    return devices.list_visible(session, principal=principal)
+
+
+@router.get("/{device_id}")
+def get_device(device_id: uuid.UUID, principal: DeviceManager, session: SessionDep) -> DeviceRead:
+    """One device."""
+    return devices.get(session, device_id=device_id, principal=principal)
+
+
+@router.patch("/{device_id}")
+def relabel_device(
+    device_id: uuid.UUID, body: DeviceUpdate, principal: DeviceManager, session: SessionDep
+) -> DeviceRead:
+    """Change a device's label."""
+    return devices.relabel(session, device_id=device_id, label=body.label, principal=principal)
+
+
+@router.post("/{device_id}/revoke")
+def revoke_device(
+    device_id: uuid.UUID, principal: DeviceManager, session: SessionDep
+) -> DeviceRead:
+    """A lost tablet: from now on every token of this device is refused, refresh included."""
+    return devices.revoke(session, device_id=device_id, principal=principal)

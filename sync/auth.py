@@ -1,0 +1,219 @@
+"""Signing in: password logins (throttled), refresh-token rotation, and who a token names.
+
+Every check that can lock someone out is made in the database, so it holds across
+any number of server processes: failed logins are rows, used refresh tokens are
+rows, revoked devices and families are rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, delete, func, select, update
+
+from schemas import (
+    Device,
+    LoginFailure,
+    RefreshFamily,
+    RefreshToken,
+    User,
+    UserCommunity,
+    UserSector,
+)
+from schemas.accounts import TokenPair
+from schemas.types import utcnow
+from sync import security
+from sync.errors import KeepsChanges, TooManyRequests, Unauthorized
+from sync.principal import Principal
+from sync.settings import Settings
+
+
+class InvalidCredentials(KeepsChanges, Unauthorized):
+    code = "invalid_credentials"
+
+
+class RefreshTokenReplayed(KeepsChanges, Unauthorized):
+    code = "refresh_token_reused"
+
+
+def login(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    client_ip: str | None,
+    settings: Settings,
+) -> TokenPair:
+    """A token pair for a person at a browser or a script.
+
+    Each attempt is written first and erased only by a success, so the failures
+    counted include those still in flight elsewhere; per-username locks make the
+    count exact on both databases.
+    """
+    username = username.strip().lower()
+    now = utcnow()
+    _lock_login(session, username)
+    window_start = now - timedelta(seconds=settings.login_window_seconds)
+    count, oldest = session.execute(
+        sa.select(func.count(), func.min(LoginFailure.failed_at)).where(
+            col(LoginFailure.username) == username, col(LoginFailure.failed_at) > window_start
+        )
+    ).one()
+    if count >= settings.login_max_failures and oldest is not None:
+        retry_after = (oldest + timedelta(seconds=settings.login_window_seconds)) - now
+        raise TooManyRequests(
+            "too many failed logins for this user; try again later",
+            retry_after_seconds=int(retry_after.total_seconds()) + 1,
+        )
+
+    user = session.exec(select(User).where(User.username == username)).first()
+    if not security.verify_password(password, user.password_hash if user else None, settings):
+        session.add(LoginFailure(username=username, failed_at=now, client_ip=client_ip))
+        raise InvalidCredentials("wrong username or password")
+    assert user is not None
+    if not user.active:
+        raise Unauthorized("this account is deactivated", code="account_disabled")
+    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == username))
+    return start_family(session, user_id=user.id, device_id=None, now=now, settings=settings)
+
+
+def _lock_login(session: Session, username: str) -> None:
+    # SQLite already serialises writers (BEGIN IMMEDIATE); PostgreSQL needs a lock
+    # per username so that two guesses at once cannot both pass the count.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.select(func.pg_advisory_xact_lock(func.hashtextextended("login:" + username, 0)))
+        )
+
+
+def start_family(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    device_id: uuid.UUID | None,
+    now: datetime,
+    settings: Settings,
+) -> TokenPair:
+    """A new sign-in: a family and its first refresh token."""
+    family = RefreshFamily(user_id=user_id, device_id=device_id, created_at=now)
+    session.add(family)
+    session.flush()
+    return _issue_pair(session, family=family, now=now, settings=settings)
+
+
+def _issue_pair(
+    session: Session, *, family: RefreshFamily, now: datetime, settings: Settings
+) -> TokenPair:
+    secret = security.new_refresh_secret()
+    lifetime = timedelta(days=settings.refresh_token_days)
+    session.add(
+        RefreshToken(
+            family_id=family.id,
+            token_hash=security.sha256(secret),
+            issued_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    access = security.issue_access_token(
+        user_id=family.user_id,
+        family_id=family.id,
+        device_id=family.device_id,
+        now=now,
+        settings=settings,
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=secret,
+        expires_in=settings.access_token_minutes * 60,
+        refresh_expires_in=int(lifetime.total_seconds()),
+    )
+
+
+def refresh(session: Session, *, refresh_token: str, settings: Settings) -> TokenPair:
+    """Rotate: the token presented dies and a new pair is issued in the same family.
+
+    A token that was already used is a replay, the sign of a stolen token: the whole
+    family is revoked, the thief's and the owner's tokens alike.
+    """
+    now = utcnow()
+    row = session.exec(
+        select(RefreshToken, RefreshFamily, User)
+        .join(RefreshFamily, col(RefreshFamily.id) == RefreshToken.family_id)
+        .join(User, col(User.id) == RefreshFamily.user_id)
+        .where(RefreshToken.token_hash == security.sha256(refresh_token))
+    ).first()
+    if row is None:
+        raise Unauthorized("unknown refresh token", code="invalid_refresh_token")
+    token, family, user = row
+    if family.revoked_at is not None:
+        raise Unauthorized("this sign-in was revoked", code="token_revoked")
+    if family.device_id is not None:
+        device = session.get(Device, family.device_id)
+        if device is None or device.revoked_at is not None:
+            raise Unauthorized("this device was revoked", code="device_revoked")
+    if not user.active:
+        raise Unauthorized("this account is deactivated", code="account_disabled")
+    claimed = session.exec(
+        update(RefreshToken)
+        .where(col(RefreshToken.id) == token.id, col(RefreshToken.used_at).is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:
+        revoke_families(session, where=col(RefreshFamily.id) == family.id, reason="replay")
+        raise RefreshTokenReplayed(
+            "this refresh token was already used; every token of its sign-in is now revoked"
+        )
+    if token.expires_at <= now:
+        raise Unauthorized("the refresh token expired", code="invalid_refresh_token")
+    return _issue_pair(session, family=family, now=now, settings=settings)
+
+
+def revoke_families(session: Session, *, where: sa.ColumnElement[bool], reason: str) -> None:
+    session.exec(
+        update(RefreshFamily)
+        .where(where, col(RefreshFamily.revoked_at).is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+
+
+def authenticate(session: Session, *, access_token: str, settings: Settings) -> Principal:
+    """The caller an access token names, checked against the database as it is now."""
+    try:
+        claims = security.decode_access_token(access_token, settings)
+    except security.InvalidAccessToken as error:
+        raise Unauthorized("the access token is invalid or expired") from error
+    row = session.exec(
+        select(User, RefreshFamily)
+        .join(RefreshFamily, col(RefreshFamily.user_id) == User.id)
+        .where(User.id == claims.user_id, RefreshFamily.id == claims.family_id)
+    ).first()
+    if row is None:
+        raise Unauthorized("the access token is invalid or expired")
+    user, family = row
+    if family.device_id != claims.device_id:
+        raise Unauthorized("the access token is invalid or expired")
+    if family.revoked_at is not None:
+        raise Unauthorized("this sign-in was revoked", code="token_revoked")
+    if not user.active:
+        raise Unauthorized("this account is deactivated", code="account_disabled")
+    if claims.device_id is not None:
+        device = session.get(Device, claims.device_id)
+        if device is None or device.revoked_at is not None or device.user_id != user.id:
+            raise Unauthorized("this device was revoked", code="device_revoked")
+    sector_ids = session.exec(
+        select(UserSector.sector_id).where(UserSector.user_id == user.id)
+    ).all()
+    community_ids = session.exec(
+        select(UserCommunity.community_id).where(UserCommunity.user_id == user.id)
+    ).all()
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=user.role,
+        family_id=family.id,
+        device_id=claims.device_id,
+        sector_ids=frozenset(sector_ids),
+        community_ids=frozenset(community_ids),
+    )
