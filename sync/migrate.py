@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
+from sync.database import WRITE
 
 SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
 
@@ -21,18 +24,31 @@ def alembic_config() -> Config:
     return config
 
 
+# Several replicas may start at once and each run the migrations: on PostgreSQL they
+# queue on this lock (held to the end of the transaction) and the later ones find
+# nothing left to do. SQLite's single writer serialises them by itself.
+MIGRATION_LOCK_KEY = 0x6669656C6473796E  # "fieldsyn"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
+    with _migrating(engine) as config:
         command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    with engine.begin() as connection:
+    with _migrating(engine) as config:
+        command.downgrade(config, revision)
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Config]:
+    """An Alembic config bound to one locked transaction: all of it applies, or none."""
+    with engine.connect().execution_options(**{WRITE: True}) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+        yield config
 
 
 def head_revision() -> str | None:

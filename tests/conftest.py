@@ -39,7 +39,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "argon2_memory_kib": 64,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session", params=backends())
