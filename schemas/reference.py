@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 from sqlmodel import Field, SQLModel
 
 from schemas.enums import AttributeType, CommunityKind
@@ -81,12 +81,10 @@ class Polygon(BaseModel):
     def _is_polygon(self) -> Self:
         if self.type not in ("Polygon", "MultiPolygon"):
             raise ValueError("boundary must be a GeoJSON Polygon or MultiPolygon")
-        rings = (
-            self.coordinates
-            if self.type == "Polygon"
-            else [ring for polygon in self.coordinates for ring in polygon]
-        )
-        for ring in rings:
+        polygons = [self.coordinates] if self.type == "Polygon" else self.coordinates
+        if not all(isinstance(polygon, list) for polygon in polygons):
+            raise ValueError("a MultiPolygon is a list of polygons, each a list of rings")
+        for ring in (ring for polygon in polygons for ring in polygon):
             if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
                 raise ValueError("each ring needs at least 4 positions and must close")
             for position in ring:
@@ -199,19 +197,18 @@ def _unique_attribute_keys(attributes: list[CategoryAttribute]) -> list[Category
     return attributes
 
 
+# Checked as a field, so that an error names ``attributes`` rather than the whole body.
+CategoryAttributes = Annotated[list[CategoryAttribute], AfterValidator(_unique_attribute_keys)]
+
+
 class ObservationCategoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: CategoryKey
     name_es: Text
     name_en: Text
-    attributes: list[CategoryAttribute] = []
+    attributes: CategoryAttributes = []
     active: bool = True
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        _unique_attribute_keys(self.attributes)
-        return self
 
 
 class ObservationCategoryUpdate(BaseModel):
@@ -219,14 +216,8 @@ class ObservationCategoryUpdate(BaseModel):
 
     name_es: Text | None = None
     name_en: Text | None = None
-    attributes: list[CategoryAttribute] | None = None
+    attributes: CategoryAttributes | None = None
     active: bool | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.attributes is not None:
-            _unique_attribute_keys(self.attributes)
-        return self
 
 
 class ObservationCategoryRead(BaseModel):

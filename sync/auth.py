@@ -29,6 +29,9 @@ from sync.errors import KeepsChanges, TooManyRequests, Unauthorized
 from sync.principal import Principal
 from sync.settings import Settings
 
+# The longest username an account can have (``user.username``, ``login_failure.username``).
+USERNAME_MAX_LENGTH = 64
+
 
 class InvalidCredentials(KeepsChanges, Unauthorized):
     code = "invalid_credentials"
@@ -53,6 +56,10 @@ def login(
     count exact on both databases.
     """
     username = username.strip().lower()
+    if len(username) > USERNAME_MAX_LENGTH or "\x00" in username:
+        # No account has such a name, and PostgreSQL could not even compare or store it.
+        security.verify_password(password, None, settings)
+        raise InvalidCredentials("wrong username or password")
     now = utcnow()
     _lock_login(session, username)
     window_start = now - timedelta(seconds=settings.login_window_seconds)
@@ -147,14 +154,16 @@ def refresh(session: Session, *, refresh_token: str, settings: Settings) -> Toke
     if row is None:
         raise Unauthorized("unknown refresh token", code="invalid_refresh_token")
     token, family, user = row
-    if family.revoked_at is not None:
-        raise Unauthorized("this sign-in was revoked", code="token_revoked")
+    # Deactivating also revokes the user's families: say why, not just that.
+    if not user.active:
+        raise Unauthorized("this account is deactivated", code="account_disabled")
+    # Revoking a device also revokes its families: say why (the device), not just that.
     if family.device_id is not None:
         device = session.get(Device, family.device_id)
         if device is None or device.revoked_at is not None:
             raise Unauthorized("this device was revoked", code="device_revoked")
-    if not user.active:
-        raise Unauthorized("this account is deactivated", code="account_disabled")
+    if family.revoked_at is not None:
+        raise Unauthorized("this sign-in was revoked", code="token_revoked")
     claimed = session.exec(
         update(RefreshToken)
         .where(col(RefreshToken.id) == token.id, col(RefreshToken.used_at).is_(None))
@@ -167,6 +176,10 @@ def refresh(session: Session, *, refresh_token: str, settings: Settings) -> Toke
         )
     if token.expires_at <= now:
         raise Unauthorized("the refresh token expired", code="invalid_refresh_token")
+    if family.device_id is not None:
+        session.exec(
+            update(Device).where(col(Device.id) == family.device_id).values(last_seen_at=now)
+        )
     return _issue_pair(session, family=family, now=now, settings=settings)
 
 
@@ -194,14 +207,16 @@ def authenticate(session: Session, *, access_token: str, settings: Settings) -> 
     user, family = row
     if family.device_id != claims.device_id:
         raise Unauthorized("the access token is invalid or expired")
-    if family.revoked_at is not None:
-        raise Unauthorized("this sign-in was revoked", code="token_revoked")
+    # Deactivating also revokes the user's families: say why, not just that.
     if not user.active:
         raise Unauthorized("this account is deactivated", code="account_disabled")
+    # Revoking a device also revokes its families: say why (the device), not just that.
     if claims.device_id is not None:
         device = session.get(Device, claims.device_id)
         if device is None or device.revoked_at is not None or device.user_id != user.id:
             raise Unauthorized("this device was revoked", code="device_revoked")
+    if family.revoked_at is not None:
+        raise Unauthorized("this sign-in was revoked", code="token_revoked")
     sector_ids = session.exec(
         select(UserSector.sector_id).where(UserSector.user_id == user.id)
     ).all()

@@ -60,7 +60,7 @@ def enroll(session: Session, *, code: str, settings: Settings) -> Enrollment:
             col(Device.revoked_at).is_(None),
             col(Device.enrolled_at).is_(None),
         )
-        .values(enrolled_at=now, enrollment_code_hash=None)
+        .values(enrolled_at=now, last_seen_at=now, enrollment_code_hash=None)
         .returning(col(Device.id), col(Device.user_id))
     ).first()
     if claimed is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,10 +64,10 @@ def shared_engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def engine(shared_engine: Engine) -> Iterator[Engine]:
+def engine(shared_engine: Engine) -> Engine:
     """The migrated database, emptied before the test."""
     _empty(shared_engine)
-    yield shared_engine
+    return shared_engine
 
 
 def _empty(engine: Engine) -> None:
@@ -79,7 +78,7 @@ def _empty(engine: Engine) -> None:
             connection.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
         else:
             for name in tables:
-                connection.exec_driver_sql(f'DELETE FROM "{name}"')
+                connection.exec_driver_sql(f'DELETE FROM "{name}"')  # noqa: S608 (our table names)
 
 
 @pytest.fixture
@@ -157,7 +156,9 @@ class World:
 
     def sector(self, code: str | None = None, **fields: Any) -> dict[str, Any]:
         code = code or f"S-{uuid.uuid4().hex[:6]}"
-        answer = self.admin.post("/sectors", json={"code": code, "name": f"Sector {code}", **fields})
+        answer = self.admin.post(
+            "/sectors", json={"code": code, "name": f"Sector {code}", **fields}
+        )
         assert answer.status_code == 201, answer.text
         result: dict[str, Any] = answer.json()
         return result

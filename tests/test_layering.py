@@ -1,0 +1,98 @@
+"""Dependencies point one way: ``schemas`` <- ``sync`` <- ``api``.
+
+``sync/`` is the engine and never knows it is served over HTTP; ``schemas/`` is the
+records and wire models and knows neither; the migrations run without the HTTP skin.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HTTP_FRAMEWORKS = {"fastapi", "starlette"}
+
+
+def imported_modules(source: str, package: str) -> set[str]:
+    """Top-level modules ``source`` imports anywhere (also inside functions and
+    ``TYPE_CHECKING`` blocks); a relative import stays inside ``package``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                found.add(package)
+            elif node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def forbidden_imports(package: str, forbidden: set[str]) -> dict[str, set[str]]:
+    """Each file under ``package/`` that imports a forbidden module, with what it imports."""
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no Python files under {package}/"
+    found = {
+        str(path.relative_to(ROOT)): imported_modules(path.read_text(), package) & forbidden
+        for path in files
+    }
+    return {name: modules for name, modules in found.items() if modules}
+
+
+def test_the_import_walker_sees_every_form_of_import() -> None:
+    source = (
+        "import os.path\n"
+        "from fastapi import FastAPI\n"
+        "from . import sibling\n"
+        "from .. import cousin\n"
+        "def late():\n"
+        "    import starlette.requests\n"
+        "if TYPE_CHECKING:\n"
+        "    from api.deps import SessionDep\n"
+    )
+    assert imported_modules(source, "sync") == {"os", "fastapi", "sync", "starlette", "api"}
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("sync", HTTP_FRAMEWORKS | {"api"}),
+        ("schemas", HTTP_FRAMEWORKS | {"api", "sync"}),
+        ("migrations", {"api"}),
+    ],
+)
+def test_a_layer_imports_nothing_from_the_layers_above_it(
+    package: str, forbidden: set[str]
+) -> None:
+    assert forbidden_imports(package, forbidden) == {}
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [("sync", HTTP_FRAMEWORKS | {"api"}), ("schemas", HTTP_FRAMEWORKS | {"api", "sync"})],
+)
+def test_importing_a_layer_loads_nothing_from_the_layers_above_it(
+    package: str, forbidden: set[str]
+) -> None:
+    """Also what the layer's own dependencies pull in, which the source walk cannot see."""
+    probe = (
+        "import importlib, pkgutil, sys\n"
+        f"import {package}\n"
+        f"for module in pkgutil.walk_packages({package}.__path__, '{package}.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert set(answer.stdout.split()) & forbidden == set()
