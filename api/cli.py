@@ -13,6 +13,7 @@ import getpass
 import sys
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 import uvicorn
 from pydantic import ValidationError
 
@@ -148,6 +149,15 @@ def _create_admin(args: argparse.Namespace) -> int:
         return 1
     except FieldsyncError as error:
         print(f"fieldsync: {error.detail}", file=sys.stderr)
+        return 1
+    except sa.exc.SQLAlchemyError as error:
+        if not migrate.is_at_head(engine):
+            print(
+                "fieldsync: the database is not migrated; run `fieldsync db upgrade`",
+                file=sys.stderr,
+            )
+        else:
+            print(f"fieldsync: the database failed: {type(error).__name__}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.problem import FieldError, Problem
@@ -122,6 +123,19 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _integrity_error(request: Request, error: Exception) -> JSONResponse:
+    # Services check uniqueness first and answer 409 themselves; this catches the
+    # request that raced another past that check and met the database's constraint.
+    log.info("integrity error on %s %s: %s", request.method, request.url.path, error)
+    return problem_response(
+        request,
+        status=409,
+        code="already_exists",
+        title="Conflict",
+        detail="a record with the same unique name, code or key was just made; nothing was kept",
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem_response(
@@ -137,6 +151,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FieldsyncError, _fieldsync_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -6,12 +6,13 @@ from enum import StrEnum
 from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from schemas.enums import Role
 from schemas.types import UTCDateTime, new_id, utcnow
+from schemas.wire import RequestBody, lowered
 
 # ---------------------------------------------------------------- records
 
@@ -108,7 +109,7 @@ class LoginFailure(SQLModel, table=True):
     """A failed password login, kept for a while to throttle guessing across processes."""
 
     __tablename__ = "login_failure"
-    __table_args__ = (sa.Index(None, "username", "failed_at"),)
+    __table_args__ = (sa.Index(None, "username", "failed_at"), sa.Index(None, "failed_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_type=sa.String(64))
@@ -120,21 +121,14 @@ class LoginFailure(SQLModel, table=True):
 
 Username = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True,
-        to_lower=True,
-        min_length=3,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9._-]*$",
-    ),
+    StringConstraints(min_length=3, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$"),
+    BeforeValidator(lowered),
 ]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UserCreate(RequestBody):
     username: Username
     password: Password
     full_name: Label
@@ -143,7 +137,7 @@ class UserCreate(BaseModel):
     community_ids: list[uuid.UUID] = []
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestBody):
     """Fields an admin may change; those left out stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
@@ -180,22 +174,16 @@ class TokenPair(BaseModel):
     )
 
 
-class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RefreshRequest(RequestBody):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
-class DeviceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DeviceCreate(RequestBody):
     label: Label
     user_id: uuid.UUID
 
 
-class DeviceUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DeviceUpdate(RequestBody):
     label: Label
 
 
@@ -207,9 +195,7 @@ class EnrollmentCode(BaseModel):
     expires_at: datetime
 
 
-class EnrollRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EnrollRequest(RequestBody):
     enrollment_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 

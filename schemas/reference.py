@@ -5,11 +5,19 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    model_validator,
+)
 from sqlmodel import Field, SQLModel
 
 from schemas.enums import AttributeType, CommunityKind
 from schemas.types import JSONDocument, UTCDateTime, new_id, utcnow
+from schemas.wire import RequestBody, lowered
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -82,7 +90,7 @@ class Polygon(BaseModel):
         if self.type not in ("Polygon", "MultiPolygon"):
             raise ValueError("boundary must be a GeoJSON Polygon or MultiPolygon")
         polygons = [self.coordinates] if self.type == "Polygon" else self.coordinates
-        if not all(isinstance(polygon, list) for polygon in polygons):
+        if not polygons or not all(isinstance(polygon, list) and polygon for polygon in polygons):
             raise ValueError("a MultiPolygon is a list of polygons, each a list of rings")
         for ring in (ring for polygon in polygons for ring in polygon):
             if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
@@ -91,7 +99,9 @@ class Polygon(BaseModel):
                 if (
                     not isinstance(position, list)
                     or len(position) < 2
-                    or not all(isinstance(c, int | float) for c in position[:2])
+                    or not all(
+                        isinstance(c, int | float) and not isinstance(c, bool) for c in position[:2]
+                    )
                     or not -180 <= position[0] <= 180
                     or not -90 <= position[1] <= 90
                 ):
@@ -99,18 +109,14 @@ class Polygon(BaseModel):
         return self
 
 
-class SectorCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SectorCreate(RequestBody):
     code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
     name: Text
     zone: Text | None = None
     boundary: Polygon | None = None
 
 
-class SectorUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SectorUpdate(RequestBody):
     name: Text | None = None
     zone: Text | None = None
     boundary: Polygon | None = None
@@ -127,18 +133,14 @@ class SectorRead(BaseModel):
     updated_at: datetime
 
 
-class CommunityCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CommunityCreate(RequestBody):
     name: Text
     sector_id: uuid.UUID
     kind: CommunityKind
     inside_protected_area: bool = False
 
 
-class CommunityUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CommunityUpdate(RequestBody):
     name: Text | None = None
     sector_id: uuid.UUID | None = None
     kind: CommunityKind | None = None
@@ -159,22 +161,17 @@ class CommunityRead(BaseModel):
 CategoryKey = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True,
-        to_lower=True,
-        min_length=1,
-        max_length=128,
-        pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
+        min_length=1, max_length=128, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
     ),
+    BeforeValidator(lowered),
 ]
 AttributeKey = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
 ]
 
 
-class CategoryAttribute(BaseModel):
+class CategoryAttribute(RequestBody):
     """One typed attribute an observation of the category carries."""
-
-    model_config = ConfigDict(extra="forbid")
 
     key: AttributeKey
     type: AttributeType
@@ -201,9 +198,7 @@ def _unique_attribute_keys(attributes: list[CategoryAttribute]) -> list[Category
 CategoryAttributes = Annotated[list[CategoryAttribute], AfterValidator(_unique_attribute_keys)]
 
 
-class ObservationCategoryCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ObservationCategoryCreate(RequestBody):
     key: CategoryKey
     name_es: Text
     name_en: Text
@@ -211,9 +206,7 @@ class ObservationCategoryCreate(BaseModel):
     active: bool = True
 
 
-class ObservationCategoryUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ObservationCategoryUpdate(RequestBody):
     name_es: Text | None = None
     name_en: Text | None = None
     attributes: CategoryAttributes | None = None

@@ -31,6 +31,8 @@ from sync.settings import Settings
 
 # The longest username an account can have (``user.username``, ``login_failure.username``).
 USERNAME_MAX_LENGTH = 64
+# No password is longer (``schemas.accounts.Password``); longer ones are not hashed.
+PASSWORD_MAX_LENGTH = 256
 
 
 class InvalidCredentials(KeepsChanges, Unauthorized):
@@ -56,7 +58,11 @@ def login(
     count exact on both databases.
     """
     username = username.strip().lower()
-    if len(username) > USERNAME_MAX_LENGTH or "\x00" in username:
+    if (
+        len(username) > USERNAME_MAX_LENGTH
+        or "\x00" in username
+        or len(password) > PASSWORD_MAX_LENGTH
+    ):
         # No account has such a name, and PostgreSQL could not even compare or store it.
         security.verify_password(password, None, settings)
         raise InvalidCredentials("wrong username or password")
@@ -78,6 +84,9 @@ def login(
     user = session.exec(select(User).where(User.username == username)).first()
     if not security.verify_password(password, user.password_hash if user else None, settings):
         session.add(LoginFailure(username=username, failed_at=now, client_ip=client_ip))
+        # Failures older than the window count for nothing: forget them, so guesses at
+        # made-up usernames do not grow the table without end.
+        session.exec(delete(LoginFailure).where(col(LoginFailure.failed_at) <= window_start))
         raise InvalidCredentials("wrong username or password")
     assert user is not None
     if not user.active:

@@ -88,7 +88,7 @@ def list_visible(session: Session, *, principal: Principal) -> list[DeviceRead]:
 
 
 def get(session: Session, *, device_id: uuid.UUID, principal: Principal) -> DeviceRead:
-    device, user = _visible(session, device_id, principal)
+    device, user = _visible(session, device_id, principal, own=True)
     return _read(device, user, utcnow())
 
 
@@ -131,13 +131,19 @@ def touch(session: Session, *, device_id: uuid.UUID, now: datetime) -> None:
     )
 
 
-def _visible(session: Session, device_id: uuid.UUID, principal: Principal) -> tuple[Device, User]:
+def _visible(
+    session: Session, device_id: uuid.UUID, principal: Principal, *, own: bool = False
+) -> tuple[Device, User]:
+    """The device, if ``principal`` manages it (or, with ``own``, if it is theirs)."""
     row = session.exec(
         select(Device, User)
         .join(User, col(User.id) == Device.user_id)
         .where(Device.id == device_id)
     ).first()
-    if row is None or not _manages(session, principal, row[1]):
+    if row is None:
+        raise NotFound("no such device")
+    theirs = own and row[1].id == principal.user_id
+    if not (theirs or _manages(session, principal, row[1])):
         raise NotFound("no such device")
     return row
 
@@ -149,7 +155,7 @@ def _manages(session: Session, principal: Principal, user: User) -> bool:
     if principal.role is Role.ranger_lead:
         if user.id == principal.user_id:
             return True
-        if user.role not in (Role.ranger, Role.ranger_lead):
+        if user.role is not Role.ranger:
             return False
         shared = session.exec(
             select(UserSector.sector_id).where(
@@ -166,7 +172,7 @@ def _managed_user_ids(principal: Principal) -> CompoundSelect[uuid.UUID]:
         .join(User, col(User.id) == UserSector.user_id)
         .where(
             col(UserSector.sector_id).in_(principal.sector_ids),
-            col(User.role).in_([Role.ranger, Role.ranger_lead]),
+            User.role == Role.ranger,
         )
         .union(select(User.id).where(User.id == principal.user_id))
     )

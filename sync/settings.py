@@ -81,10 +81,11 @@ class Settings(BaseSettings):
 def _local_development_key() -> str:
     path = LOCAL_STATE_DIR / "secret_key"
     if not path.exists():
-        LOCAL_STATE_DIR.mkdir(exist_ok=True)
+        LOCAL_STATE_DIR.mkdir(mode=0o700, exist_ok=True)
         candidate = path.with_suffix(f".{secrets.token_hex(4)}")
-        candidate.write_text(secrets.token_urlsafe(48))
-        candidate.chmod(0o600)
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
         # Two processes starting at once: link() refuses to replace, so the first
         # key written wins and every process reads that one.
         try:

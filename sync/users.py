@@ -16,10 +16,16 @@ from sync.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from sync.principal import Principal
 from sync.settings import Settings
 
+# Which scope each role holds: sectors for rangers and their leads, communities for
+# extension workers. Admins and coordinators see everything and hold none.
+SECTOR_ROLES = frozenset({Role.ranger, Role.ranger_lead})
+COMMUNITY_ROLES = frozenset({Role.extension_worker})
+
 
 def create(session: Session, *, user: UserCreate, settings: Settings) -> UserRead:
     if session.exec(select(User.id).where(User.username == user.username)).first():
         raise Conflict(f"the username {user.username!r} is taken", code="already_exists")
+    _check_scope_fits_role(user.role, user.sector_ids, user.community_ids)
     _check_scope_exists(session, user.sector_ids, user.community_ids)
     record = User(
         username=user.username,
@@ -49,7 +55,18 @@ def update(
     record = session.get(User, user_id)
     if record is None:
         raise NotFound("no such user")
+    role = changes.role or record.role
+    _check_scope_fits_role(role, changes.sector_ids or [], changes.community_ids or [])
     _check_scope_exists(session, changes.sector_ids or [], changes.community_ids or [])
+    if (
+        record.role is Role.admin
+        and record.active
+        and (role is not Role.admin or changes.active is False)
+    ):
+        _keep_one_admin(session, user_id)
+    # A new role drops the scope it does not hold: a ranger made coordinator keeps no sectors.
+    sector_ids = changes.sector_ids if role in SECTOR_ROLES else []
+    community_ids = changes.community_ids if role in COMMUNITY_ROLES else []
     if changes.full_name is not None:
         record.full_name = changes.full_name
     if changes.role is not None:
@@ -65,7 +82,7 @@ def update(
             where=col(RefreshFamily.user_id) == user_id,
             reason="deactivated" if changes.active is False else "password_changed",
         )
-    _set_scope(session, user_id, sector_ids=changes.sector_ids, community_ids=changes.community_ids)
+    _set_scope(session, user_id, sector_ids=sector_ids, community_ids=community_ids)
     record.updated_at = utcnow()
     session.add(record)
     session.flush()
@@ -99,6 +116,28 @@ def _read(session: Session, user: User) -> UserRead:
         created_at=user.created_at,
         updated_at=user.updated_at,
     )
+
+
+def _check_scope_fits_role(
+    role: Role, sector_ids: list[uuid.UUID], community_ids: list[uuid.UUID]
+) -> None:
+    problems = []
+    if sector_ids and role not in SECTOR_ROLES:
+        problems.append(FieldProblem("sector_ids", "scope_mismatch", f"a {role} holds no sectors"))
+    if community_ids and role not in COMMUNITY_ROLES:
+        problems.append(
+            FieldProblem("community_ids", "scope_mismatch", f"a {role} holds no communities")
+        )
+    if problems:
+        raise Unprocessable("this scope does not go with the role", errors=problems)
+
+
+def _keep_one_admin(session: Session, leaving: uuid.UUID) -> None:
+    others = session.exec(
+        select(User.id).where(User.role == Role.admin, col(User.active), User.id != leaving)
+    ).first()
+    if others is None:
+        raise Conflict("this is the last active admin; make another first", code="last_admin")
 
 
 def _check_scope_exists(

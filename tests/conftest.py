@@ -7,11 +7,14 @@ server process where they say so.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -23,6 +26,7 @@ from schemas.enums import Role
 from sync import migrate, users
 from sync.database import create_db_engine, transaction
 from sync.settings import Settings
+from sync.users import COMMUNITY_ROLES, SECTOR_ROLES
 from tests.databases import backends, fresh_database
 
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
@@ -183,7 +187,14 @@ class World:
         sector_ids: list[str] = (),  # type: ignore[assignment]
         community_ids: list[str] = (),  # type: ignore[assignment]
     ) -> Caller:
+        """A signed-in user of ``role``. Tests parametrized over roles pass both kinds of
+        scope; each role is given only the kind it holds (sectors for rangers and ranger
+        leads, communities for extension workers, none for the office)."""
         username = username or f"{role}-{uuid.uuid4().hex[:6]}".replace("_", "-")
+        if Role(role) not in SECTOR_ROLES:
+            sector_ids = []
+        if Role(role) not in COMMUNITY_ROLES:
+            community_ids = []
         answer = self.admin.post(
             "/users",
             json={
@@ -218,6 +229,21 @@ def world(client: TestClient, engine: Engine, settings: Settings) -> World:
     return World(client, engine, settings)
 
 
+def all_at_once(
+    client: TestClient, send: Callable[[TestClient], httpx.Response], times: int = 8
+) -> list[httpx.Response]:
+    """``send`` from ``times`` threads released together, each with its own client."""
+    barrier = threading.Barrier(times)
+
+    def one(_: int) -> httpx.Response:
+        own = TestClient(client.app, base_url=str(client.base_url))
+        barrier.wait(timeout=30)
+        return send(own)
+
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        return list(pool.map(one, range(times)))
+
+
 def assert_problem(answer: Any, status: int, code: str | None = None) -> dict[str, Any]:
     """The answer is a problem+json of ``status`` (and ``code``), shaped as RFC 9457 says."""
     assert answer.status_code == status, answer.text
@@ -230,4 +256,13 @@ def assert_problem(answer: Any, status: int, code: str | None = None) -> dict[st
     return body
 
 
-__all__ = ["PASSWORD", "Caller", "World", "assert_problem", "login", "make_settings", "sa"]
+__all__ = [
+    "PASSWORD",
+    "Caller",
+    "World",
+    "all_at_once",
+    "assert_problem",
+    "login",
+    "make_settings",
+    "sa",
+]

@@ -172,6 +172,15 @@ def test_create_admin_twice_with_the_same_username_says_it_is_taken(
     assert "Traceback" not in again.stderr
 
 
+def test_create_admin_on_an_unmigrated_database_says_to_run_db_upgrade(
+    fieldsync: Fieldsync,
+) -> None:
+    answer = fieldsync.create_admin("boss", PASSWORD)
+    assert answer.returncode == 1
+    assert "fieldsync db upgrade" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
 def test_serve_in_production_without_a_secret_key_exits_2_naming_the_variable(
     fieldsync: Fieldsync,
 ) -> None:

@@ -44,8 +44,10 @@ def list_devices(principal: CurrentPrincipal, session: SessionDep) -> list[Devic
 
 
 @router.get("/{device_id}")
-def get_device(device_id: uuid.UUID, principal: DeviceManager, session: SessionDep) -> DeviceRead:
-    """One device."""
+def get_device(
+    device_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> DeviceRead:
+    """One device: of a user the caller manages, or the caller's own."""
     return devices.get(session, device_id=device_id, principal=principal)
 
 

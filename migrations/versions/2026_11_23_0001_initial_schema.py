@@ -33,6 +33,9 @@ def upgrade() -> None:
         ["username", "failed_at"],
         unique=False,
     )
+    op.create_index(
+        op.f("ix_login_failure_failed_at"), "login_failure", ["failed_at"], unique=False
+    )
 
     op.create_table(
         "observation_category",
@@ -248,6 +251,7 @@ def downgrade() -> None:
     op.drop_table("user")
     op.drop_table("sector")
     op.drop_table("observation_category")
+    op.drop_index(op.f("ix_login_failure_failed_at"), table_name="login_failure")
     op.drop_index(op.f("ix_login_failure_username_failed_at"), table_name="login_failure")
 
     op.drop_table("login_failure")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +25,7 @@ from sqlmodel import Session, col, func, select
 from schemas import LoginFailure, RefreshFamily
 from sync import security
 from sync.settings import Settings
-from tests.conftest import PASSWORD, Caller, World, assert_problem, login
+from tests.conftest import PASSWORD, Caller, World, all_at_once, assert_problem, login
 
 BASE_URL = "http://testserver/api/v1"
 OTHER_KEY = "another-secret-key-that-is-also-long-enough-9876543210"
@@ -66,21 +64,6 @@ def _assert_refused_token(answer: httpx.Response, code: str | None = None) -> No
 def _wrong_logins(client: TestClient, username: str, times: int) -> None:
     for _ in range(times):
         assert_problem(login(client, username, "not the password"), 401, "invalid_credentials")
-
-
-def _all_at_once(
-    client: TestClient, send: Callable[[TestClient], httpx.Response], times: int = THREADS
-) -> list[httpx.Response]:
-    """``send`` from ``times`` threads released together, each with its own client."""
-    barrier = threading.Barrier(times)
-
-    def one(_: int) -> httpx.Response:
-        own = TestClient(client.app, base_url=BASE_URL)
-        barrier.wait(timeout=30)
-        return send(own)
-
-    with ThreadPoolExecutor(max_workers=times) as pool:
-        return list(pool.map(one, range(times)))
 
 
 # ---------------------------------------------------------------- login
@@ -530,7 +513,7 @@ def test_a_refresh_token_sent_by_several_clients_at_once_wins_exactly_once(
     ranger = world.user("ranger")
     refresh_token = ranger.tokens["refresh_token"]
 
-    answers = _all_at_once(world.client, lambda client: _refresh(client, refresh_token))
+    answers = all_at_once(world.client, lambda client: _refresh(client, refresh_token))
 
     statuses = Counter(answer.status_code for answer in answers)
     assert statuses == {200: 1, 401: THREADS - 1}, [a.text for a in answers]
@@ -551,7 +534,7 @@ def test_an_enrollment_code_sent_by_several_tablets_at_once_enrolls_exactly_one(
     assert made.status_code == 201, made.text
     code = made.json()["enrollment_code"]
 
-    answers = _all_at_once(
+    answers = all_at_once(
         world.client, lambda client: client.post("/devices/enroll", json={"enrollment_code": code})
     )
 
@@ -578,7 +561,7 @@ def test_concurrent_wrong_passwords_never_get_past_the_throttle(
     ranger = world.user("ranger")
     attempts = 12
 
-    answers = _all_at_once(
+    answers = all_at_once(
         world.client,
         lambda client: login(client, ranger.username, "not the password"),
         times=attempts,
@@ -598,3 +581,22 @@ def test_concurrent_wrong_passwords_never_get_past_the_throttle(
         ).one()
     assert recorded == settings.login_max_failures
     assert_problem(login(world.client, ranger.username), 429, "too_many_attempts")
+
+
+def test_failures_older_than_the_window_are_forgotten(
+    world: World, engine: Engine, settings: Settings
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(seconds=settings.login_window_seconds + 60)
+    with Session(engine) as session:
+        session.add_all(
+            LoginFailure(username=f"made-up-{n}", failed_at=long_ago) for n in range(20)
+        )
+        session.commit()
+
+    assert_problem(
+        login(world.client, "someone-else", "wrong password"), 401, "invalid_credentials"
+    )
+
+    with Session(engine) as session:
+        left = session.exec(select(LoginFailure.username)).all()
+    assert left == ["someone-else"]

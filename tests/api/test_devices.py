@@ -669,3 +669,29 @@ def test_a_ranger_may_not_relabel_their_own_device(world: World, ranger: Caller)
     device_id = _device_id(world.device(ranger))
 
     assert_problem(ranger.patch(f"/devices/{device_id}", json={"label": "Mine"}), 403, "forbidden")
+
+
+def test_a_ranger_reads_their_own_device_but_not_another(world: World) -> None:
+    sector = world.sector()
+    ranger = world.user("ranger", sector_ids=[sector["id"]])
+    other = world.user("ranger", sector_ids=[sector["id"]])
+    mine = _make_code(world.admin, ranger)
+    theirs = _make_code(world.admin, other)
+
+    answer = ranger.get(f"/devices/{mine['device_id']}")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["user_id"] == str(ranger.user_id)
+    assert_problem(ranger.get(f"/devices/{theirs['device_id']}"), 404, "not_found")
+    assert_problem(ranger.post(f"/devices/{mine['device_id']}/revoke"), 403, "forbidden")
+
+
+def test_a_ranger_lead_does_not_manage_another_ranger_lead_of_their_sector(world: World) -> None:
+    sector = world.sector()
+    lead = world.user("ranger_lead", sector_ids=[sector["id"]])
+    other_lead = world.user("ranger_lead", sector_ids=[sector["id"]])
+    device = _make_code(world.admin, other_lead)
+
+    answer = lead.post("/devices", json={"label": "T", "user_id": str(other_lead.user_id)})
+    assert_problem(answer, 404, "not_found")
+    assert_problem(lead.post(f"/devices/{device['device_id']}/revoke"), 404, "not_found")
+    assert device["device_id"] not in [d["id"] for d in lead.get("/devices").json()]

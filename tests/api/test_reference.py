@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Caller, World, assert_problem
+from tests.conftest import Caller, World, all_at_once, assert_problem
 
 NON_ADMIN_ROLES = ["coordinator", "ranger_lead", "ranger", "extension_worker"]
 ALL_ROLES = ["admin", *NON_ADMIN_ROLES]
@@ -870,3 +870,21 @@ def test_reading_places_needs_a_token(world: World, places: dict[str, dict[str, 
         "/observation-categories",
     ):
         assert_problem(world.client.get(path), 401, "not_authenticated")
+
+
+def test_two_admins_making_the_same_sector_at_once_get_one_201_and_409s_never_a_500(
+    world: World,
+) -> None:
+    headers = world.admin.headers
+    answers = all_at_once(
+        world.client,
+        lambda client: client.post(
+            "/sectors", json={"code": "AM-RACE", "name": "Race"}, headers=headers
+        ),
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] + [409] * (len(answers) - 1), [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code == 409:
+            assert_problem(answer, 409, "already_exists")
+    assert [s["code"] for s in world.admin.get("/sectors").json()] == ["AM-RACE"]

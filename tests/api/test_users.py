@@ -33,9 +33,7 @@ def _fields_of(problem: dict[str, Any]) -> list[str]:
 def test_an_admin_makes_a_user_with_a_role_and_a_scope(world: World) -> None:
     sector = world.sector("AM-01")
     community = world.community(sector["id"], "Nuevo Edén")
-    body = _new_user(
-        username="rosa.t", role="ranger", sector_ids=[sector["id"]], community_ids=[community["id"]]
-    )
+    body = _new_user(username="rosa.t", role="ranger", sector_ids=[sector["id"]])
 
     answer = world.admin.post("/users", json=body)
 
@@ -47,7 +45,81 @@ def test_an_admin_makes_a_user_with_a_role_and_a_scope(world: World) -> None:
     assert made["role"] == "ranger"
     assert made["active"] is True
     assert made["sector_ids"] == [sector["id"]]
-    assert made["community_ids"] == [community["id"]]
+    assert made["community_ids"] == []
+
+    worker = world.admin.post(
+        "/users",
+        json=_new_user(username="luz.m", role="extension_worker", community_ids=[community["id"]]),
+    )
+    assert worker.status_code == 201, worker.text
+    assert worker.json()["community_ids"] == [community["id"]]
+    assert worker.json()["sector_ids"] == []
+
+
+@pytest.mark.parametrize(
+    ("role", "scope"),
+    [
+        ("ranger", "community_ids"),
+        ("ranger_lead", "community_ids"),
+        ("extension_worker", "sector_ids"),
+        ("coordinator", "sector_ids"),
+        ("admin", "community_ids"),
+    ],
+)
+def test_a_scope_the_role_does_not_hold_is_refused(world: World, role: str, scope: str) -> None:
+    sector = world.sector()
+    community = world.community(sector["id"])
+    ids = {"sector_ids": [sector["id"]], "community_ids": [community["id"]]}[scope]
+
+    answer = world.admin.post("/users", json=_new_user(role=role, **{scope: ids}))
+
+    problem = assert_problem(answer, 422, "validation_failed")
+    assert problem["errors"][0] == {
+        "field": scope,
+        "code": "scope_mismatch",
+        "message": problem["errors"][0]["message"],
+    }
+
+
+def test_a_new_role_drops_the_scope_it_does_not_hold(world: World) -> None:
+    sector = world.sector()
+    ranger = world.user("ranger", sector_ids=[sector["id"]])
+
+    answer = world.admin.patch(f"/users/{ranger.user_id}", json={"role": "coordinator"})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["sector_ids"] == []
+    assert ranger.get("/auth/me").json()["role"] == "coordinator"
+
+
+def test_the_last_active_admin_cannot_be_demoted_or_deactivated(world: World) -> None:
+    admin_id = world.admin.user_id
+    for change in ({"role": "coordinator"}, {"active": False}):
+        assert_problem(world.admin.patch(f"/users/{admin_id}", json=change), 409, "last_admin")
+    assert world.admin.get("/auth/me").json()["role"] == "admin"
+
+    second = world.user("admin")
+    answer = world.admin.patch(f"/users/{admin_id}", json={"active": False})
+    assert answer.status_code == 200, answer.text
+    assert_problem(
+        second.patch(f"/users/{second.user_id}", json={"active": False}), 409, "last_admin"
+    )
+
+
+def test_a_username_is_stored_lowercase_whatever_case_it_is_given_in(world: World) -> None:
+    answer = world.admin.post("/users", json=_new_user(username="  ROSA.Tapullima "))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["username"] == "rosa.tapullima"
+    assert_problem(
+        world.admin.post("/users", json=_new_user(username="rosa.TAPULLIMA")), 409, "already_exists"
+    )
+
+
+def test_a_nul_character_anywhere_in_a_body_is_refused_not_a_500(world: World) -> None:
+    answer = world.admin.post("/users", json=_new_user(full_name="Rosa\u0000Tapullima"))
+    assert_problem(answer, 422, "validation_failed")
+    answer = world.admin.post("/sectors", json={"code": "AM-9", "name": "x\x00y"})
+    assert_problem(answer, 422, "validation_failed")
 
 
 def test_a_made_user_never_shows_a_password_or_its_hash(world: World) -> None:
