@@ -13,16 +13,48 @@ from schemas.accounts import (
     UserCommunity,
     UserSector,
 )
+from schemas.records import (
+    Agreement,
+    Attendance,
+    Household,
+    Observation,
+    Patrol,
+    Person,
+    TrackSegment,
+    TrainingSession,
+)
 from schemas.reference import Community, ObservationCategory, Sector
+from schemas.sync import (
+    Conflict,
+    DeferredChange,
+    RecordVersion,
+    SyncChange,
+    SyncClock,
+    SyncEntry,
+)
 
 __all__ = [
+    "Agreement",
+    "Attendance",
     "Community",
+    "Conflict",
+    "DeferredChange",
     "Device",
+    "Household",
     "LoginFailure",
+    "Observation",
     "ObservationCategory",
+    "Patrol",
+    "Person",
+    "RecordVersion",
     "RefreshFamily",
     "RefreshToken",
     "Sector",
+    "SyncChange",
+    "SyncClock",
+    "SyncEntry",
+    "TrackSegment",
+    "TrainingSession",
     "User",
     "UserCommunity",
     "UserSector",

@@ -73,6 +73,7 @@ class Device(SQLModel, table=True):
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_by: uuid.UUID | None = Field(default=None, foreign_key="user.id")
+    last_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class RefreshFamily(SQLModel, table=True):

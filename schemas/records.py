@@ -1,0 +1,420 @@
+"""The field records tablets sync: their fields (validated) and their tables (queryable).
+
+Each record type has a *fields model* — what a device may send, validated whole
+(a create is validated as sent; an update is validated merged onto the current
+state) — and a *table* with typed columns plus the columns every synced record has
+(``SyncedColumns``). Server-owned fields are not in the fields models, so a device
+cannot set them.
+"""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+import sqlalchemy as sa
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import Field as PydanticField
+from sqlmodel import Field, SQLModel
+
+from schemas.types import JSONDocument, UTCDateTime
+
+Text = Annotated[str, PydanticField(min_length=1, max_length=2000)]
+Name = Annotated[str, PydanticField(min_length=1, max_length=200)]
+Latitude = Annotated[float, PydanticField(ge=-90, le=90)]
+Longitude = Annotated[float, PydanticField(ge=-180, le=180)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a timestamp needs its offset (RFC 3339)")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Fields(BaseModel):
+    """The fields a device sends for one record; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---------------------------------------------------------------- enumerations
+
+
+class PatrolType(StrEnum):
+    ground = "ground"
+    water = "water"
+
+
+class PatrolStatus(StrEnum):
+    draft = "draft"
+    submitted = "submitted"
+    approved = "approved"
+    returned = "returned"
+    cancelled = "cancelled"
+
+
+class ActionTaken(StrEnum):
+    observed = "observed"
+    warned = "warned"
+    confiscated = "confiscated"
+    reported = "reported"
+
+
+class Sex(StrEnum):
+    female = "female"
+    male = "male"
+    other = "other"
+    unknown = "unknown"
+
+
+class DocType(StrEnum):
+    dni = "dni"
+    ce = "ce"
+    none = "none"
+
+
+class AgreementStatus(StrEnum):
+    draft = "draft"
+    active = "active"
+    suspended = "suspended"
+    terminated = "terminated"
+    expired = "expired"
+
+
+class ConsentMethod(StrEnum):
+    signature = "signature"
+    thumbprint = "thumbprint"
+    witnessed_verbal = "witnessed_verbal"
+
+
+class Program(StrEnum):
+    coffee_production = "coffee_production"
+    financial_skills = "financial_skills"
+    school_environmental_education = "school_environmental_education"
+    other = "other"
+
+
+class SessionStatus(StrEnum):
+    planned = "planned"
+    held = "held"
+    cancelled = "cancelled"
+
+
+class AttendanceRole(StrEnum):
+    participant = "participant"
+    facilitator = "facilitator"
+
+
+# ---------------------------------------------------------------- nested values
+
+
+class Member(BaseModel):
+    """A patrol member or a facilitator: a user of the service, or a name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: uuid.UUID | None = None
+    name: Name | None = None
+    role: Name | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if self.user_id is None and self.name is None:
+            raise ValueError("a member needs a user_id or a name")
+        return self
+
+
+class TrackPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    t: Moment
+    lat: Latitude
+    lon: Longitude
+    accuracy_m: float | None = PydanticField(default=None, ge=0)
+    alt_m: float | None = None
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: Latitude
+    lon: Longitude
+
+
+class HouseholdMember(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person_id: uuid.UUID
+    relation: Name | None = None
+
+
+class Consent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: ConsentMethod
+    given_on: date
+
+
+class Headcount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    female: int = PydanticField(ge=0)
+    male: int = PydanticField(ge=0)
+
+
+Key = Annotated[str, PydanticField(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+
+# ---------------------------------------------------------------- fields models
+
+
+class PatrolFields(Fields):
+    sector_id: uuid.UUID
+    patrol_type: PatrolType = PatrolType.ground
+    objective: Text | None = None
+    leader_id: uuid.UUID | None = None
+    members: list[Member] = []
+    transport: Name | None = None
+    started_at: Moment | None = None
+    ended_at: Moment | None = None
+    rest_minutes: int | None = PydanticField(default=None, ge=0)
+    comment: Text | None = None
+    status: PatrolStatus = PatrolStatus.draft
+
+
+class TrackSegmentFields(Fields):
+    patrol_id: uuid.UUID
+    points: list[TrackPoint] = PydanticField(min_length=1, max_length=10_000)
+
+
+class ObservationFields(Fields):
+    patrol_id: uuid.UUID | None = None
+    sector_id: uuid.UUID | None = None
+    category_key: Annotated[str, PydanticField(min_length=1, max_length=128)]
+    observed_at: Moment
+    lat: Latitude
+    lon: Longitude
+    accuracy_m: float | None = PydanticField(default=None, ge=0)
+    attributes: dict[str, Any] = {}
+    notes: Text | None = None
+    action_taken: ActionTaken = ActionTaken.observed
+
+    @model_validator(mode="after")
+    def _placed(self) -> Self:
+        if self.patrol_id is None and self.sector_id is None:
+            raise ValueError("a standalone observation (no patrol_id) needs its sector_id")
+        return self
+
+
+class PersonFields(Fields):
+    given_names: Name
+    paternal_surname: Name
+    maternal_surname: Name | None = None
+    sex: Sex = Sex.unknown
+    birth_year: int | None = PydanticField(default=None, ge=1900, le=2100)
+    doc_type: DocType = DocType.none
+    doc_number: Annotated[str, PydanticField(min_length=1, max_length=32)] | None = None
+    phone: Annotated[str, PydanticField(min_length=3, max_length=32)] | None = None
+    community_id: uuid.UUID
+    household_id: uuid.UUID | None = None
+
+
+class HouseholdFields(Fields):
+    code: Name | None = None
+    community_id: uuid.UUID
+    head_person_id: uuid.UUID | None = None
+    location: Location | None = None
+    members: list[HouseholdMember] = []
+
+
+class AgreementFields(Fields):
+    code: Name | None = None
+    household_id: uuid.UUID
+    signatory_person_id: uuid.UUID | None = None
+    community_id: uuid.UUID
+    signed_on: date | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    renews_agreement_id: uuid.UUID | None = None
+    status: AgreementStatus = AgreementStatus.draft
+    area_total_ha: float | None = PydanticField(default=None, ge=0)
+    area_forest_ha: float | None = PydanticField(default=None, ge=0)
+    area_coffee_ha: float | None = PydanticField(default=None, ge=0)
+    commitments: list[Key] = []
+    benefits: list[Key] = []
+    consent: Consent | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+
+class TrainingSessionFields(Fields):
+    program: Program
+    topic: Text | None = None
+    community_id: uuid.UUID
+    venue: Name | None = None
+    starts_at: Moment
+    ends_at: Moment | None = None
+    facilitators: list[Member] = []
+    status: SessionStatus = SessionStatus.planned
+    headcount: Headcount | None = None
+
+
+class AttendanceFields(Fields):
+    session_id: uuid.UUID
+    person_id: uuid.UUID
+    role: AttendanceRole = AttendanceRole.participant
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _enum(kind: type[StrEnum]) -> Any:
+    return sa.Column(
+        sa.Enum(kind, native_enum=False, length=32, validate_strings=True), nullable=False
+    )
+
+
+class SyncedColumns(SQLModel):
+    """What every synced record has besides its fields. All of it is server-owned but
+    ``recorded_at`` (the device's clock, kept, never trusted for ordering)."""
+
+    id: uuid.UUID = Field(primary_key=True)
+    version: int = Field(default=1)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_by: uuid.UUID | None = Field(default=None)
+    device_id: uuid.UUID | None = Field(default=None)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Patrol(SyncedColumns, table=True):
+    __tablename__ = "patrol"
+
+    sector_id: uuid.UUID = Field(foreign_key="sector.id", index=True)
+    patrol_type: PatrolType = Field(sa_column=_enum(PatrolType))
+    objective: str | None = Field(default=None, sa_type=sa.Text)
+    leader_id: uuid.UUID | None = Field(default=None, index=True)
+    members: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    transport: str | None = Field(default=None, sa_type=sa.String(200))
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rest_minutes: int | None = None
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+    status: PatrolStatus = Field(sa_column=_enum(PatrolStatus))
+    reviewed_by: uuid.UUID | None = Field(default=None, foreign_key="user.id")
+    reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    review_comment: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class TrackSegment(SyncedColumns, table=True):
+    __tablename__ = "track_segment"
+
+    patrol_id: uuid.UUID = Field(index=True)
+    sector_id: uuid.UUID = Field(foreign_key="sector.id")
+    points: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    point_count: int = 0
+
+
+class Observation(SyncedColumns, table=True):
+    __tablename__ = "observation"
+
+    patrol_id: uuid.UUID | None = Field(default=None, index=True)
+    sector_id: uuid.UUID = Field(foreign_key="sector.id", index=True)
+    category_key: str = Field(sa_type=sa.String(128), index=True)
+    observed_at: datetime = Field(sa_type=UTCDateTime)
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    notes: str | None = Field(default=None, sa_type=sa.Text)
+    action_taken: ActionTaken = Field(sa_column=_enum(ActionTaken))
+
+
+class Person(SyncedColumns, table=True):
+    __tablename__ = "person"
+
+    given_names: str = Field(sa_type=sa.String(200))
+    paternal_surname: str = Field(sa_type=sa.String(200))
+    maternal_surname: str | None = Field(default=None, sa_type=sa.String(200))
+    sex: Sex = Field(sa_column=_enum(Sex))
+    birth_year: int | None = None
+    doc_type: DocType = Field(sa_column=_enum(DocType))
+    doc_number: str | None = Field(default=None, sa_type=sa.String(32), index=True)
+    phone: str | None = Field(default=None, sa_type=sa.String(32))
+    community_id: uuid.UUID = Field(foreign_key="community.id", index=True)
+    household_id: uuid.UUID | None = Field(default=None, index=True)
+    merged_into: uuid.UUID | None = Field(default=None)
+
+
+class Household(SyncedColumns, table=True):
+    __tablename__ = "household"
+
+    code: str | None = Field(default=None, sa_type=sa.String(200))
+    community_id: uuid.UUID = Field(foreign_key="community.id", index=True)
+    head_person_id: uuid.UUID | None = Field(default=None)
+    location: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+    members: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+
+
+class Agreement(SyncedColumns, table=True):
+    __tablename__ = "agreement"
+
+    code: str | None = Field(default=None, sa_type=sa.String(200))
+    household_id: uuid.UUID = Field(index=True)
+    signatory_person_id: uuid.UUID | None = Field(default=None, index=True)
+    community_id: uuid.UUID = Field(foreign_key="community.id", index=True)
+    signed_on: date | None = None
+    valid_from: date | None = None
+    valid_until: date | None = Field(default=None, index=True)
+    renews_agreement_id: uuid.UUID | None = None
+    status: AgreementStatus = Field(sa_column=_enum(AgreementStatus))
+    area_total_ha: float | None = None
+    area_forest_ha: float | None = None
+    area_coffee_ha: float | None = None
+    commitments: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    benefits: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    consent: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+
+
+class TrainingSession(SyncedColumns, table=True):
+    __tablename__ = "training_session"
+
+    program: Program = Field(sa_column=_enum(Program))
+    topic: str | None = Field(default=None, sa_type=sa.Text)
+    community_id: uuid.UUID = Field(foreign_key="community.id", index=True)
+    venue: str | None = Field(default=None, sa_type=sa.String(200))
+    starts_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    facilitators: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    status: SessionStatus = Field(sa_column=_enum(SessionStatus))
+    headcount: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+
+
+class Attendance(SyncedColumns, table=True):
+    """One person at one session. Two tablets recording the same person at the same
+    session make one attendance: the second is folded into the first."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (
+        sa.Index(
+            "uq_attendance_session_id_person_id_live",
+            "session_id",
+            "person_id",
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        ),
+    )
+
+    session_id: uuid.UUID = Field(index=True)
+    person_id: uuid.UUID = Field(index=True)
+    community_id: uuid.UUID = Field(foreign_key="community.id", index=True)
+    role: AttendanceRole = Field(sa_column=_enum(AttendanceRole))
+    merged_into: uuid.UUID | None = Field(default=None)

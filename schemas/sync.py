@@ -1,0 +1,306 @@
+"""The sync protocol: its bookkeeping tables and its wire models, field by field.
+
+Tables:
+- ``sync_clock``: one row; its ``seq`` is bumped at the end of every writing
+  transaction, under the row's lock, so change sequence order is commit order.
+- ``sync_entry``: one row per record a device can pull — its latest ``change_seq``,
+  its scope keys, and its whole current state; pull is a range scan of it.
+- ``record_version``: every version of every record: the audit trail (who, which
+  device, when, what changed) and the base of three-way merges.
+- ``sync_change``: every change a device sent, by ``change_id``, with the result it
+  got: the same change sent again gets the same answer.
+- ``deferred_change``: changes waiting for a record they refer to.
+- ``conflict``: both sides of a conflict, until a person resolves it.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
+from sqlmodel import Field, SQLModel
+
+from schemas.types import JSONDocument, UTCDateTime, new_id, utcnow
+from schemas.wire import RequestBody
+
+# ---------------------------------------------------------------- enumerations
+
+
+class Op(StrEnum):
+    """What a change does: ``create`` carries the whole record, ``update`` only the
+    fields the device changed, ``delete`` none."""
+
+    create = "create"
+    update = "update"
+    delete = "delete"
+
+
+class Status(StrEnum):
+    """The result of one pushed change (see the table in docs/protocol.md)."""
+
+    applied = "applied"
+    merged = "merged"
+    conflict = "conflict"
+    rejected = "rejected"
+    deferred = "deferred"
+
+
+class ConflictStatus(StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+class Resolution(StrEnum):
+    keep_server = "keep_server"
+    take_device = "take_device"
+    custom = "custom"
+
+
+# ---------------------------------------------------------------- tables
+
+
+class SyncClock(SQLModel, table=True):
+    """The one row that orders every change. ``epoch`` names this database's history:
+    a cursor of another epoch cannot be served."""
+
+    __tablename__ = "sync_clock"
+
+    id: int = Field(primary_key=True)
+    seq: int = Field(default=0, sa_type=sa.BigInteger)
+    epoch: uuid.UUID = Field(default_factory=new_id)
+
+
+class SyncEntry(SQLModel, table=True):
+    __tablename__ = "sync_entry"
+    __table_args__ = (
+        sa.Index(None, "sector_id", "change_seq"),
+        sa.Index(None, "community_id", "change_seq"),
+    )
+
+    entity: str = Field(sa_type=sa.String(32), primary_key=True)
+    record_id: uuid.UUID = Field(primary_key=True)
+    change_seq: int = Field(sa_type=sa.BigInteger, unique=True)
+    version: int
+    deleted: bool = False
+    sector_id: uuid.UUID | None = None
+    community_id: uuid.UUID | None = None
+    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RecordVersion(SQLModel, table=True):
+    __tablename__ = "record_version"
+
+    entity: str = Field(sa_type=sa.String(32), primary_key=True)
+    record_id: uuid.UUID = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    op: str = Field(sa_type=sa.String(16))
+    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    changed: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    user_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+    change_id: uuid.UUID | None = None
+    reason: str | None = Field(default=None, sa_type=sa.String(32))
+    recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SyncChange(SQLModel, table=True):
+    __tablename__ = "sync_change"
+    __table_args__ = (
+        sa.Index(None, "device_id", "seq"),
+        sa.Index(None, "status", "received_at"),
+    )
+
+    change_id: uuid.UUID = Field(primary_key=True)
+    device_id: uuid.UUID = Field(foreign_key="device.id")
+    user_id: uuid.UUID = Field(foreign_key="user.id")
+    batch_id: uuid.UUID | None = None
+    seq: int = Field(sa_type=sa.BigInteger)
+    entity: str = Field(sa_type=sa.String(64))
+    record_id: uuid.UUID | None = None
+    op: str = Field(sa_type=sa.String(16))
+    content_hash: str = Field(sa_type=sa.String(64))
+    status: str = Field(sa_type=sa.String(16))
+    result: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    change: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeferredChange(SQLModel, table=True):
+    __tablename__ = "deferred_change"
+    __table_args__ = (sa.Index(None, "waiting_entity", "waiting_id"),)
+
+    change_id: uuid.UUID = Field(foreign_key="sync_change.change_id", primary_key=True)
+    waiting_entity: str = Field(sa_type=sa.String(32))
+    waiting_id: uuid.UUID
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Conflict(SQLModel, table=True):
+    __tablename__ = "conflict"
+    __table_args__ = (sa.Index(None, "status", "entity", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    entity: str = Field(sa_type=sa.String(32))
+    record_id: uuid.UUID = Field(index=True)
+    status: ConflictStatus = Field(
+        sa_column=sa.Column(
+            sa.Enum(ConflictStatus, native_enum=False, length=16, validate_strings=True),
+            nullable=False,
+        )
+    )
+    kind: str = Field(sa_type=sa.String(32))
+    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    base_version: int | None = None
+    server_version: int
+    change_id: uuid.UUID | None = Field(default=None, foreign_key="sync_change.change_id")
+    device_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sector_id: uuid.UUID | None = None
+    community_id: uuid.UUID | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: uuid.UUID | None = Field(default=None, foreign_key="user.id")
+    resolution: str | None = Field(default=None, sa_type=sa.String(16))
+    resolved_version: int | None = None
+
+
+# ---------------------------------------------------------------- wire: push
+
+
+class Change(BaseModel):
+    """One change a device made offline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    change_id: uuid.UUID = PydanticField(
+        description="Unique forever. Sent again, it gets the answer it got the first time."
+    )
+    seq: int = PydanticField(ge=0, description="Strictly increasing per device.")
+    entity: Annotated[str, PydanticField(max_length=64)] = PydanticField(
+        description="The record type, such as `attendance`."
+    )
+    id: uuid.UUID = PydanticField(description="The record's id, made on the device.")
+    op: Annotated[str, PydanticField(max_length=16)] = PydanticField(
+        description="`create`, `update` or `delete`."
+    )
+    base_version: int | None = PydanticField(
+        default=None,
+        ge=0,
+        description="The server version of the record the device last saw (null for create).",
+    )
+    schema_version: int = PydanticField(default=1, ge=1)
+    recorded_at: datetime | None = PydanticField(
+        default=None, description="The device's clock: kept, never trusted for ordering."
+    )
+    fields: dict[str, Any] = PydanticField(
+        default_factory=dict,
+        description="create: the whole record; update: the fields changed; delete: none.",
+    )
+
+
+class PushRequest(RequestBody):
+    protocol: Literal[1]
+    device_id: uuid.UUID
+    batch_id: uuid.UUID | None = None
+    changes: list[Change]
+
+
+class ChangeError(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ChangeResult(BaseModel):
+    change_id: uuid.UUID
+    status: Status
+    version: int | None = None
+    conflict_id: uuid.UUID | None = None
+    errors: list[ChangeError] | None = None
+    replayed: bool | None = None
+    merged_into: uuid.UUID | None = PydanticField(
+        default=None, description="The record this one was folded into (a duplicate attendance)."
+    )
+
+
+class PushResponse(BaseModel):
+    results: list[ChangeResult]
+    last_seq: int | None
+    server_time: datetime
+
+
+# ---------------------------------------------------------------- wire: pull
+
+
+class PulledChange(BaseModel):
+    entity: str
+    id: uuid.UUID
+    version: int
+    op: Literal["upsert", "delete"]
+    fields: dict[str, Any]
+    updated_at: datetime
+
+
+class PullResponse(BaseModel):
+    changes: list[PulledChange]
+    cursor: str = PydanticField(description="Opaque; send it as `cursor` on the next pull.")
+    has_more: bool
+    last_seq: int | None = PydanticField(
+        description="The highest change `seq` of this device the server holds."
+    )
+
+
+# ---------------------------------------------------------------- wire: conflicts
+
+
+class ConflictField(BaseModel):
+    server: Any
+    device: Any
+
+
+class ConflictRead(BaseModel):
+    id: uuid.UUID
+    entity: str
+    record_id: uuid.UUID
+    status: ConflictStatus
+    kind: str = PydanticField(
+        description="`fields` (both sides changed), `locked` (an approved patrol), "
+        "`deleted` (the server deleted it) or `create_locked`."
+    )
+    fields: dict[str, ConflictField]
+    base_version: int | None
+    server_version: int
+    change_id: uuid.UUID | None
+    device_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    recorded_at: datetime | None
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: uuid.UUID | None
+    resolution: str | None
+    resolved_version: int | None
+
+
+class ResolveRequest(RequestBody):
+    resolution: Resolution
+    fields: dict[str, Any] = {}
+
+
+class RejectedChange(BaseModel):
+    change_id: uuid.UUID
+    device_id: uuid.UUID
+    user_id: uuid.UUID
+    entity: str
+    record_id: uuid.UUID | None
+    op: str
+    seq: int
+    errors: list[ChangeError]
+    change: dict[str, Any]
+    received_at: datetime
