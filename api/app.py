@@ -5,10 +5,11 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
 from api import errors
-from api.routes import auth, devices, health, reference, users
+from api.routes import auth, devices, health, reference, sync, users
 from sync.database import create_db_engine
 from sync.settings import Settings, get_settings
 
@@ -41,9 +42,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, users, devices, reference):
+    for module in (auth, users, devices, reference, sync):
         api.include_router(module.router)
     api.include_router(health.router, include_in_schema=False)
     app.include_router(api)

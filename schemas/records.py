@@ -8,7 +8,7 @@ cannot set them.
 """
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -26,9 +26,10 @@ Longitude = Annotated[float, PydanticField(ge=-180, le=180)]
 
 
 def _aware(value: datetime) -> datetime:
+    """Timestamps must carry their offset; they are kept in UTC."""
     if value.tzinfo is None:
         raise ValueError("a timestamp needs its offset (RFC 3339)")
-    return value
+    return value.astimezone(UTC)
 
 
 Moment = Annotated[datetime, AfterValidator(_aware)]

@@ -226,6 +226,13 @@ def authenticate(session: Session, *, access_token: str, settings: Settings) -> 
             raise Unauthorized("this device was revoked", code="device_revoked")
     if family.revoked_at is not None:
         raise Unauthorized("this sign-in was revoked", code="token_revoked")
+    return principal_of(session, user, family_id=family.id, device_id=claims.device_id)
+
+
+def principal_of(
+    session: Session, user: User, *, family_id: uuid.UUID | None, device_id: uuid.UUID | None
+) -> Principal:
+    """``user`` as a caller, with their role and scope as the database holds them now."""
     sector_ids = session.exec(
         select(UserSector.sector_id).where(UserSector.user_id == user.id)
     ).all()
@@ -236,8 +243,8 @@ def authenticate(session: Session, *, access_token: str, settings: Settings) -> 
         user_id=user.id,
         username=user.username,
         role=user.role,
-        family_id=family.id,
-        device_id=claims.device_id,
+        family_id=family_id,
+        device_id=device_id,
         sector_ids=frozenset(sector_ids),
         community_ids=frozenset(community_ids),
     )

@@ -8,6 +8,7 @@
     ├── Conflict                    409 (already_exists, ...)
     ├── Gone                        410
     ├── PayloadTooLarge             413
+    ├── UnsupportedMediaType        415 unsupported_encoding
     ├── Unprocessable               422 validation_failed
     ├── TooManyRequests             429 too_many_attempts (with retry_after)
     └── ServiceUnavailable          503 not_ready
@@ -102,3 +103,7 @@ class KeepsChanges:
     what it found out is kept (a failed login counted, a stolen token family revoked)."""
 
     keeps_changes = True
+
+
+class UnsupportedMediaType(FieldsyncError):
+    status, code, title = 415, "unsupported_encoding", "Unsupported media type"

@@ -21,7 +21,7 @@ class Principal:
     user_id: uuid.UUID
     username: str
     role: Role
-    family_id: uuid.UUID
+    family_id: uuid.UUID | None
     device_id: uuid.UUID | None
     sector_ids: frozenset[uuid.UUID]
     community_ids: frozenset[uuid.UUID]

@@ -25,6 +25,7 @@ from schemas.reference import (
     SectorUpdate,
 )
 from schemas.types import utcnow
+from sync.changelog import Changelog, PendingEntry
 from sync.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from sync.principal import Principal
 from sync.scope import visible_community_filter, visible_sector_ids
@@ -40,12 +41,13 @@ def create_sector(session: Session, *, sector: SectorCreate) -> SectorRead:
     record = Sector(**sector.model_dump())
     session.add(record)
     session.flush()
-    return SectorRead.model_validate(record, from_attributes=True)
+    return _published(session, "sector", record, SectorRead)
 
 
 def update_sector(session: Session, *, sector_id: uuid.UUID, changes: SectorUpdate) -> SectorRead:
     record = _get(session, Sector, sector_id, "sector")
-    _apply(session, record, changes, nullable={"zone", "boundary"})
+    if _apply(session, record, changes, nullable={"zone", "boundary"}):
+        return _published(session, "sector", record, SectorRead)
     return SectorRead.model_validate(record, from_attributes=True)
 
 
@@ -74,7 +76,7 @@ def create_community(session: Session, *, community: CommunityCreate) -> Communi
     record = Community(**community.model_dump())
     session.add(record)
     session.flush()
-    return CommunityRead.model_validate(record, from_attributes=True)
+    return _published(session, "community", record, CommunityRead)
 
 
 def update_community(
@@ -88,7 +90,8 @@ def update_community(
         name = changes.name or record.name
         if (sector_id, name) != (record.sector_id, record.name):
             _check_community_name_free(session, sector_id, name)
-    _apply(session, record, changes, nullable=set())
+    if _apply(session, record, changes, nullable=set()):
+        return _published(session, "community", record, CommunityRead)
     return CommunityRead.model_validate(record, from_attributes=True)
 
 
@@ -146,14 +149,15 @@ def create_category(
     record = ObservationCategory(**category.model_dump())
     session.add(record)
     session.flush()
-    return ObservationCategoryRead.model_validate(record, from_attributes=True)
+    return _published(session, "observation_category", record, ObservationCategoryRead)
 
 
 def update_category(
     session: Session, *, category_id: uuid.UUID, changes: ObservationCategoryUpdate
 ) -> ObservationCategoryRead:
     record = _get(session, ObservationCategory, category_id, "observation category")
-    _apply(session, record, changes, nullable=set())
+    if _apply(session, record, changes, nullable=set()):
+        return _published(session, "observation_category", record, ObservationCategoryRead)
     return ObservationCategoryRead.model_validate(record, from_attributes=True)
 
 
@@ -189,8 +193,8 @@ def _apply(
     changes: BaseModel,
     *,
     nullable: set[str],
-) -> None:
-    """Set the fields a PATCH named; a new version if anything changed."""
+) -> bool:
+    """Set the fields a PATCH named; a new version if anything changed (then True)."""
     given: dict[str, Any] = changes.model_dump(exclude_unset=True)
     cleared = [name for name, value in given.items() if value is None and name not in nullable]
     if cleared:
@@ -210,3 +214,34 @@ def _apply(
         record.updated_at = utcnow()
         session.add(record)
         session.flush()
+    return changed
+
+
+Read = TypeVar("Read", SectorRead, CommunityRead, ObservationCategoryRead)
+SERVER_FIELDS = {"id", "version", "created_at", "updated_at"}
+
+
+def _published(
+    session: Session,
+    entity: str,
+    record: Sector | Community | ObservationCategory,
+    read: type[Read],
+) -> Read:
+    """The record as read, after queueing it for devices' pulls."""
+    shown = read.model_validate(record, from_attributes=True)
+    sector_id = record.id if isinstance(record, Sector) else getattr(record, "sector_id", None)
+    log = Changelog(session)
+    log.touch(
+        PendingEntry(
+            entity=entity,
+            record_id=record.id,
+            version=record.version,
+            deleted=False,
+            sector_id=sector_id,
+            community_id=record.id if isinstance(record, Community) else None,
+            fields=shown.model_dump(mode="json", exclude=SERVER_FIELDS),
+            updated_at=record.updated_at,
+        )
+    )
+    log.publish()
+    return shown

@@ -1,0 +1,81 @@
+"""The sync protocol: push and pull for devices, the rejected changes for admins."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api.body import read_body
+from api.deps import Admin, CurrentPrincipal, SessionDep, SettingsDep
+from schemas.sync import PullResponse, PushRequest, PushResponse, RejectedChange
+from sync import pull as pulling
+from sync import push as pushing
+from sync import rejected
+from sync.errors import PayloadTooLarge
+
+router = APIRouter(prefix="/sync", tags=["sync"])
+
+
+@router.post(
+    "/push",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PushRequest.model_json_schema()}},
+        }
+    },
+)
+async def push(
+    request: Request, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
+) -> PushResponse:
+    """A device's batch of changes (``Content-Encoding: gzip`` welcome): one result per
+    change, in the order sent, answered only once all of it is committed."""
+    raw = await read_body(request, settings.max_body_bytes)
+    try:
+        document: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "not JSON"}]
+        ) from None
+    changes = document.get("changes") if isinstance(document, dict) else None
+    if isinstance(changes, list) and len(changes) > settings.max_batch:
+        raise PayloadTooLarge(
+            f"a batch holds at most {settings.max_batch} changes; send smaller ones",
+            code="batch_too_large",
+        )
+    try:
+        batch = PushRequest.model_validate(document)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+        ) from None
+    return await run_in_threadpool(
+        pushing.push, session, principal=principal, batch=batch, settings=settings
+    )
+
+
+@router.get("/pull")
+def pull(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> PullResponse:
+    """The records in the device's scope that changed after ``cursor`` (none: all of
+    them), oldest change first; ``410 cursor_reset`` if the cursor cannot be served."""
+    return pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
+
+
+@router.get("/rejected")
+def list_rejected(
+    _admin: Admin,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[RejectedChange]:
+    """Changes that were rejected, newest first, with their reasons and content."""
+    return rejected.list_rejected(session, limit=limit, offset=offset)

@@ -1,0 +1,177 @@
+"""The change log: versions of records, the clock that orders changes, pull entries.
+
+Every writing transaction that changes records ends with ``publish()``: it takes
+``n`` numbers from the clock with one ``UPDATE … RETURNING`` and stamps the pull
+entry of each changed record with one. The clock row stays locked until the
+transaction commits, so a later transaction gets its numbers only after this one
+is durable: **change sequence order is commit order**, on PostgreSQL with any
+number of server processes, and on SQLite (one writer at a time) by construction.
+A pull that sees number N has therefore seen everything below N, and a cursor is
+never handed out past a change that could still commit before it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from schemas import RecordVersion, SyncClock, SyncEntry
+
+CLOCK_ID = 1
+
+
+@dataclass
+class PendingEntry:
+    entity: str
+    record_id: uuid.UUID
+    version: int
+    deleted: bool
+    sector_id: uuid.UUID | None
+    community_id: uuid.UUID | None
+    fields: dict[str, Any]
+    updated_at: datetime
+
+
+class Changelog:
+    """Collects the records a transaction changed; ``publish()`` stamps them in order."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._pending: dict[tuple[str, uuid.UUID], PendingEntry] = {}
+
+    def checkpoint(self) -> dict[tuple[str, uuid.UUID], PendingEntry]:
+        return dict(self._pending)
+
+    def restore(self, saved: dict[tuple[str, uuid.UUID], PendingEntry]) -> None:
+        self._pending = dict(saved)
+
+    def touch(self, entry: PendingEntry) -> None:
+        key = (entry.entity, entry.record_id)
+        self._pending.pop(key, None)  # re-touched: it moves to the end
+        self._pending[key] = entry
+
+    def version(
+        self,
+        *,
+        entity: str,
+        record_id: uuid.UUID,
+        version: int,
+        op: str,
+        fields: dict[str, Any],
+        changed: list[str],
+        user_id: uuid.UUID | None,
+        device_id: uuid.UUID | None,
+        change_id: uuid.UUID | None,
+        reason: str | None,
+        recorded_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        self.session.add(
+            RecordVersion(
+                entity=entity,
+                record_id=record_id,
+                version=version,
+                op=op,
+                fields=fields,
+                changed=changed,
+                user_id=user_id,
+                device_id=device_id,
+                change_id=change_id,
+                reason=reason,
+                recorded_at=recorded_at,
+                created_at=now,
+            )
+        )
+
+    def publish(self) -> None:
+        if not self._pending:
+            return
+        self.session.flush()
+        top = take_numbers(self.session, len(self._pending))
+        first = top - len(self._pending) + 1
+        rows = [
+            {
+                "entity": entry.entity,
+                "record_id": entry.record_id,
+                "change_seq": first + offset,
+                "version": entry.version,
+                "deleted": entry.deleted,
+                "sector_id": entry.sector_id,
+                "community_id": entry.community_id,
+                "fields": entry.fields,
+                "updated_at": entry.updated_at,
+            }
+            for offset, entry in enumerate(self._pending.values())
+        ]
+        _upsert_entries(self.session, rows)
+        self._pending.clear()
+
+
+def take_numbers(session: Session, count: int) -> int:
+    """Advance the clock by ``count``; the highest number taken. Locks the clock row
+    until the transaction ends (call it last)."""
+    top = session.execute(
+        sa.update(SyncClock)
+        .where(col(SyncClock.id) == CLOCK_ID)
+        .values(seq=col(SyncClock.seq) + count)
+        .returning(col(SyncClock.seq))
+    ).scalar_one()
+    return int(top)
+
+
+def clock(session: Session) -> tuple[int, uuid.UUID]:
+    """The highest change number committed (as this transaction sees it), and the epoch."""
+    row = session.exec(select(SyncClock).where(SyncClock.id == CLOCK_ID)).one()
+    return row.seq, row.epoch
+
+
+def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(SyncEntry).values(rows)
+    updated = (
+        "change_seq",
+        "version",
+        "deleted",
+        "sector_id",
+        "community_id",
+        "fields",
+        "updated_at",
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["entity", "record_id"],
+            set_={name: statement.excluded[name] for name in updated},
+        )
+    )
+
+
+def changed_by_others(
+    session: Session,
+    *,
+    entity: str,
+    record_id: uuid.UUID,
+    after_version: int,
+    device_id: uuid.UUID | None,
+) -> set[str]:
+    """Fields changed after ``after_version`` by anyone but ``device_id`` (the server's
+    own changes — reviews, resolutions — count as others)."""
+    query = select(RecordVersion.changed).where(
+        RecordVersion.entity == entity,
+        RecordVersion.record_id == record_id,
+        RecordVersion.version > after_version,
+    )
+    if device_id is not None:
+        query = query.where(
+            (col(RecordVersion.device_id).is_(None)) | (col(RecordVersion.device_id) != device_id)
+        )
+    changed: set[str] = set()
+    for names in session.exec(query):
+        changed.update(names)
+    return changed
