@@ -9,7 +9,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
 from api import errors
-from api.routes import auth, devices, health, reference, sync, users
+from api.routes import auth, conflicts, devices, health, patrols, reference, sync, users
 from sync.database import create_db_engine
 from sync.settings import Settings, get_settings
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, users, devices, reference, sync):
+    for module in (auth, users, devices, reference, sync, conflicts, patrols):
         api.include_router(module.router)
     api.include_router(health.router, include_in_schema=False)
     app.include_router(api)

@@ -361,6 +361,7 @@ class PushEngine:
                 kind="create_locked",
                 fields={n: (None, v) for n, v in state.items()},
                 version=0,
+                scope=derived[spec.scope_field],
             )
         row = spec.table(
             id=change.id,
@@ -663,10 +664,10 @@ class PushEngine:
         fields: dict[str, tuple[Any, Any]],
         version: int,
         base_version: int | None = None,
+        scope: uuid.UUID | None = None,
     ) -> ChangeResult:
-        scope = getattr(row, spec.scope_field) if row is not None else None
-        if row is None and spec.scope_field in change.fields:
-            scope = uuid.UUID(str(change.fields[spec.scope_field]))
+        if row is not None:
+            scope = getattr(row, spec.scope_field)
         conflict = Conflict(
             entity=spec.name,
             record_id=change.id,

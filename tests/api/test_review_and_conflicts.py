@@ -1,0 +1,232 @@
+"""Ranger-lead review, the lock it implies, and conflicts resolved into new versions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.conftest import Caller, World, assert_problem
+from tests.sync_support import Tablet, pull_all
+
+
+@pytest.fixture
+def patrol_world(world: World) -> dict[str, Any]:
+    sector = world.sector("AM-01")
+    other = world.sector("AM-02")
+    ranger = world.user("ranger", sector_ids=[sector["id"]])
+    lead = world.user("ranger_lead", sector_ids=[sector["id"]])
+    outsider = world.user("ranger_lead", sector_ids=[other["id"]])
+    coordinator = world.user("coordinator")
+    tablet = Tablet(world.device(ranger))
+    second = Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
+    return {
+        "sector": sector,
+        "ranger": ranger,
+        "lead": lead,
+        "outsider": outsider,
+        "coordinator": coordinator,
+        "tablet": tablet,
+        "second": second,
+    }
+
+
+def _submitted_patrol(tablet: Tablet, sector_id: str) -> str:
+    patrol_id = str(uuid.uuid4())
+    made = tablet.send("patrol", patrol_id, "create", {"sector_id": sector_id, "objective": "x"})
+    assert made["status"] == "applied", made
+    sent = tablet.send("patrol", patrol_id, "update", {"status": "submitted"}, base_version=1)
+    assert sent["status"] == "applied", sent
+    return patrol_id
+
+
+def test_a_lead_approves_a_submitted_patrol_and_devices_pull_the_new_version(
+    patrol_world: dict[str, Any],
+) -> None:
+    tablet: Tablet = patrol_world["tablet"]
+    lead: Caller = patrol_world["lead"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+
+    answer = lead.post(
+        f"/patrols/{patrol_id}/review", json={"decision": "approve", "comment": "ok"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "approved"
+    assert answer.json()["version"] == 3
+    pulled, _ = pull_all(tablet.device)
+    patrol = next(c for c in pulled if c["id"] == patrol_id)
+    assert patrol["version"] == 3
+    assert patrol["fields"]["status"] == "approved"
+    assert patrol["fields"]["reviewed_by"] == str(lead.user_id)
+    assert patrol["fields"]["review_comment"] == "ok"
+
+
+def test_returning_a_patrol_needs_a_comment(patrol_world: dict[str, Any]) -> None:
+    patrol_id = _submitted_patrol(patrol_world["tablet"], patrol_world["sector"]["id"])
+    lead: Caller = patrol_world["lead"]
+    assert_problem(lead.post(f"/patrols/{patrol_id}/review", json={"decision": "return"}), 422)
+    answer = lead.post(
+        f"/patrols/{patrol_id}/review", json={"decision": "return", "comment": "falta track"}
+    )
+    assert answer.json()["status"] == "returned"
+
+
+def test_only_leads_of_the_sector_and_admins_review(
+    patrol_world: dict[str, Any], world: World
+) -> None:
+    patrol_id = _submitted_patrol(patrol_world["tablet"], patrol_world["sector"]["id"])
+    body = {"decision": "approve"}
+    assert_problem(patrol_world["ranger"].post(f"/patrols/{patrol_id}/review", json=body), 403)
+    assert_problem(patrol_world["coordinator"].post(f"/patrols/{patrol_id}/review", json=body), 403)
+    assert_problem(patrol_world["outsider"].post(f"/patrols/{patrol_id}/review", json=body), 404)
+    assert world.admin.post(f"/patrols/{patrol_id}/review", json=body).status_code == 200
+
+
+def test_an_approved_patrol_is_not_reviewed_again_nor_a_draft(patrol_world: dict[str, Any]) -> None:
+    tablet: Tablet = patrol_world["tablet"]
+    lead: Caller = patrol_world["lead"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+    lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"})
+    again = lead.post(f"/patrols/{patrol_id}/review", json={"decision": "return", "comment": "x"})
+    assert_problem(again, 409, "already_approved")
+
+    draft = str(uuid.uuid4())
+    tablet.send("patrol", draft, "create", {"sector_id": patrol_world["sector"]["id"]})
+    assert_problem(
+        lead.post(f"/patrols/{draft}/review", json={"decision": "approve"}), 409, "not_submitted"
+    )
+
+
+def test_a_device_edit_of_an_approved_patrol_is_a_conflict_and_changes_nothing(
+    patrol_world: dict[str, Any],
+) -> None:
+    tablet: Tablet = patrol_world["tablet"]
+    lead: Caller = patrol_world["lead"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+    lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"})
+
+    result = tablet.send("patrol", patrol_id, "update", {"objective": "changed"}, base_version=2)
+
+    assert result["status"] == "conflict", result
+    conflict = lead.get(f"/conflicts/{result['conflict_id']}").json()
+    assert conflict["kind"] == "locked"
+    assert conflict["fields"] == {"objective": {"server": "x", "device": "changed"}}
+    assert conflict["device_id"] == tablet.device.tokens["device_id"]
+    pulled, _ = pull_all(tablet.device)
+    assert next(c for c in pulled if c["id"] == patrol_id)["fields"]["objective"] == "x"
+
+
+def test_an_observation_added_to_an_approved_patrol_waits_for_the_lead(
+    patrol_world: dict[str, Any], world: World
+) -> None:
+    world.admin.post(
+        "/observation-categories",
+        json={"key": "threat.logging", "name_es": "Tala", "name_en": "Logging"},
+    )
+    tablet: Tablet = patrol_world["tablet"]
+    lead: Caller = patrol_world["lead"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+    lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"})
+    observation_id = str(uuid.uuid4())
+    fields = {
+        "patrol_id": patrol_id,
+        "category_key": "threat.logging",
+        "observed_at": "2026-11-02T10:00:00-05:00",
+        "lat": -5.9,
+        "lon": -77.3,
+    }
+
+    result = tablet.send("observation", observation_id, "create", fields)
+    assert result["status"] == "conflict", result
+    assert observation_id not in [c["id"] for c in pull_all(tablet.device)[0]]
+
+    resolved = lead.post(
+        f"/conflicts/{result['conflict_id']}/resolve", json={"resolution": "take_device"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    pulled = {c["id"]: c for c in pull_all(tablet.device)[0]}
+    assert pulled[observation_id]["op"] == "upsert"
+    assert pulled[observation_id]["fields"]["sector_id"] == patrol_world["sector"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("resolution", "custom", "expected"),
+    [
+        ("keep_server", {}, "from A"),
+        ("take_device", {}, "from B"),
+        ("custom", {"objective": "both"}, "both"),
+    ],
+)
+def test_a_resolution_is_a_new_version_that_devices_pull(
+    patrol_world: dict[str, Any], resolution: str, custom: dict[str, Any], expected: str
+) -> None:
+    a: Tablet = patrol_world["tablet"]
+    b: Tablet = patrol_world["second"]
+    patrol_id = str(uuid.uuid4())
+    a.send("patrol", patrol_id, "create", {"sector_id": patrol_world["sector"]["id"]})
+    assert (
+        a.send("patrol", patrol_id, "update", {"objective": "from A"}, base_version=1)["status"]
+        == "applied"
+    )
+    clash = b.send(
+        "patrol", patrol_id, "update", {"objective": "from B", "comment": "c"}, base_version=1
+    )
+    assert clash["status"] == "conflict", clash
+    assert clash["version"] == 3  # B's comment applied, the objective kept
+
+    coordinator: Caller = patrol_world["coordinator"]
+    listed = coordinator.get("/conflicts", params={"status": "open", "entity": "patrol"}).json()
+    assert [c["id"] for c in listed] == [clash["conflict_id"]]
+    body = {"resolution": resolution, "fields": custom}
+    answer = coordinator.post(f"/conflicts/{clash['conflict_id']}/resolve", json=body)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "resolved"
+    assert answer.json()["resolved_version"] == 4
+    for tablet in (a, b):
+        patrol = next(c for c in pull_all(tablet.device)[0] if c["id"] == patrol_id)
+        assert (patrol["version"], patrol["fields"]["objective"]) == (4, expected)
+        assert patrol["fields"]["comment"] == "c"
+    assert_problem(
+        coordinator.post(f"/conflicts/{clash['conflict_id']}/resolve", json=body),
+        409,
+        "already_resolved",
+    )
+    assert coordinator.get("/conflicts").json() == []
+
+
+def test_conflicts_are_for_coordinators_and_the_leads_of_the_sector(
+    patrol_world: dict[str, Any],
+) -> None:
+    a: Tablet = patrol_world["tablet"]
+    b: Tablet = patrol_world["second"]
+    patrol_id = str(uuid.uuid4())
+    a.send("patrol", patrol_id, "create", {"sector_id": patrol_world["sector"]["id"]})
+    a.send("patrol", patrol_id, "update", {"objective": "A"}, base_version=1)
+    clash = b.send("patrol", patrol_id, "update", {"objective": "B"}, base_version=1)
+
+    assert_problem(patrol_world["ranger"].get("/conflicts"), 403)
+    assert patrol_world["outsider"].get("/conflicts").json() == []
+    assert_problem(patrol_world["outsider"].get(f"/conflicts/{clash['conflict_id']}"), 404)
+    assert len(patrol_world["lead"].get("/conflicts").json()) == 1
+
+
+def test_a_custom_resolution_is_validated(patrol_world: dict[str, Any]) -> None:
+    a: Tablet = patrol_world["tablet"]
+    b: Tablet = patrol_world["second"]
+    patrol_id = str(uuid.uuid4())
+    a.send("patrol", patrol_id, "create", {"sector_id": patrol_world["sector"]["id"]})
+    a.send("patrol", patrol_id, "update", {"rest_minutes": 10}, base_version=1)
+    clash = b.send("patrol", patrol_id, "update", {"rest_minutes": 20}, base_version=1)
+    lead: Caller = patrol_world["lead"]
+    url = f"/conflicts/{clash['conflict_id']}/resolve"
+    assert_problem(
+        lead.post(url, json={"resolution": "custom", "fields": {"rest_minutes": -5}}), 422
+    )
+    assert_problem(lead.post(url, json={"resolution": "custom", "fields": {"version": 9}}), 422)
+    assert_problem(
+        lead.post(url, json={"resolution": "keep_server", "fields": {"comment": "x"}}), 422
+    )
+    assert lead.get(f"/conflicts/{clash['conflict_id']}").json()["status"] == "open"
