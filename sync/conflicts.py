@@ -117,15 +117,14 @@ def resolve(
         recorded_at=None,
         now=now,
     )
-    publish(log, spec, row, state)
-    log.publish()
     conflict.status = ConflictStatus.resolved
     conflict.resolved_at = now
     conflict.resolved_by = principal.user_id
     conflict.resolution = request.resolution
     conflict.resolved_version = row.version
     session.add(conflict)
-    session.flush()
+    publish(log, spec, row, state)
+    log.publish()  # last: it takes the clock, held until commit
     return _read(conflict)
 
 

@@ -35,7 +35,11 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+        # The change clock relies on READ COMMITTED (an UPDATE that waited on the clock
+        # row reads its committed value); pin it whatever the server's default.
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, isolation_level="READ COMMITTED", **kwargs
+        )
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
     )

@@ -346,6 +346,7 @@ class PushEngine:
 
     def _create(self, actor: Actor, spec: EntitySpec, change: Change) -> ChangeResult:
         state = self._validated(spec, change.fields)
+        self._check_patrol_status(spec, state)  # a device cannot make a patrol approved
         parents = self._parents(spec, state)
         derived = self._derive_scope(spec, state, parents)
         if spec.scope_field in state:  # an observation shows the sector it lies in

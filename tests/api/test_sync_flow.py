@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from typing import Any
+
+from sqlalchemy.engine import Engine
 
 from tests.conftest import Caller, World
 
@@ -69,3 +73,55 @@ def test_a_ranger_pushes_a_patrol_and_pulls_it_back_with_the_sector(world: World
     assert push(tablet, update)["results"][0]["status"] == "applied"
     later = tablet.get("/sync/pull", params={"cursor": pulled["cursor"]}).json()
     assert [(c["id"], c["version"]) for c in later["changes"]] == [(patrol_id, 2)]
+
+
+def test_a_push_body_is_read_before_the_database_is_touched(world: World, engine: Engine) -> None:
+    """A tablet trickling its batch over 2G must not hold a connection (on SQLite, the
+    write lock) while it uploads: the body is read before the transaction opens."""
+    sector = world.sector()
+    tablet = world.device(world.user("ranger", sector_ids=[sector["id"]]))
+    body = json.dumps(
+        {
+            "protocol": 1,
+            "device_id": tablet.tokens["device_id"],
+            "changes": [
+                change("patrol", str(uuid.uuid4()), "create", 1, {"sector_id": sector["id"]})
+            ],
+        }
+    ).encode()
+    chunks = [body[:40], body[40:80], body[80:]]
+    held_while_uploading: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        held_while_uploading.append(engine.pool.checkedout())  # type: ignore[attr-defined]
+        if chunks:
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/sync/push",
+        "raw_path": b"/api/v1/sync/push",
+        "root_path": "",
+        "query_string": b"",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {tablet.tokens['access_token']}".encode()),
+        ],
+    }
+    asyncio.run(world.client.app(scope, receive, send))  # type: ignore[arg-type]
+
+    assert sent[0]["status"] == 200, sent
+    assert held_while_uploading[:3] == [0, 0, 0]
