@@ -37,6 +37,9 @@ class Cursor:
     phase: Phase = "live"
     position: int = 0  # within a catch-up phase: the last change number handed out
     target: Scope | None = None  # the scope being caught up to
+    # Targets of catch-ups cut short by another scope change: the device may hold
+    # records of ``scope`` or of any of these, and surely holds those in all of them.
+    also: tuple[Scope, ...] = ()
 
 
 class InvalidCursor(BadRequest):
@@ -53,6 +56,8 @@ def encode(cursor: Cursor, key: str) -> str:
     }
     if cursor.target is not None:
         body["t"] = _scope(cursor.target)
+    if cursor.also:
+        body["a"] = [_scope(scope) for scope in cursor.also]
     payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     signature = hmac.new(key.encode(), payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]
     return base64.urlsafe_b64encode(signature + payload).decode().rstrip("=")
@@ -73,6 +78,7 @@ def decode(token: str, key: str) -> Cursor:
             phase=body["p"],
             position=int(body["k"]),
             target=_unscope(body["t"]) if "t" in body else None,
+            also=tuple(_unscope(scope) for scope in body.get("a", [])),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise InvalidCursor("this cursor was not made by this server") from error

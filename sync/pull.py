@@ -67,8 +67,17 @@ def pull(
             )
         elif position.target is not None and position.target != scope:
             # The scope changed again during a catch-up: catch up to the newest scope.
+            # Part of the cut-short catch-up may have been handed out (deletes of the old
+            # scope, records of the old target), so both are remembered: records of
+            # either may be held and are evicted, only those of both are surely held.
+            also = tuple(dict.fromkeys((*position.also, position.target)))
             position = Cursor(
-                epoch=epoch, seq=position.seq, scope=position.scope, phase="evict", target=scope
+                epoch=epoch,
+                seq=position.seq,
+                scope=position.scope,
+                phase="evict",
+                target=scope,
+                also=also,
             )
 
     handed: list[PulledChange] = []
@@ -96,10 +105,15 @@ def _page(session: Session, position: Cursor, room: int) -> tuple[list[PulledCha
         last = rows[-1].change_seq if rows else position.seq
         return [_change(r) for r in rows], replace(position, seq=last), len(rows) < room
     assert position.target is not None
-    old, new = visible(position.scope), visible(position.target)
+    held = [visible(s) for s in (position.scope, *position.also)]
+    may_hold, surely_held = sa.or_(*held), sa.and_(*held)
+    new = visible(position.target)
     if position.phase == "evict":
         rows = _entries(
-            session, sa.and_(old, sa.not_(new)), col(SyncEntry.change_seq) > position.position, room
+            session,
+            sa.and_(may_hold, sa.not_(new)),
+            col(SyncEntry.change_seq) > position.position,
+            room,
         )
         changes = [_change(r, delete=True) for r in rows]
         if len(rows) < room:
@@ -107,7 +121,7 @@ def _page(session: Session, position: Cursor, room: int) -> tuple[list[PulledCha
         return changes, replace(position, position=rows[-1].change_seq), False
     rows = _entries(
         session,
-        sa.and_(new, sa.not_(old), sa.not_(col(SyncEntry.deleted))),
+        sa.and_(new, sa.not_(surely_held), sa.not_(col(SyncEntry.deleted))),
         sa.and_(
             col(SyncEntry.change_seq) > position.position,
             col(SyncEntry.change_seq) <= position.seq,
