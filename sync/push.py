@@ -408,6 +408,7 @@ class PushEngine:
         current = records.state_of(spec, row)
         merged_state = self._validated(spec, {**current, **change.fields})
         incoming = {name: merged_state[name] for name in change.fields}
+        self._check_stays_put(spec, current, incoming)
         self._check_patrol_status(spec, incoming)
         if row.deleted_at is not None:
             if self._last_change_was(actor, spec, row):
@@ -569,6 +570,21 @@ class PushEngine:
         problems = attribute_problems(category.attributes, state.get("attributes") or {})
         if problems:
             raise Rejected.many(problems)
+
+    def _check_stays_put(
+        self, spec: EntitySpec, current: dict[str, Any], incoming: dict[str, Any]
+    ) -> None:
+        """A record stays in the scope it was made in, and hangs from the parent it was
+        made under: moving it would leave it on the tablets of its old scope, which
+        would never hear of the move."""
+        fixed = [spec.scope_field] + [p.field for p in spec.parents if p.scope]
+        for name in fixed:
+            if name in incoming and incoming[name] != current.get(name) and current.get(name):
+                raise Rejected(
+                    f"fields.{name}",
+                    "scope_immutable",
+                    f"a {spec.name} keeps the {name} it was made with; delete it and make it anew",
+                )
 
     def _check_patrol_status(self, spec: EntitySpec, incoming: dict[str, Any]) -> None:
         if spec.name == "patrol" and incoming.get("status", "draft") not in DEVICE_PATROL_STATUSES:

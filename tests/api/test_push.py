@@ -491,7 +491,7 @@ def test_an_update_of_a_record_in_another_sector_is_rejected(world: World, table
     assert stranger.pull_all()[("patrol", their_patrol)]["version"] == 1
 
 
-def test_moving_a_patrol_to_a_sector_out_of_scope_is_rejected(
+def test_moving_a_patrol_to_another_sector_is_rejected_and_nothing_applied(
     world: World, tablet: Tablet, patrol: str
 ) -> None:
     elsewhere = world.sector("AM-02")
@@ -501,7 +501,7 @@ def test_moving_a_patrol_to_a_sector_out_of_scope_is_rejected(
     )
 
     assert result["status"] == "rejected"
-    assert result["errors"][0]["code"] == "out_of_scope"
+    assert result["errors"][0]["code"] == "scope_immutable"
     assert tablet.pull_all()[("patrol", patrol)]["version"] == 1
 
 

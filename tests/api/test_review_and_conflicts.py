@@ -230,3 +230,27 @@ def test_a_custom_resolution_is_validated(patrol_world: dict[str, Any]) -> None:
         lead.post(url, json={"resolution": "keep_server", "fields": {"comment": "x"}}), 422
     )
     assert lead.get(f"/conflicts/{clash['conflict_id']}").json()["status"] == "open"
+
+
+def test_a_record_keeps_the_sector_it_was_made_in(
+    patrol_world: dict[str, Any], world: World
+) -> None:
+    """Moving it would leave it on the old sector's tablets, which never hear of it."""
+    other = world.sector("AM-03")
+    ranger = world.user("ranger", sector_ids=[patrol_world["sector"]["id"], other["id"]])
+    tablet = Tablet(world.device(ranger))
+    patrol_id = str(uuid.uuid4())
+    tablet.send("patrol", patrol_id, "create", {"sector_id": patrol_world["sector"]["id"]})
+
+    moved = tablet.send("patrol", patrol_id, "update", {"sector_id": other["id"]}, base_version=1)
+
+    assert moved["status"] == "rejected"
+    assert moved["errors"][0]["code"] == "scope_immutable"
+    same = tablet.send(
+        "patrol",
+        patrol_id,
+        "update",
+        {"sector_id": patrol_world["sector"]["id"], "comment": "ok"},
+        base_version=1,
+    )
+    assert same["status"] == "applied", same
