@@ -77,13 +77,11 @@ def engine(shared_engine: Engine) -> Engine:
 def _empty(engine: Engine) -> None:
     # The clock row is made by the migrations and only ever moves forward.
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables) if t.name != "sync_clock"]
+    # DELETE, not TRUNCATE: for a few rows in each of ~25 tables it is several times
+    # faster on PostgreSQL, which pays a fixed cost per truncated table.
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            quoted = ", ".join(f'"{name}"' for name in tables)
-            connection.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
-        else:
-            for name in tables:
-                connection.exec_driver_sql(f'DELETE FROM "{name}"')  # noqa: S608 (our table names)
+        for name in tables:
+            connection.exec_driver_sql(f'DELETE FROM "{name}"')  # noqa: S608 (our table names)
 
 
 @pytest.fixture
