@@ -293,6 +293,22 @@ class ResolveRequest(RequestBody):
     fields: dict[str, Any] = {}
 
 
+class DeferredRead(BaseModel):
+    """A change still waiting for a record the server has not received."""
+
+    change_id: uuid.UUID
+    device_id: uuid.UUID
+    user_id: uuid.UUID
+    entity: str
+    record_id: uuid.UUID | None
+    op: str
+    seq: int
+    waiting_for_entity: str
+    waiting_for_id: uuid.UUID
+    change: dict[str, Any]
+    received_at: datetime
+
+
 class RejectedChange(BaseModel):
     change_id: uuid.UUID
     device_id: uuid.UUID

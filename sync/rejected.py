@@ -1,11 +1,12 @@
-"""Rejected changes, kept with their reasons for admins to read."""
+"""Changes that did not apply: rejected ones with their reasons, deferred ones with
+what they wait for — for admins to read."""
 
 from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from schemas import SyncChange
-from schemas.sync import ChangeError, RejectedChange, Status
+from schemas import DeferredChange, SyncChange
+from schemas.sync import ChangeError, DeferredRead, RejectedChange, Status
 
 
 def list_rejected(session: Session, *, limit: int, offset: int) -> list[RejectedChange]:
@@ -33,4 +34,30 @@ def list_rejected(session: Session, *, limit: int, offset: int) -> list[Rejected
             received_at=row.received_at,
         )
         for row in rows
+    ]
+
+
+def list_deferred(session: Session, *, limit: int, offset: int) -> list[DeferredRead]:
+    rows = session.exec(
+        select(SyncChange, DeferredChange)
+        .join(DeferredChange, col(DeferredChange.change_id) == SyncChange.change_id)
+        .order_by(col(SyncChange.received_at), col(SyncChange.seq))
+        .offset(offset)
+        .limit(limit)
+    )
+    return [
+        DeferredRead(
+            change_id=change.change_id,
+            device_id=change.device_id,
+            user_id=change.user_id,
+            entity=change.entity,
+            record_id=change.record_id,
+            op=change.op,
+            seq=change.seq,
+            waiting_for_entity=waiting.waiting_entity,
+            waiting_for_id=waiting.waiting_id,
+            change=change.change,
+            received_at=change.received_at,
+        )
+        for change, waiting in rows
     ]

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from api.body import read_body
 from api.deps import Admin, CurrentPrincipal, SessionDep, SettingsDep
-from schemas.sync import PullResponse, PushRequest, PushResponse, RejectedChange
+from schemas.sync import DeferredRead, PullResponse, PushRequest, PushResponse, RejectedChange
 from sync import pull as pulling
 from sync import push as pushing
 from sync import rejected
@@ -88,3 +88,15 @@ def list_rejected(
 ) -> list[RejectedChange]:
     """Changes that were rejected, newest first, with their reasons and content."""
     return rejected.list_rejected(session, limit=limit, offset=offset)
+
+
+@router.get("/deferred")
+def list_deferred(
+    _admin: Admin,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DeferredRead]:
+    """Changes still waiting for a record the server has not received, oldest first,
+    with what each waits for."""
+    return rejected.list_deferred(session, limit=limit, offset=offset)

@@ -125,3 +125,41 @@ def test_a_push_body_is_read_before_the_database_is_touched(world: World, engine
 
     assert sent[0]["status"] == 200, sent
     assert held_while_uploading[:3] == [0, 0, 0]
+
+
+def test_admins_see_what_deferred_changes_wait_for_until_it_arrives(world: World) -> None:
+    sector = world.sector()
+    community = world.community(sector["id"])
+    worker = world.user("extension_worker", community_ids=[community["id"]])
+    tablet = world.device(worker)
+    session_id, person_id, attendance_id = (str(uuid.uuid4()) for _ in range(3))
+    fields = {"session_id": session_id, "person_id": person_id}
+
+    answer = push(tablet, change("attendance", attendance_id, "create", 1, fields))
+
+    assert answer["results"][0]["status"] == "deferred"
+    waiting = world.admin.get("/sync/deferred").json()
+    assert [(w["record_id"], w["waiting_for_entity"], w["waiting_for_id"]) for w in waiting] == [
+        (attendance_id, "training_session", session_id)
+    ]
+    assert worker.get("/sync/deferred").status_code == 403
+
+    session = {
+        "program": "coffee_production",
+        "community_id": community["id"],
+        "starts_at": "2026-11-02T09:00:00-05:00",
+    }
+    person = {
+        "given_names": "Rosa",
+        "paternal_surname": "Tapullima",
+        "community_id": community["id"],
+    }
+    push(
+        tablet,
+        change("training_session", session_id, "create", 2, session),
+        change("person", person_id, "create", 3, person),
+    )
+    assert world.admin.get("/sync/deferred").json() == []
+    pulled = {c["id"]: c for c in tablet.get("/sync/pull").json()["changes"]}
+    assert pulled[attendance_id]["op"] == "upsert"
+    assert pulled[attendance_id]["fields"]["community_id"] == community["id"]
