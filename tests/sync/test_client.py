@@ -83,7 +83,7 @@ def _body(request: httpx.Request) -> dict[str, Any]:
     return document
 
 
-def flaky_http(world: World, flaky: Flaky) -> httpx.Client:
+def flaky_http(flaky: Flaky) -> httpx.Client:
     return httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(flaky))
 
 
@@ -302,7 +302,7 @@ def test_a_large_batch_goes_gzipped(
 ) -> None:
     ranger, _ = rangers
     flaky = Flaky(world.client)
-    with tablet(world, ranger, tmp_path / "a.db", http=flaky_http(world, flaky)) as a:
+    with tablet(world, ranger, tmp_path / "a.db", http=flaky_http(flaky)) as a:
         for n in range(20):
             a.create("patrol", uuid.uuid4(), patrol(sector, comment=f"parada {n} " * 10))
         assert [r.status for r in a.sync()] == [Status.applied] * 20
@@ -402,7 +402,7 @@ def test_failed_and_lost_pushes_are_retried_and_each_change_applies_once(
     # Batch 1 is refused twice, then lost after the app applied it; batch 2 goes through.
     flaky = Flaky(world.client, ["connect", "503", "lost"])
     with tablet(
-        world, ranger, tmp_path / "a.db", http=flaky_http(world, flaky), batch_size=2, max_retries=5
+        world, ranger, tmp_path / "a.db", http=flaky_http(flaky), batch_size=2, max_retries=5
     ) as a:
         a.create("patrol", record, patrol(sector))
         a.update("patrol", record, {"comment": "uno"})
@@ -432,9 +432,7 @@ def test_a_push_that_runs_out_of_retries_keeps_its_changes_for_later(
     ranger, _ = rangers
     record = str(uuid.uuid4())
     flaky = Flaky(world.client, ["lost", "connect", "connect"])
-    with tablet(
-        world, ranger, tmp_path / "a.db", http=flaky_http(world, flaky), max_retries=2
-    ) as a:
+    with tablet(world, ranger, tmp_path / "a.db", http=flaky_http(flaky), max_retries=2) as a:
         a.create("patrol", record, patrol(sector, comment="x"))
         queued = a.outbox()
         with pytest.raises(Unreachable):
@@ -462,7 +460,7 @@ def test_a_pull_retries_and_resumes_from_the_last_stored_page(
         writer.push()
     flaky = Flaky(world.client)
     with tablet(
-        world, ranger, tmp_path / "r.db", http=flaky_http(world, flaky), pull_limit=2, max_retries=0
+        world, ranger, tmp_path / "r.db", http=flaky_http(flaky), pull_limit=2, max_retries=0
     ) as reader:
         flaky.script = ["ok", "ok", "connect"]  # the third page never arrives
         with pytest.raises(Unreachable):
