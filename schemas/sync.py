@@ -16,7 +16,7 @@ Tables:
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -183,13 +183,9 @@ class Change(BaseModel):
         description="Unique forever. Sent again, it gets the answer it got the first time."
     )
     seq: int = PydanticField(ge=0, description="Strictly increasing per device.")
-    entity: Annotated[str, PydanticField(max_length=64)] = PydanticField(
-        description="The record type, such as `attendance`."
-    )
+    entity: str = PydanticField(description="The record type, such as `attendance`.")
     id: uuid.UUID = PydanticField(description="The record's id, made on the device.")
-    op: Annotated[str, PydanticField(max_length=16)] = PydanticField(
-        description="`create`, `update` or `delete`."
-    )
+    op: str = PydanticField(description="`create`, `update` or `delete`.")
     base_version: int | None = PydanticField(
         default=None,
         ge=0,
@@ -205,7 +201,12 @@ class Change(BaseModel):
     )
 
 
-class PushRequest(RequestBody):
+class PushRequest(BaseModel):
+    """A batch. Only what identifies a change is checked here: anything else wrong
+    with one change (a NUL character, an unknown entity) rejects that change alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
     protocol: Literal[1]
     device_id: uuid.UUID
     batch_id: uuid.UUID | None = None

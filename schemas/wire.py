@@ -5,13 +5,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_nul(item) for item in value)
+        return any(has_nul(item) for item in value)
     return False
 
 
@@ -25,7 +25,7 @@ class RequestBody(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
+        if has_nul(data):
             raise ValueError("text must not contain the NUL character")
         return data
 

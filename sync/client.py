@@ -51,8 +51,10 @@ from schemas.sync import (
     PushResponse,
     Status,
 )
+from schemas.wire import has_nul
 
 PROTOCOL = 1
+MAX_ENTITY = 64
 GZIP_OVER_BYTES = 1024
 
 SCHEMA = """
@@ -322,9 +324,13 @@ class DeviceClient:
             fields=json.loads(json.dumps(fields, default=str)),
             recorded_at=datetime.now(UTC).isoformat(),
         )
-        # A change the server would refuse with its whole batch (a 422: an op or entity
-        # too long, a NUL character) would block the queue for good: refuse it now,
-        # while the user still looks at it (pydantic's ValidationError, a ValueError).
+        # A change the server can only reject (a NUL character, an entity name longer
+        # than any) is refused now, while the user still looks at it; one that could not
+        # even be sent (pydantic's ValidationError, a ValueError) likewise.
+        if has_nul(change.fields) or has_nul(entity):
+            raise ValueError("text must not contain the NUL character")
+        if len(entity) > MAX_ENTITY:
+            raise ValueError(f"no record type has a name over {MAX_ENTITY} characters")
         PushRequest.model_validate_json(self._batch_body([change]))
         self._db.execute(
             "INSERT INTO outbox (seq, change_id, entity, id, op, base_version, fields, "

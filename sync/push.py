@@ -56,6 +56,7 @@ from schemas.sync import (
     Status,
 )
 from schemas.types import utcnow
+from schemas.wire import has_nul
 from sync import records
 from sync.auth import principal_of
 from sync.changelog import Changelog, PendingEntry, changed_by_others
@@ -148,7 +149,11 @@ def push(
         if prior is not None:
             results[index] = _replay(prior, change, digest, device.id)
             continue
-        if change.seq <= floor or change.seq in used_seqs:
+        unstorable = _unstorable(change)
+        if unstorable is not None:
+            result = engine.reject(principal, _storable(change), unstorable, digest)
+            used_seqs.add(change.seq)
+        elif change.seq <= floor or change.seq in used_seqs:
             result = engine.reject(
                 principal,
                 change,
@@ -170,6 +175,29 @@ def push(
         last_seq=device.last_seq,
         server_time=engine.now,
     )
+
+
+MAX_NAME = 64  # sync_change.entity
+MAX_OP = 16  # sync_change.op
+
+
+def _unstorable(change: Change) -> Rejected | None:
+    """Why a change cannot even be looked at: text PostgreSQL cannot hold (NUL), or
+    names longer than any record type or op has."""
+    if has_nul(change.model_dump(mode="json")):
+        return Rejected("fields", "nul_character", "text must not contain the NUL character")
+    if len(change.entity) > MAX_NAME:
+        return Rejected("entity", "unknown_entity", "no such record type")
+    if len(change.op) > MAX_OP:
+        return Rejected("op", "unknown_op", "op is create, update or delete")
+    return None
+
+
+def _storable(change: Change) -> Change:
+    """The change as it can be kept for admins to read: NULs shown as U+FFFD."""
+    text = json.dumps(change.model_dump(mode="json")).replace("\\u0000", "\\ufffd")
+    kept = Change.model_validate(json.loads(text))
+    return kept.model_copy(update={"entity": kept.entity[:MAX_NAME], "op": kept.op[:MAX_OP]})
 
 
 def _replay(prior: SyncChange, change: Change, digest: str, device_id: uuid.UUID) -> ChangeResult:

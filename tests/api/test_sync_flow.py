@@ -163,3 +163,35 @@ def test_admins_see_what_deferred_changes_wait_for_until_it_arrives(world: World
     pulled = {c["id"]: c for c in tablet.get("/sync/pull").json()["changes"]}
     assert pulled[attendance_id]["op"] == "upsert"
     assert pulled[attendance_id]["fields"]["community_id"] == community["id"]
+
+
+def test_a_change_with_a_nul_or_an_overlong_name_is_rejected_alone(world: World) -> None:
+    """One bad change never blocks the rest of its batch, even one the database could
+    not store as sent."""
+    sector = world.sector()
+    tablet = world.device(world.user("ranger", sector_ids=[sector["id"]]))
+    good_id = str(uuid.uuid4())
+    nul = change(
+        "patrol", str(uuid.uuid4()), "create", 1, {"sector_id": sector["id"], "objective": "a\x00b"}
+    )
+    long_entity = change("p" * 500, str(uuid.uuid4()), "create", 2, {})
+    long_op = change("patrol", str(uuid.uuid4()), "x" * 40, 3, {})
+    good = change("patrol", good_id, "create", 4, {"sector_id": sector["id"]})
+
+    answer = push(tablet, nul, long_entity, long_op, good)
+
+    assert [(r["status"], (r.get("errors") or [{}])[0].get("code")) for r in answer["results"]] == [
+        ("rejected", "nul_character"),
+        ("rejected", "unknown_entity"),
+        ("rejected", "unknown_op"),
+        ("applied", None),
+    ]
+    listed = world.admin.get("/sync/rejected").json()
+    assert {r["change_id"] for r in listed} == {
+        nul["change_id"],
+        long_entity["change_id"],
+        long_op["change_id"],
+    }
+    again = push(tablet, nul)
+    assert again["results"][0]["replayed"] is True
+    assert again["results"][0]["errors"][0]["code"] == "nul_character"
