@@ -9,37 +9,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from tests.conftest import Caller, World
-
-
-def change(
-    entity: str, record_id: str, op: str, seq: int, fields: dict[str, Any], **extra: Any
-) -> dict[str, Any]:
-    return {
-        "change_id": str(uuid.uuid4()),
-        "seq": seq,
-        "entity": entity,
-        "id": record_id,
-        "op": op,
-        "base_version": extra.pop("base_version", None),
-        "schema_version": 1,
-        "recorded_at": "2026-11-02T09:31:07-05:00",
-        "fields": fields,
-    }
-
-
-def push(device: Caller, *changes: dict[str, Any]) -> Any:
-    answer = device.post(
-        "/sync/push",
-        json={
-            "protocol": 1,
-            "device_id": device.tokens["device_id"],
-            "batch_id": str(uuid.uuid4()),
-            "changes": list(changes),
-        },
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()
+from tests.conftest import World
+from tests.sync_support import change, push
 
 
 def test_a_ranger_pushes_a_patrol_and_pulls_it_back_with_the_sector(world: World) -> None:
