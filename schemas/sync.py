@@ -131,6 +131,26 @@ class SyncChange(SQLModel, table=True):
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class RefusedChange(SQLModel, table=True):
+    """A change refused before it could be stored under its own id: a ``change_id``
+    already used for other content. Kept so admins see it with the other rejections."""
+
+    __tablename__ = "refused_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: uuid.UUID = Field(index=True)
+    device_id: uuid.UUID = Field(foreign_key="device.id")
+    user_id: uuid.UUID = Field(foreign_key="user.id")
+    batch_id: uuid.UUID | None = None
+    seq: int = Field(sa_type=sa.BigInteger)
+    entity: str = Field(sa_type=sa.String(64))
+    record_id: uuid.UUID | None = None
+    op: str = Field(sa_type=sa.String(16))
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    change: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
 class DeferredChange(SQLModel, table=True):
     __tablename__ = "deferred_change"
     __table_args__ = (sa.Index(None, "waiting_entity", "waiting_id"),)

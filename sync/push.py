@@ -40,6 +40,7 @@ from schemas import (
     ObservationCategory,
     Patrol,
     RecordVersion,
+    RefusedChange,
     SyncChange,
     User,
 )
@@ -147,7 +148,10 @@ def push(
         digest = content_hash(change)
         prior = known.get(change.change_id)
         if prior is not None:
-            results[index] = _replay(prior, change, digest, device.id)
+            result = _replay(prior, change, digest, device.id)
+            if result.replayed is not True:  # the id was used for other content
+                engine.refuse(principal, change, result)
+            results[index] = result
             continue
         unstorable = _unstorable(change)
         if unstorable is not None:
@@ -265,6 +269,26 @@ class PushEngine:
         )
         self._store(principal, change, digest, result)
         return result
+
+    def refuse(self, principal: Principal, change: Change, result: ChangeResult) -> None:
+        """Keep a change that cannot be stored under its own id, for admins to see."""
+        assert principal.device_id is not None
+        kept = _storable(change)
+        self.session.add(
+            RefusedChange(
+                change_id=kept.change_id,
+                device_id=principal.device_id,
+                user_id=principal.user_id,
+                batch_id=self.batch_id,
+                seq=kept.seq,
+                entity=kept.entity,
+                record_id=kept.id,
+                op=kept.op,
+                errors=[e.model_dump() for e in result.errors or []],
+                change=kept.model_dump(mode="json"),
+                received_at=self.now,
+            )
+        )
 
     def _store(
         self, principal: Principal, change: Change, digest: str, result: ChangeResult

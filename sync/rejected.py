@@ -5,19 +5,24 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from schemas import DeferredChange, SyncChange
+from schemas import DeferredChange, RefusedChange, SyncChange
 from schemas.sync import ChangeError, DeferredRead, RejectedChange, Status
 
 
 def list_rejected(session: Session, *, limit: int, offset: int) -> list[RejectedChange]:
-    rows = session.exec(
+    """Rejected changes, newest first: those stored under their own id, and those
+    refused before they could be (a ``change_id`` reused for other content)."""
+    window = offset + limit
+    stored = session.exec(
         select(SyncChange)
         .where(SyncChange.status == Status.rejected)
         .order_by(col(SyncChange.received_at).desc(), col(SyncChange.seq).desc())
-        .offset(offset)
-        .limit(limit)
+        .limit(window)
     )
-    return [
+    refused = session.exec(
+        select(RefusedChange).order_by(col(RefusedChange.received_at).desc()).limit(window)
+    )
+    listed = [
         RejectedChange(
             change_id=row.change_id,
             device_id=row.device_id,
@@ -33,8 +38,24 @@ def list_rejected(session: Session, *, limit: int, offset: int) -> list[Rejected
             change=row.change,
             received_at=row.received_at,
         )
-        for row in rows
+        for row in stored
+    ] + [
+        RejectedChange(
+            change_id=row.change_id,
+            device_id=row.device_id,
+            user_id=row.user_id,
+            entity=row.entity,
+            record_id=row.record_id,
+            op=row.op,
+            seq=row.seq,
+            errors=[ChangeError.model_validate(e) for e in row.errors],
+            change=row.change,
+            received_at=row.received_at,
+        )
+        for row in refused
     ]
+    listed.sort(key=lambda r: (r.received_at, r.seq), reverse=True)
+    return listed[offset:window]
 
 
 def list_deferred(session: Session, *, limit: int, offset: int) -> list[DeferredRead]:

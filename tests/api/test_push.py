@@ -270,7 +270,7 @@ def test_a_replayed_batch_changes_nothing(
 
 
 def test_a_change_id_sent_again_with_other_content_is_rejected_as_reused(
-    engine: Engine, tablet: Tablet, patrol: str
+    engine: Engine, world: World, tablet: Tablet, patrol: str
 ) -> None:
     original = tablet.change("patrol", patrol, "update", {"comment": "lluvia"}, base_version=1)
     assert tablet.one(original)["status"] == "applied"
@@ -285,6 +285,15 @@ def test_a_change_id_sent_again_with_other_content_is_rejected_as_reused(
     assert result.get("replayed") is None
     assert [v.version for v in versions(engine, "patrol", patrol)] == [1, 2]
     assert tablet.pull_all()[("patrol", patrol)]["fields"]["comment"] == "lluvia"
+    # Kept, with its reason and its content, where an admin can see it.
+    kept = [
+        r
+        for r in world.admin.get("/sync/rejected").json()
+        if r["change_id"] == original["change_id"]
+    ]
+    assert [(r["errors"][0]["code"], r["change"]["fields"]) for r in kept] == [
+        ("change_id_reused", {"comment": "sol"})
+    ]
 
 
 def test_a_change_id_of_another_device_is_rejected_as_reused(
