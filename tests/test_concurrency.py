@@ -13,167 +13,25 @@ database, on each backend, driven over real HTTP.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import signal
-import socket
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, SECRET_KEY
-from tests.databases import fresh_database
-from tests.test_cli import base_environment, fieldsync_command
+from tests.conftest import PASSWORD
+from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
-READY_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
-COMMAND_TIMEOUT_SECONDS = 60
 HTTP_TIMEOUT_SECONDS = 60.0
 PHASE_TIMEOUT_SECONDS = 120.0
-
-
-# ---------------------------------------------------------------- server processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
-
-    def kill(self) -> None:
-        """SIGKILL to the whole process group (the server and any workers)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-    def stop(self) -> None:
-        """SIGTERM, a grace period, then SIGKILL to the server's process group."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        self.kill()
-
-    def tracebacks(self) -> list[str]:
-        text = self.log.read_text(errors="replace")
-        return [part[:2000] for part in text.split("Traceback")[1:]]
-
-
-@dataclass
-class Deployment:
-    """One fresh, migrated database with an admin ``boss``; server processes on it."""
-
-    env: dict[str, str]
-    folder: Path
-    servers: list[Server] = field(default_factory=list)
-
-    def run(self, *args: str, stdin: str | None = None) -> str:
-        answer = subprocess.run(
-            [fieldsync_command(), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            cwd=self.folder,
-            env=self.env,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-            check=False,
-        )
-        assert answer.returncode == 0, f"fieldsync {' '.join(args)}: {answer.stderr}"
-        return answer.stdout
-
-    def start(self, workers: int = 1) -> Server:
-        port = free_port()
-        log = self.folder / f"server-{port}-{len(self.servers)}.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [
-                    fieldsync_command(),
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(workers),
-                ],
-                cwd=self.folder,
-                env=self.env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = Server(process, port, log)
-        self.servers.append(server)
-        wait_until_ready(server)
-        return server
-
-
-def wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.output()}")
-        try:
-            answer = httpx.get(f"http://127.0.0.1:{server.port}/readyz", timeout=2)
-            if answer.status_code == 200:
-                return
-            last = f"{answer.status_code} {answer.text}"
-        except httpx.TransportError as error:
-            last = repr(error)
-        time.sleep(0.1)
-    pytest.fail(
-        f"the server was not ready in {READY_TIMEOUT_SECONDS} s ({last}):\n{server.output()}"
-    )
-
-
-@pytest.fixture
-def deployment(backend: str, tmp_path: Path) -> Iterator[Deployment]:
-    with fresh_database(backend, tmp_path) as url:
-        env = {
-            **base_environment(),
-            "FIELDSYNC_DATABASE_URL": url,
-            "FIELDSYNC_SECRET_KEY": SECRET_KEY,
-            "FIELDSYNC_ARGON2_MEMORY_KIB": "64",
-            "FIELDSYNC_ARGON2_TIME_COST": "1",
-        }
-        made = Deployment(env, tmp_path)
-        made.run("db", "upgrade")
-        made.run("users", "create-admin", "boss", "--password-stdin", stdin=PASSWORD + "\n")
-        try:
-            yield made
-        finally:
-            for server in made.servers:
-                server.stop()
 
 
 # ---------------------------------------------------------------- people and devices
