@@ -38,7 +38,8 @@ Moment = Annotated[datetime, AfterValidator(_aware)]
 class Fields(BaseModel):
     """The fields a device sends for one record; unknown fields are refused."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Not-a-number and infinities are not JSON, and no field means them.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------- enumerations
@@ -115,7 +116,7 @@ class AttendanceRole(StrEnum):
 class Member(BaseModel):
     """A patrol member or a facilitator: a user of the service, or a name."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user_id: uuid.UUID | None = None
     name: Name | None = None
@@ -129,7 +130,7 @@ class Member(BaseModel):
 
 
 class TrackPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     t: Moment
     lat: Latitude
@@ -139,32 +140,34 @@ class TrackPoint(BaseModel):
 
 
 class Location(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     lat: Latitude
     lon: Longitude
 
 
 class HouseholdMember(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     person_id: uuid.UUID
     relation: Name | None = None
 
 
 class Consent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: ConsentMethod
     given_on: date
 
 
 class Headcount(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     female: int = PydanticField(ge=0)
     male: int = PydanticField(ge=0)
 
+
+MONTH_MINUTES = 31 * 24 * 60  # no patrol rests longer than a month
 
 Key = Annotated[str, PydanticField(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 
@@ -180,7 +183,7 @@ class PatrolFields(Fields):
     transport: Name | None = None
     started_at: Moment | None = None
     ended_at: Moment | None = None
-    rest_minutes: int | None = PydanticField(default=None, ge=0)
+    rest_minutes: int | None = PydanticField(default=None, ge=0, le=MONTH_MINUTES)
     comment: Text | None = None
     status: PatrolStatus = PatrolStatus.draft
 

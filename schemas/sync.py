@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
-from schemas.types import JSONDocument, UTCDateTime, new_id, utcnow
+from schemas.types import JSONDocument, JSONText, UTCDateTime, new_id, utcnow
 from schemas.wire import RequestBody
 
 # ---------------------------------------------------------------- enumerations
@@ -73,11 +73,29 @@ class SyncClock(SQLModel, table=True):
     epoch: uuid.UUID = Field(default_factory=new_id)
 
 
+# Entries with no scope key: the reference data everyone pulls (observation categories).
+UNSCOPED = "sector_id IS NULL AND community_id IS NULL"
+
+
 class SyncEntry(SQLModel, table=True):
+    """Pull reads it by index ranges in change-number order (see ``sync.pull``): all of
+    it (``change_seq``), one sector's or one community's entries, or the few unscoped
+    ones, which a partial index keeps apart from the millions of scoped ones."""
+
     __tablename__ = "sync_entry"
     __table_args__ = (
         sa.Index(None, "sector_id", "change_seq"),
         sa.Index(None, "community_id", "change_seq"),
+        # The scope columns lead, NULL in every entry of it, so that SQLite's planner
+        # (which counts IS NULL as an equality) prefers it to the scope indexes above.
+        sa.Index(
+            "ix_sync_entry_unscoped_change_seq",
+            "sector_id",
+            "community_id",
+            "change_seq",
+            sqlite_where=sa.text(UNSCOPED),
+            postgresql_where=sa.text(UNSCOPED),
+        ),
     )
 
     entity: str = Field(sa_type=sa.String(32), primary_key=True)
@@ -87,7 +105,7 @@ class SyncEntry(SQLModel, table=True):
     deleted: bool = False
     sector_id: uuid.UUID | None = None
     community_id: uuid.UUID | None = None
-    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONText)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -98,7 +116,7 @@ class RecordVersion(SQLModel, table=True):
     record_id: uuid.UUID = Field(primary_key=True)
     version: int = Field(primary_key=True)
     op: str = Field(sa_type=sa.String(16))
-    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    fields: dict[str, Any] = Field(default_factory=dict, sa_type=JSONText)
     changed: list[str] = Field(default_factory=list, sa_type=JSONDocument)
     user_id: uuid.UUID | None = None
     device_id: uuid.UUID | None = None
@@ -126,7 +144,7 @@ class SyncChange(SQLModel, table=True):
     content_hash: str = Field(sa_type=sa.String(64))
     status: str = Field(sa_type=sa.String(16))
     result: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
-    change: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    change: dict[str, Any] = Field(default_factory=dict, sa_type=JSONText)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -194,6 +212,10 @@ class Conflict(SQLModel, table=True):
 # ---------------------------------------------------------------- wire: push
 
 
+MAX_SEQ = 2**63 - 1  # a BIGINT
+MAX_VERSION = 2**31 - 1  # an INTEGER
+
+
 class Change(BaseModel):
     """One change a device made offline."""
 
@@ -202,16 +224,17 @@ class Change(BaseModel):
     change_id: uuid.UUID = PydanticField(
         description="Unique forever. Sent again, it gets the answer it got the first time."
     )
-    seq: int = PydanticField(ge=0, description="Strictly increasing per device.")
+    seq: int = PydanticField(ge=0, le=MAX_SEQ, description="Strictly increasing per device.")
     entity: str = PydanticField(description="The record type, such as `attendance`.")
     id: uuid.UUID = PydanticField(description="The record's id, made on the device.")
     op: str = PydanticField(description="`create`, `update` or `delete`.")
     base_version: int | None = PydanticField(
         default=None,
         ge=0,
+        le=MAX_VERSION,
         description="The server version of the record the device last saw (null for create).",
     )
-    schema_version: int = PydanticField(default=1, ge=1)
+    schema_version: int = PydanticField(default=1, ge=1, le=MAX_VERSION)
     recorded_at: datetime | None = PydanticField(
         default=None, description="The device's clock: kept, never trusted for ordering."
     )

@@ -47,6 +47,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 # JSON documents: JSONB on PostgreSQL (indexable), JSON text on SQLite.
 JSONDocument: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
 
+# Documents only ever written and read whole (a record's pull snapshot, its versions,
+# the changes devices sent): JSON text on both. PostgreSQL keeps JSON as given, where
+# JSONB would parse every document written, and a pull reads it back as it is.
+JSONText: sa.types.TypeEngine[Any] = sa.JSON()
+
 
 # Constraint names the same on SQLite and PostgreSQL, so later migrations can name
 # them (SQLite's batch mode needs names to drop or alter a constraint).

@@ -18,9 +18,10 @@ def has_nul(value: Any) -> bool:
 class RequestBody(BaseModel):
     """A body a client sends: unknown fields are refused (a typo, or a server-owned
     field such as ``version``, is an error, not silently dropped), and so is the NUL
-    character, which PostgreSQL cannot store in text."""
+    character, which PostgreSQL cannot store in text. Numbers are finite: NaN and
+    infinities are not JSON."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

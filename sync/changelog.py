@@ -40,22 +40,33 @@ class PendingEntry:
 
 
 class Changelog:
-    """Collects the records a transaction changed; ``publish()`` stamps them in order."""
+    """Collects the versions a transaction made and the records it changed;
+    ``publish()`` writes the versions and stamps the records' entries in order, each
+    with one statement."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._pending: dict[tuple[str, uuid.UUID], PendingEntry] = {}
+        self._versions: list[dict[str, Any]] = []
 
-    def checkpoint(self) -> dict[tuple[str, uuid.UUID], PendingEntry]:
-        return dict(self._pending)
-
-    def restore(self, saved: dict[tuple[str, uuid.UUID], PendingEntry]) -> None:
-        self._pending = dict(saved)
-
-    def touch(self, entry: PendingEntry) -> None:
+    def touch(self, entry: PendingEntry) -> PendingEntry | None:
+        """Queue ``entry``; the entry it replaces, if the record was touched before."""
         key = (entry.entity, entry.record_id)
-        self._pending.pop(key, None)  # re-touched: it moves to the end
+        replaced = self._pending.pop(key, None)  # re-touched: it moves to the end
         self._pending[key] = entry
+        return replaced
+
+    def untouch(self, entity: str, record_id: uuid.UUID, replaced: PendingEntry | None) -> None:
+        """Undo a ``touch``: put back the entry it replaced, or none."""
+        key = (entity, record_id)
+        if replaced is None:
+            self._pending.pop(key, None)
+        else:
+            self._pending[key] = replaced
+
+    def drop_last_version(self) -> None:
+        """Undo the last ``version()``."""
+        self._versions.pop()
 
     def version(
         self,
@@ -73,27 +84,33 @@ class Changelog:
         recorded_at: datetime | None,
         now: datetime,
     ) -> None:
-        self.session.add(
-            RecordVersion(
-                entity=entity,
-                record_id=record_id,
-                version=version,
-                op=op,
-                fields=fields,
-                changed=changed,
-                user_id=user_id,
-                device_id=device_id,
-                change_id=change_id,
-                reason=reason,
-                recorded_at=recorded_at,
-                created_at=now,
-            )
+        self._versions.append(
+            {
+                "entity": entity,
+                "record_id": record_id,
+                "version": version,
+                "op": op,
+                "fields": fields,
+                "changed": changed,
+                "user_id": user_id,
+                "device_id": device_id,
+                "change_id": change_id,
+                "reason": reason,
+                "recorded_at": recorded_at,
+                "created_at": now,
+            }
         )
 
     def publish(self) -> None:
+        self.session.flush()
+        if self._versions:
+            self.session.connection().execute(
+                sa.insert(RecordVersion.__table__),  # type: ignore[attr-defined]
+                self._versions,
+            )
+            self._versions = []
         if not self._pending:
             return
-        self.session.flush()
         top = take_numbers(self.session, len(self._pending))
         first = top - len(self._pending) + 1
         rows = [
@@ -134,7 +151,7 @@ def clock(session: Session) -> tuple[int, uuid.UUID]:
 
 def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(SyncEntry).values(rows)
+    statement = insert(SyncEntry)
     updated = (
         "change_seq",
         "version",
@@ -144,11 +161,14 @@ def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
         "fields",
         "updated_at",
     )
-    session.execute(
+    # One statement run for every row (executemany): compiled once and cached, where
+    # a VALUES list of n rows would be a new statement for every n.
+    session.connection().execute(
         statement.on_conflict_do_update(
             index_elements=["entity", "record_id"],
             set_={name: statement.excluded[name] for name in updated},
-        )
+        ),
+        rows,
     )
 
 

@@ -10,10 +10,12 @@ instead of failing with ``SQLITE_BUSY`` when it upgrades from a read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -23,9 +25,22 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = "fieldsync_write"
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's value as text: orjson, several times faster than the standard
+    library on the documents a push writes; the standard library for what orjson
+    refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings this service relies on."""
     parsed = sa.make_url(url)
+    # Read back with the standard library, which keeps integers of any size exact
+    # (orjson would read those beyond 64 bits as floats).
+    kwargs = {"json_serializer": json_text, **kwargs}
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
+
+import sqlalchemy as sa
 
 from schemas.enums import Role
 from schemas.records import (
@@ -60,13 +63,24 @@ class EntitySpec:
     # Server-owned columns shown to devices besides the fields (review, merges, scope).
     server_fields: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def scope_field(self) -> str:
         return "sector_id" if self.domain is Domain.patrol else "community_id"
 
-    @property
+    @cached_property
     def settable(self) -> frozenset[str]:
         return frozenset(self.fields.model_fields)
+
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        """Every column of the record's table."""
+        return tuple(self.table.__table__.columns.keys())  # type: ignore[attr-defined]
+
+    @cached_property
+    def documents(self) -> frozenset[str]:
+        """The settable fields stored as JSON documents (members, points, consent)."""
+        table = self.table.__table__  # type: ignore[attr-defined]
+        return frozenset(n for n in self.settable if isinstance(table.c[n].type, sa.JSON))
 
 
 ENTITIES: dict[str, EntitySpec] = {

@@ -11,19 +11,43 @@ and not the new one comes as a delete — then **backfill** — every record vis
 under the new scope and not the old, up to the cursor's change number — and then go
 on **live** from where the cursor was. The cursor carries the old scope to make
 that possible.
+
+Why a page costs the same with ten thousand entries held or ten million
+------------------------------------------------------------------------
+What a scope sees is a union of **parts**, each read as one range in change-number
+order: everything (the ``change_seq`` index), one sector (``sector_id, change_seq``),
+one community (``community_id, change_seq``), the observation categories everyone
+sees (a partial index of the entries with no scope key), or a sector's own row (by
+primary key). A page merges its parts' ordered scans — PostgreSQL with a Merge Append,
+SQLite with its merge of an ordered compound SELECT — and stops as soon as the page
+is full. Written as one ``OR``, PostgreSQL read every entry of the scope and sorted
+them all for each page, and SQLite walked the change-number index past every entry
+of every other sector.
+
+The answer is written as JSON bytes straight from the rows: ``fields`` is read as
+the JSON text the database holds and spliced in, never parsed into Python objects
+and serialised again, and no model is built per change; that was nearly all of the
+cost of a pull. A page is capped in bytes as well as in changes, so that a page of
+very long track segments cannot hold the server's memory to ransom.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
-from dataclasses import replace
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from schemas import Community, Device, SyncEntry
 from schemas.enums import Role
-from schemas.sync import PulledChange, PullResponse
 from sync import changelog
 from sync.cursor import Cursor, Scope, decode, encode
 from sync.entities import PATROL_ENTITIES, PEOPLE_ENTITIES
@@ -32,6 +56,23 @@ from sync.principal import Principal
 from sync.settings import Settings
 
 SECTOR_ROLES = (Role.ranger, Role.ranger_lead)
+
+# A page stops growing once it holds this many bytes of JSON, whatever the limit
+# asked: enough for a full page of ordinary records (about 3 KB each), while a page of
+# 10,000-point track segments (about 1 MB each) stays a few dozen of them.
+PAGE_BYTES = 16 * 1024 * 1024
+# Rows are fetched from the database this many at a time (a server-side cursor on
+# PostgreSQL), so that the driver holds a slice of a page, not all of it: a few hundred
+# KB of ordinary records, and never more than ~100 MB even of the longest tracks.
+FETCH_ROWS = 100
+# Past this many parts, a scope is read by one filtered walk of the change-number
+# index instead: it then covers much of the data anyway, and SQLite refuses a compound
+# SELECT of more than 500 terms.
+MAX_PARTS = 64
+
+
+# A row of ``_COLUMNS``: entity, record_id, version, deleted, fields, updated_at, change_seq.
+EntryRow = sa.Row[str, str, int, bool, str, datetime, int]
 
 
 class CursorReset(Gone):
@@ -45,7 +86,8 @@ def pull(
     cursor: str | None,
     limit: int | None,
     settings: Settings,
-) -> PullResponse:
+) -> bytes:
+    """The next page for the principal's device: a ``PullResponse``, as JSON bytes."""
     if principal.device_id is None:
         raise Forbidden("pulling needs a device's token; enroll the device", code="device_required")
     size = min(limit or settings.pull_default_limit, settings.pull_max_limit)
@@ -80,78 +122,259 @@ def pull(
                 also=also,
             )
 
-    handed: list[PulledChange] = []
-    while len(handed) < size:
-        page, position, done = _page(session, position, size - len(handed))
-        handed.extend(page)
+    page = Page(size=size, max_bytes=PAGE_BYTES, sqlite=session.get_bind().dialect.name == "sqlite")
+    while not page.full:
+        position, done = _fill(session, position, page)
         if done:
             break
-    has_more = len(handed) >= size
-    device = session.get(Device, principal.device_id)
-    return PullResponse(
-        changes=handed,
-        cursor=encode(position, key),
-        has_more=has_more,
-        last_seq=device.last_seq if device else None,
-    )
+    last_seq = session.exec(select(Device.last_seq).where(Device.id == principal.device_id)).first()
+    return page.document(cursor=encode(position, key), has_more=page.full, last_seq=last_seq)
 
 
-def _page(session: Session, position: Cursor, room: int) -> tuple[list[PulledChange], Cursor, bool]:
-    """One phase's next rows; the new position; whether the pull is caught up."""
+# ---------------------------------------------------------------- the page, as JSON
+
+
+class Page:
+    """The changes of one answer, written as JSON while the rows are read.
+
+    Full once it holds ``size`` changes or ``max_bytes`` of JSON; it always takes at
+    least one change, however large, so that a pull always moves on. ``sqlite`` says
+    the stored JSON was written by Python's JSON writer, and may hold what JSON cannot
+    (see ``_finite_json``); PostgreSQL's JSON types refuse it.
+    """
+
+    def __init__(self, *, size: int, max_bytes: int, sqlite: bool) -> None:
+        self.size = size
+        self.max_bytes = max_bytes
+        self.count = 0
+        self.length = 0
+        self._fields = _finite_json if sqlite else _as_stored
+        self._chunks: list[bytes] = [b'{"changes":[']
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.size or self.length >= self.max_bytes
+
+    @property
+    def room(self) -> int:
+        return self.size - self.count
+
+    def take(self, rows: Iterable[EntryRow], *, delete: bool) -> tuple[int | None, bool]:
+        """Write ``rows`` (at most ``room`` of them) until the page is full: the change
+        number of the last one written, and whether ``rows`` ran out before the page
+        filled (then the part of the pull they came from is done)."""
+        last = None
+        for entity, record_id, version, deleted, fields, updated_at, change_seq in rows:
+            gone = delete or deleted
+            change = (
+                f'{"," if self.count else ""}{{"entity":{_quoted(entity)},'
+                f'"id":"{_dashed(record_id)}","version":{version},'
+                f'"op":"{"delete" if gone else "upsert"}",'
+                f'"fields":{"{}" if gone else self._fields(fields)},'
+                f'"updated_at":"{_timestamp(updated_at)}"}}'
+            ).encode()
+            self._chunks.append(change)
+            self.count += 1
+            self.length += len(change)
+            last = change_seq
+            if self.full:
+                return last, False
+        return last, True
+
+    def document(self, *, cursor: str, has_more: bool, last_seq: int | None) -> bytes:
+        """The whole answer, ``{changes, cursor, has_more, last_seq}``; the page is
+        emptied."""
+        tail = json.dumps(
+            {"cursor": cursor, "has_more": has_more, "last_seq": last_seq}, separators=(",", ":")
+        )
+        self._chunks.append(b"]," + tail[1:].encode())
+        document = b"".join(self._chunks)
+        self._chunks = []
+        return document
+
+
+@cache
+def _quoted(entity: str) -> str:
+    return json.dumps(entity)
+
+
+def _dashed(record_id: str) -> str:
+    """A UUID read as text: PostgreSQL's has its dashes, SQLite stores 32 hex digits."""
+    if len(record_id) != 32:
+        return record_id
+    groups = record_id[:8], record_id[8:12], record_id[12:16], record_id[16:20], record_id[20:]
+    return "-".join(groups)
+
+
+def _timestamp(moment: datetime) -> str:
+    """UTC as pydantic writes it, as the rest of the API does: ``…T14:31:07.250000Z``,
+    or ``…T14:31:07Z`` on the second."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _as_stored(stored: str) -> str:
+    return stored
+
+
+def _finite_json(stored: str) -> str:
+    """The stored JSON text, unless it holds what JSON cannot. SQLite keeps the text a
+    Python JSON writer made, and the standard library's writes a NaN or an infinity as a
+    bare ``NaN`` or ``Infinity``, which no device could parse (and one such record would
+    stop every device in its scope). Those rare documents are rewritten with ``null`` in
+    their place, as the API writes such numbers everywhere else."""
+    if "NaN" not in stored and "Infinity" not in stored:
+        return stored
+    return json.dumps(_finite(json.loads(stored)), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {name: _finite(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+# ---------------------------------------------------------------- phases
+
+
+def _fill(session: Session, position: Cursor, page: Page) -> tuple[Cursor, bool]:
+    """Fill the page from the position's phase: the new position, and whether the pull
+    is caught up."""
     if position.phase == "live":
-        rows = _entries(
-            session, visible(position.scope), col(SyncEntry.change_seq) > position.seq, room
-        )
-        last = rows[-1].change_seq if rows else position.seq
-        return [_change(r) for r in rows], replace(position, seq=last), len(rows) < room
+        last, ran_out = _take(session, page, parts(position.scope), after=position.seq)
+        return replace(position, seq=position.seq if last is None else last), ran_out
     assert position.target is not None
-    held = [visible(s) for s in (position.scope, *position.also)]
-    may_hold, surely_held = sa.or_(*held), sa.and_(*held)
-    new = visible(position.target)
+    held = [parts(s) for s in (position.scope, *position.also)]
+    new = parts(position.target)
     if position.phase == "evict":
-        rows = _entries(
+        # What may be held and is not visible now, read from the parts that may hold it.
+        last, ran_out = _take(
             session,
-            sa.and_(may_hold, sa.not_(new)),
-            col(SyncEntry.change_seq) > position.position,
-            room,
+            page,
+            {part for some in held for part in some if not _within(part, new)},
+            where=[sa.not_(visible(position.target))],
+            after=position.position,
+            delete=True,
         )
-        changes = [_change(r, delete=True) for r in rows]
-        if len(rows) < room:
-            return changes, replace(position, phase="backfill", position=0), False
-        return changes, replace(position, position=rows[-1].change_seq), False
-    rows = _entries(
+        if ran_out:
+            return replace(position, phase="backfill", position=0), False
+        assert last is not None
+        return replace(position, position=last), False
+    # What is visible now and not surely held, read from the new parts not held by all.
+    surely_held = sa.and_(*(visible(s) for s in (position.scope, *position.also)))
+    last, ran_out = _take(
         session,
-        sa.and_(new, sa.not_(surely_held), sa.not_(col(SyncEntry.deleted))),
-        sa.and_(
-            col(SyncEntry.change_seq) > position.position,
-            col(SyncEntry.change_seq) <= position.seq,
-        ),
-        room,
+        page,
+        {part for part in new if not all(_within(part, some) for some in held)},
+        where=[sa.not_(surely_held), sa.not_(col(SyncEntry.deleted))],
+        after=position.position,
+        upto=position.seq,
     )
-    changes = [_change(r) for r in rows]
-    if len(rows) < room:
+    if ran_out:
         caught_up = Cursor(epoch=position.epoch, seq=position.seq, scope=position.target)
-        return changes, caught_up, False
-    return changes, replace(position, position=rows[-1].change_seq), False
+        return caught_up, False
+    assert last is not None
+    return replace(position, position=last), False
 
 
-def _entries(
-    session: Session, where: sa.ColumnElement[bool], after: sa.ColumnElement[bool], room: int
-) -> list[SyncEntry]:
-    query = select(SyncEntry).where(where, after).order_by(col(SyncEntry.change_seq)).limit(room)
-    return list(session.exec(query))
+# ---------------------------------------------------------------- scopes and their parts
 
 
-def _change(entry: SyncEntry, *, delete: bool = False) -> PulledChange:
-    gone = delete or entry.deleted
-    return PulledChange(
-        entity=entry.entity,
-        id=entry.record_id,
-        version=entry.version,
-        op="delete" if gone else "upsert",
-        fields={} if gone else entry.fields,
-        updated_at=entry.updated_at,
+@dataclass(frozen=True)
+class Part:
+    """One index range of ``sync_entry``; a scope sees the union of its parts.
+
+    - ``everything``: all entries (admins and coordinators);
+    - ``category``: the observation categories, which everyone sees;
+    - ``sector``: a sector's patrol records, its own row and its communities' rows;
+    - ``sector_row``: only a sector's own row (what an extension worker sees of it);
+    - ``community``: a community's people records and its own row.
+    """
+
+    kind: Literal["everything", "category", "sector", "sector_row", "community"]
+    key: uuid.UUID | None = None
+
+    @property
+    def where(self) -> sa.ColumnElement[bool]:
+        entity = col(SyncEntry.entity)
+        if self.kind == "everything":
+            return sa.true()
+        if self.kind == "category":
+            # Unscoped, as categories are: read by the partial index of such entries.
+            return sa.and_(
+                entity == "observation_category",
+                col(SyncEntry.sector_id).is_(None),
+                col(SyncEntry.community_id).is_(None),
+            )
+        if self.kind == "sector":
+            return sa.and_(
+                col(SyncEntry.sector_id) == self.key,
+                entity.in_((*PATROL_ENTITIES, "sector", "community")),
+            )
+        if self.kind == "sector_row":
+            # The record id finds it by primary key; a sector's entry is scoped to itself.
+            return sa.and_(
+                entity == "sector",
+                col(SyncEntry.record_id) == self.key,
+                col(SyncEntry.sector_id) == self.key,
+            )
+        return sa.and_(
+            col(SyncEntry.community_id) == self.key,
+            entity.in_((*PEOPLE_ENTITIES, "community")),
+        )
+
+
+EVERYTHING = Part("everything")
+
+
+def parts(scope: Scope) -> frozenset[Part]:
+    """The parts ``scope`` sees.
+
+    Rangers and ranger leads: patrol records, sectors and communities of their sectors.
+    Extension workers: people records and communities of their communities, and the
+    sectors those lie in. Everyone: observation categories.
+    """
+    if scope.role == "all":
+        return frozenset({EVERYTHING})
+    if scope.role == "sectors":
+        return frozenset({Part("category"), *(Part("sector", s) for s in scope.sector_ids)})
+    return frozenset(
+        {
+            Part("category"),
+            *(Part("sector_row", s) for s in scope.sector_ids),
+            *(Part("community", c) for c in scope.community_ids),
+        }
     )
+
+
+def visible(scope: Scope) -> sa.ColumnElement[bool]:
+    """The entries ``scope`` sees, as a WHERE clause."""
+    if scope.role == "all":
+        return sa.true()
+    return sa.or_(*(part.where for part in _ordered(parts(scope))))
+
+
+def _within(part: Part, some: AbstractSet[Part]) -> bool:
+    """Whether every entry of ``part`` lies in the union of ``some``."""
+    return (
+        EVERYTHING in some
+        or part in some
+        or (part.kind == "sector_row" and Part("sector", part.key) in some)
+    )
+
+
+def _ordered(some: Iterable[Part]) -> list[Part]:
+    """The parts without those that others contain, in a stable order (one SQL text
+    per shape of scope, for the statement caches)."""
+    some = set(some)
+    if EVERYTHING in some:
+        return [EVERYTHING]
+    sectors = {part.key for part in some if part.kind == "sector"}
+    kept = [part for part in some if not (part.kind == "sector_row" and part.key in sectors)]
+    return sorted(kept, key=lambda part: (part.kind, str(part.key)))
 
 
 def current_scope(session: Session, principal: Principal) -> Scope:
@@ -168,36 +391,87 @@ def current_scope(session: Session, principal: Principal) -> Scope:
     )
 
 
-def visible(scope: Scope) -> sa.ColumnElement[bool]:
-    """The entries ``scope`` sees, as a WHERE clause.
+# ---------------------------------------------------------------- reading entries
 
-    Rangers and ranger leads: patrol records, sectors and communities of their sectors.
-    Extension workers: people records and communities of their communities, and the
-    sectors those lie in. Everyone: observation categories.
-    """
-    everyone = col(SyncEntry.entity) == "observation_category"
-    if scope.role == "all":
-        return sa.true()
-    if scope.role == "sectors":
-        return sa.or_(
-            everyone,
-            sa.and_(
-                col(SyncEntry.entity).in_((*PATROL_ENTITIES, "sector", "community")),
-                col(SyncEntry.sector_id).in_(_ids(scope.sector_ids)),
-            ),
-        )
-    return sa.or_(
-        everyone,
-        sa.and_(
-            col(SyncEntry.entity).in_((*PEOPLE_ENTITIES, "community")),
-            col(SyncEntry.community_id).in_(_ids(scope.community_ids)),
-        ),
-        sa.and_(
-            col(SyncEntry.entity) == "sector",
-            col(SyncEntry.sector_id).in_(_ids(scope.sector_ids)),
-        ),
-    )
+_COLUMNS = (
+    col(SyncEntry.entity),
+    # Ids and JSON as text: no UUID object made, and no document parsed, per entry.
+    sa.cast(col(SyncEntry.record_id), sa.String).label("record_id"),
+    col(SyncEntry.version),
+    col(SyncEntry.deleted),
+    sa.cast(col(SyncEntry.fields), sa.Text).label("fields"),
+    col(SyncEntry.updated_at),
+    col(SyncEntry.change_seq),
+)
 
 
-def _ids(ids: frozenset[uuid.UUID]) -> list[uuid.UUID]:
-    return sorted(ids)
+def _take(
+    session: Session,
+    page: Page,
+    some: Iterable[Part],
+    *,
+    where: Iterable[sa.ColumnElement[bool]] = (),
+    after: int,
+    upto: int | None = None,
+    delete: bool = False,
+) -> tuple[int | None, bool]:
+    """Fill the page with the entries of the parts ``some`` that meet ``where``, after
+    change number ``after`` (and up to ``upto``), oldest change first; as ``Page.take``."""
+    dialect = session.get_bind().dialect.name
+    query = _query(some, where=where, after=after, upto=upto, limit=page.room, dialect=dialect)
+    if query is None:
+        return None, True
+    options = {"yield_per": FETCH_ROWS}
+    with session.connection().execute(query, execution_options=options) as result:
+        return page.take(result, delete=delete)
+
+
+def _query(
+    some: Iterable[Part],
+    *,
+    where: Iterable[sa.ColumnElement[bool]] = (),
+    after: int,
+    upto: int | None = None,
+    limit: int,
+    dialect: str,
+) -> sa.Executable | None:
+    """The query of the first ``limit`` entries of the parts ``some`` that meet
+    ``where``, after change number ``after`` (and up to ``upto``), oldest change
+    first: one index range scan per part, merged. ``None`` when there are no parts."""
+    ordered = _ordered(some)
+    if not ordered:
+        return None
+    seq = col(SyncEntry.change_seq)
+    numbered = [seq > after] if upto is None else [seq > after, seq <= upto]
+    if len(ordered) > MAX_PARTS:
+        clauses = [sa.or_(*(part.where for part in ordered))]
+    else:
+        clauses = _disjoint(ordered)
+    scans = [sa.select(*_COLUMNS).where(clause, *where, *numbered) for clause in clauses]
+    if len(scans) == 1:
+        return scans[0].order_by(seq).limit(limit)
+    if dialect == "postgresql":
+        # PostgreSQL merges ordered scans (Merge Append) only of subqueries that are
+        # ordered and limited themselves; under one ORDER BY it reads every entry of
+        # every part and sorts them, each page.
+        limited = [sa.select(scan.order_by(seq).limit(limit).subquery()) for scan in scans]
+        merged = sa.union_all(*limited).subquery("entry")
+        return sa.select(merged).order_by(merged.c.change_seq).limit(limit)
+    # SQLite merges the parts of an ordered compound SELECT as it reads them (and
+    # would sort the rows of each limited subquery before merging them).
+    return sa.union_all(*scans).order_by(sa.literal_column("change_seq")).limit(limit)
+
+
+def _disjoint(ordered: list[Part]) -> list[sa.ColumnElement[bool]]:
+    """The parts' WHERE clauses, made not to overlap, so that ``UNION ALL`` hands each
+    entry out once. Only a community's own row can lie in two parts — its community's
+    and its sector's, when a catch-up reads both kinds of scope — and is left to the
+    sector's."""
+    sectors = [part.key for part in ordered if part.kind == "sector"]
+    if not sectors:
+        return [part.where for part in ordered]
+    entity, sector_id = col(SyncEntry.entity), col(SyncEntry.sector_id)
+    outside = sa.or_(entity != "community", sector_id.not_in(sectors))
+    return [
+        sa.and_(part.where, outside) if part.kind == "community" else part.where for part in ordered
+    ]

@@ -16,36 +16,34 @@ For every change, in ``seq`` order, inside the request's one transaction:
    itself. Edits of an approved patrol and updates or deletes meeting a server-side
    delete open a conflict; nothing the device sent is lost.
 
-Each change runs in a savepoint, so one that fails cannot spoil the others; the
-batch is answered only after the transaction commits (``api.deps``).
+The batch is set-based: what it names is read up front in a few statements, every
+change is decided in memory (``sync.workspace``), and each table is written with one
+statement at the end. A change found invalid halfway is undone in memory, as a
+savepoint would. When another device's batch wins a race for the same row (the same
+attendance recorded on two tablets at once), the database refuses our write and the
+whole batch is decided again, seeing the winner; should that keep failing, the last
+attempt goes one change at a time, each in its own savepoint, so that one bad change
+can never block the rest. The batch is answered only after the transaction commits
+(``api.deps``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Session, select
 
-from schemas import (
-    Attendance,
-    Conflict,
-    DeferredChange,
-    Device,
-    ObservationCategory,
-    Patrol,
-    RecordVersion,
-    RefusedChange,
-    SyncChange,
-    User,
-)
-from schemas.records import PatrolStatus, SyncedColumns
-from schemas.reference import Community, Sector
+from schemas import Device, SyncChange, User
+from schemas.records import Fields, PatrolStatus
 from schemas.sync import (
     Change,
     ChangeError,
@@ -57,15 +55,15 @@ from schemas.sync import (
     Status,
 )
 from schemas.types import utcnow
-from schemas.wire import has_nul
 from sync import records
 from sync.auth import principal_of
-from sync.changelog import Changelog, PendingEntry, changed_by_others
+from sync.changelog import Changelog, PendingEntry
 from sync.entities import ENTITIES, PUSHABLE, REFERENCE_ENTITIES, Domain, EntitySpec
 from sync.errors import FieldProblem, Forbidden, PayloadTooLarge
 from sync.merge import changed_fields, merge_update
 from sync.principal import Principal
 from sync.settings import Settings
+from sync.workspace import Record, Version, Waiting, Workspace
 
 SERVER_OWNED = frozenset(
     {
@@ -85,6 +83,11 @@ SERVER_OWNED = frozenset(
 DEVICE_PATROL_STATUSES = frozenset(
     {PatrolStatus.draft, PatrolStatus.submitted, PatrolStatus.cancelled}
 )
+# How often a batch is decided again after losing a race; the last try goes one
+# change at a time.
+ATTEMPTS = 3
+# PostgreSQL's deadlock_detected and serialization_failure: the batch lost a race.
+RACE_STATES = frozenset({"40P01", "40001"})
 
 
 class Rejected(Exception):
@@ -108,9 +111,19 @@ class Deferred(Exception):
         self.record_id = record_id
 
 
-def content_hash(change: Change) -> str:
-    canonical = json.dumps(change.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+# The NUL character in canonical JSON: ``\u0000`` after an even number of backslashes
+# (``\\u0000`` is a backslash, then the text "u0000").
+NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def canonical(document: dict[str, Any]) -> str:
+    """A change's JSON form (``Change.model_dump(mode="json")``) as the text it is
+    hashed by: keys sorted, no spaces, ASCII."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def push(
@@ -131,21 +144,46 @@ def push(
     device = session.exec(
         select(Device).where(Device.id == principal.device_id).with_for_update()
     ).one()
-    engine = PushEngine(session, now=utcnow(), batch_id=batch.batch_id)
-    known = {
-        row.change_id: row
-        for row in session.exec(
-            select(SyncChange).where(
-                col(SyncChange.change_id).in_([c.change_id for c in batch.changes])
-            )
-        )
-    }
+    now = utcnow()
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with session.begin_nested():
+                return _push_once(
+                    session, principal, batch, device, now=now, one_by_one=attempt == ATTEMPTS
+                )
+        except DBAPIError as error:
+            if attempt == ATTEMPTS or not _lost_race(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _lost_race(error: DBAPIError) -> bool:
+    return isinstance(error, IntegrityError) or (
+        getattr(error.orig, "sqlstate", None) in RACE_STATES
+    )
+
+
+def _push_once(
+    session: Session,
+    principal: Principal,
+    batch: PushRequest,
+    device: Device,
+    *,
+    now: datetime,
+    one_by_one: bool,
+) -> PushResponse:
+    engine = PushEngine(session, now=now, batch_id=batch.batch_id)
+    known = _stored(session, [c.change_id for c in batch.changes])
+    if not one_by_one:
+        engine.ws.prefetch(batch.changes)
     floor = device.last_seq if device.last_seq is not None else -1
     used_seqs: set[int] = set()
     results: list[ChangeResult | None] = [None] * len(batch.changes)
     for index in sorted(range(len(batch.changes)), key=lambda i: batch.changes[i].seq):
         change = batch.changes[index]
-        digest = content_hash(change)
+        document = change.model_dump(mode="json")
+        text = canonical(document)
+        digest = content_hash(text)
         prior = known.get(change.change_id)
         if prior is not None:
             result = _replay(prior, change, digest, device.id)
@@ -153,42 +191,61 @@ def push(
                 engine.refuse(principal, change, result)
             results[index] = result
             continue
-        unstorable = _unstorable(change)
+        unstorable = _unstorable(change, text)
         if unstorable is not None:
-            result = engine.reject(principal, _storable(change), unstorable, digest)
+            kept = _storable(change)
+            result = engine.reject(
+                principal, kept, kept.model_dump(mode="json"), unstorable, digest
+            )
             used_seqs.add(change.seq)
         elif change.seq <= floor or change.seq in used_seqs:
             result = engine.reject(
                 principal,
                 change,
+                document,
                 Rejected("seq", "seq_not_increasing", f"seq {change.seq} was already used"),
                 digest,
             )
-        else:
-            result = engine.receive(principal, change, digest)
+        elif one_by_one:
+            result = engine.receive_alone(principal, change, document, digest)
             used_seqs.add(change.seq)
-        known[change.change_id] = engine.stored[change.change_id]
+        else:
+            result = engine.receive(principal, change, document, digest)
+            used_seqs.add(change.seq)
+        known[change.change_id] = engine.ws.stored(change.change_id)
         results[index] = result
+    engine.ws.flush()
     if used_seqs:
         device.last_seq = max(max(used_seqs), floor)
-    device.last_seen_at = engine.now
+    device.last_seen_at = now
     session.add(device)
-    engine.changelog.publish()
+    engine.changelog.publish()  # last: it takes the clock, held until commit
     return PushResponse(
         results=[r for r in results if r is not None],
         last_seq=device.last_seq,
-        server_time=engine.now,
+        server_time=now,
     )
+
+
+def _stored(session: Session, change_ids: list[uuid.UUID]) -> dict[uuid.UUID, Mapping[str, Any]]:
+    """The changes of this batch the server has already received, by id."""
+    table = SyncChange.__table__  # type: ignore[attr-defined]
+    rows = session.connection().execute(
+        sa.select(table.c.change_id, table.c.content_hash, table.c.device_id, table.c.result).where(
+            table.c.change_id.in_(sorted(set(change_ids)))
+        )
+    )
+    return {row.change_id: dict(row._mapping) for row in rows}
 
 
 MAX_NAME = 64  # sync_change.entity
 MAX_OP = 16  # sync_change.op
 
 
-def _unstorable(change: Change) -> Rejected | None:
+def _unstorable(change: Change, text: str) -> Rejected | None:
     """Why a change cannot even be looked at: text PostgreSQL cannot hold (NUL), or
     names longer than any record type or op has."""
-    if has_nul(change.model_dump(mode="json")):
+    if "\\u0000" in text and NUL_ESCAPE.search(text):
         return Rejected("fields", "nul_character", "text must not contain the NUL character")
     if len(change.entity) > MAX_NAME:
         return Rejected("entity", "unknown_entity", "no such record type")
@@ -204,9 +261,11 @@ def _storable(change: Change) -> Change:
     return kept.model_copy(update={"entity": kept.entity[:MAX_NAME], "op": kept.op[:MAX_OP]})
 
 
-def _replay(prior: SyncChange, change: Change, digest: str, device_id: uuid.UUID) -> ChangeResult:
-    if prior.content_hash == digest and prior.device_id == device_id:
-        return ChangeResult.model_validate({**prior.result, "replayed": True})
+def _replay(
+    prior: Mapping[str, Any], change: Change, digest: str, device_id: uuid.UUID
+) -> ChangeResult:
+    if prior["content_hash"] == digest and prior["device_id"] == device_id:
+        return ChangeResult.model_validate({**prior["result"], "replayed": True})
     return ChangeResult(
         change_id=change.change_id,
         status=Status.rejected,
@@ -234,114 +293,130 @@ class PushEngine:
         self.now = now
         self.batch_id = batch_id
         self.changelog = Changelog(session)
-        self.stored: dict[uuid.UUID, SyncChange] = {}
-        self.conflicts: list[Conflict] = []
+        self.ws = Workspace(session, self.changelog)
+        # Conflicts opened by the change being applied, stored with it.
+        self.conflicts: list[dict[str, Any]] = []
+        self._principals: dict[tuple[uuid.UUID, uuid.UUID], Principal | None] = {}
 
     # ------------------------------------------------------------ receiving
 
-    def receive(self, principal: Principal, change: Change, digest: str) -> ChangeResult:
+    def receive(
+        self, principal: Principal, change: Change, document: dict[str, Any], digest: str
+    ) -> ChangeResult:
         assert principal.device_id is not None
         actor = Actor(principal, principal.device_id)
         try:
-            result = self._apply_in_savepoint(actor, change)
+            result = self._apply_undoably(actor, change)
         except Rejected as rejection:
-            return self.reject(principal, change, rejection, digest)
+            return self.reject(principal, change, document, rejection, digest)
         except Deferred as waiting:
             result = ChangeResult(change_id=change.change_id, status=Status.deferred)
-            self._store(principal, change, digest, result)
-            self.session.add(
-                DeferredChange(
-                    change_id=change.change_id,
-                    waiting_entity=waiting.entity,
-                    waiting_id=waiting.record_id,
-                    created_at=self.now,
-                )
-            )
+            row = self._store(principal, change, document, digest, result)
+            self.ws.defer(waiting.entity, waiting.record_id, _waiting(row), self.now)
             return result
-        self._store(principal, change, digest, result)
+        self._store(principal, change, document, digest, result)
+        return result
+
+    def receive_alone(
+        self, principal: Principal, change: Change, document: dict[str, Any], digest: str
+    ) -> ChangeResult:
+        """``receive`` in a savepoint of its own, written at once: a change the
+        database refuses is rejected alone."""
+        mark = self.ws.mark()
+        try:
+            with self.session.begin_nested():
+                self.ws.prefetch([change])
+                result = self.receive(principal, change, document, digest)
+                self.ws.flush()
+                return result
+        except DBAPIError:
+            self.ws.rollback(mark)
+            self.ws.discard_writes()
+        rejection = Rejected(
+            "id", "storage_conflict", "the record changed under this change; resend it"
+        )
+        with self.session.begin_nested():
+            result = self.reject(principal, change, document, rejection, digest)
+            self.ws.flush()
         return result
 
     def reject(
-        self, principal: Principal, change: Change, rejection: Rejected, digest: str
+        self,
+        principal: Principal,
+        change: Change,
+        document: dict[str, Any],
+        rejection: Rejected,
+        digest: str,
     ) -> ChangeResult:
         result = ChangeResult(
             change_id=change.change_id, status=Status.rejected, errors=rejection.errors
         )
-        self._store(principal, change, digest, result)
+        self._store(principal, change, document, digest, result)
         return result
 
     def refuse(self, principal: Principal, change: Change, result: ChangeResult) -> None:
         """Keep a change that cannot be stored under its own id, for admins to see."""
         assert principal.device_id is not None
         kept = _storable(change)
-        self.session.add(
-            RefusedChange(
-                change_id=kept.change_id,
-                device_id=principal.device_id,
-                user_id=principal.user_id,
-                batch_id=self.batch_id,
-                seq=kept.seq,
-                entity=kept.entity,
-                record_id=kept.id,
-                op=kept.op,
-                errors=[e.model_dump() for e in result.errors or []],
-                change=kept.model_dump(mode="json"),
-                received_at=self.now,
-            )
+        self.ws.refuse(
+            {
+                "change_id": kept.change_id,
+                "device_id": principal.device_id,
+                "user_id": principal.user_id,
+                "batch_id": self.batch_id,
+                "seq": kept.seq,
+                "entity": kept.entity,
+                "record_id": kept.id,
+                "op": kept.op,
+                "errors": [e.model_dump() for e in result.errors or []],
+                "change": kept.model_dump(mode="json"),
+                "received_at": self.now,
+            }
         )
 
     def _store(
-        self, principal: Principal, change: Change, digest: str, result: ChangeResult
-    ) -> None:
+        self,
+        principal: Principal,
+        change: Change,
+        document: dict[str, Any],
+        digest: str,
+        result: ChangeResult,
+    ) -> dict[str, Any]:
         assert principal.device_id is not None
-        row = SyncChange(
-            change_id=change.change_id,
-            device_id=principal.device_id,
-            user_id=principal.user_id,
-            batch_id=self.batch_id,
-            seq=change.seq,
-            entity=change.entity,
-            record_id=change.id,
-            op=change.op,
-            content_hash=digest,
-            status=result.status,
-            result=result.model_dump(mode="json", exclude_none=True),
-            change=change.model_dump(mode="json"),
-            received_at=self.now,
-            applied_at=self.now if result.status in (Status.applied, Status.merged) else None,
-        )
-        self.session.add(row)
-        self.session.flush()
-        self.stored[change.change_id] = row
+        row = {
+            "change_id": change.change_id,
+            "device_id": principal.device_id,
+            "user_id": principal.user_id,
+            "batch_id": self.batch_id,
+            "seq": change.seq,
+            "entity": change.entity,
+            "record_id": change.id,
+            "op": change.op,
+            "content_hash": digest,
+            "status": str(result.status),
+            "result": result.model_dump(mode="json", exclude_none=True),
+            "change": document,
+            "received_at": self.now,
+            "applied_at": self.now if result.status in (Status.applied, Status.merged) else None,
+        }
+        self.ws.store_change(row)
         self._link_conflicts(change.change_id)
+        return row
 
     def _link_conflicts(self, change_id: uuid.UUID) -> None:
         for conflict in self.conflicts:
-            conflict.change_id = change_id
-            self.session.add(conflict)
+            self.ws.open_conflict({**conflict, "change_id": change_id})
         self.conflicts.clear()
-        self.session.flush()
 
-    def _apply_in_savepoint(self, actor: Actor, change: Change) -> ChangeResult:
-        for attempt in (1, 2):
-            # What a change queued outside the database goes back with its savepoint.
-            entries = self.changelog.checkpoint()
-            conflicts = len(self.conflicts)
-            try:
-                with self.session.begin_nested():
-                    return self.apply(actor, change)
-            except BaseException as failure:
-                self.changelog.restore(entries)
-                del self.conflicts[conflicts:]
-                if not isinstance(failure, IntegrityError):
-                    raise
-                # Another device's push took the same unique key (an attendance of the
-                # same person at the same session) between our read and our write.
-                if attempt == 2:
-                    raise Rejected(
-                        "id", "storage_conflict", "the record changed under this change; resend it"
-                    ) from None
-        raise AssertionError("unreachable")
+    def _apply_undoably(self, actor: Actor, change: Change) -> ChangeResult:
+        """``apply``, leaving nothing behind if it raises."""
+        mark, opened = self.ws.mark(), len(self.conflicts)
+        try:
+            return self.apply(actor, change)
+        except BaseException:
+            self.ws.rollback(mark)
+            del self.conflicts[opened:]
+            raise
 
     # ------------------------------------------------------------ applying
 
@@ -353,6 +428,10 @@ class PushEngine:
             raise Rejected("entity", "unknown_entity", f"no record type {change.entity!r}")
         if change.op not in Op.__members__:
             raise Rejected("op", "unknown_op", "op is create, update or delete")
+        if change.recorded_at is not None and change.recorded_at.tzinfo is None:
+            raise Rejected(
+                "recorded_at", "missing_offset", "a timestamp needs its offset (RFC 3339)"
+            )
         if spec.domain not in PUSHABLE[actor.principal.role]:
             raise Rejected(
                 "entity", "forbidden_entity", f"a {actor.principal.role} does not sync {spec.name}"
@@ -371,13 +450,13 @@ class PushEngine:
             raise Rejected.many(
                 [FieldProblem(f"fields.{n}", "unknown_field", "no such field") for n in unknown]
             )
-        row = records.load(self.session, spec, change.id, for_update=True)
+        row = self.ws.record(spec, change.id, lock=True)
         if change.op == Op.create:
             if row is None:
                 return self._create(actor, spec, change)
             self._check_in_scope(actor, spec, row)
             if spec.append_only:
-                if records.state_of(spec, row) == self._validated(spec, change.fields):
+                if records.state_from(spec, row.values) == self._validated(spec, change.fields)[1]:
                     return ChangeResult(
                         change_id=change.change_id, status=Status.applied, version=row.version
                     )
@@ -397,7 +476,7 @@ class PushEngine:
         return self._delete(actor, spec, change, row)
 
     def _create(self, actor: Actor, spec: EntitySpec, change: Change) -> ChangeResult:
-        state = self._validated(spec, change.fields)
+        model, state = self._validated(spec, change.fields)
         self._check_patrol_status(spec, state)  # a device cannot make a patrol approved
         parents = self._parents(spec, state)
         derived = self._derive_scope(spec, state, parents)
@@ -416,32 +495,33 @@ class PushEngine:
                 version=0,
                 scope=derived[spec.scope_field],
             )
-        row = spec.table(
+        values: dict[str, Any] = dict.fromkeys(spec.columns)
+        values.update(
             id=change.id,
             version=1,
             created_at=self.now,
             updated_at=self.now,
-            recorded_at=change.recorded_at,
+            recorded_at=change.recorded_at and change.recorded_at.astimezone(UTC),
             created_by=actor.principal.user_id,
             device_id=actor.device_id,
         )
-        records.write_state(spec, row, state)
-        for name, value in derived.items():
-            setattr(row, name, value)
+        values.update(records.columns(spec, model, state))
+        values.update(derived)
         if spec.name == "track_segment":
-            row.point_count = len(state["points"])
-        merged_into = self._duplicate_attendance(spec, row)
+            values["point_count"] = len(state["points"])
+        record = Record(spec, values, new=True, locked=True)
+        merged_into = self._duplicate_attendance(record)
         if merged_into is not None:
-            row.deleted_at = self.now
-            row.merged_into = merged_into
-        self.session.add(row)
-        self.session.flush()
-        self._record_version(actor, spec, row, state, "create", sorted(state), change)
+            record = Record(
+                spec, {**values, "deleted_at": self.now, "merged_into": merged_into}, new=True
+            )
+        self.ws.put(record)
+        self._record_version(actor, record, state, "create", sorted(state), change)
         if merged_into is not None:
             return ChangeResult(
                 change_id=change.change_id, status=Status.merged, version=1, merged_into=merged_into
             )
-        self._wake(spec.name, row.id)
+        self._wake(spec.name, record.id)
         return ChangeResult(change_id=change.change_id, status=Status.applied, version=1)
 
     def _update(
@@ -449,7 +529,7 @@ class PushEngine:
         actor: Actor,
         spec: EntitySpec,
         change: Change,
-        row: SyncedColumns,
+        row: Record,
         *,
         base_version: int,
     ) -> ChangeResult:
@@ -457,13 +537,13 @@ class PushEngine:
             raise Rejected("op", "append_only", f"{spec.name} records are only ever created")
         if base_version > row.version:
             raise Rejected("base_version", "unknown_base_version", "the server has no such version")
-        current = records.state_of(spec, row)
-        merged_state = self._validated(spec, {**current, **change.fields})
+        current = records.state_from(spec, row.values)
+        _, merged_state = self._validated(spec, {**current, **change.fields})
         incoming = {name: merged_state[name] for name in change.fields}
         self._check_stays_put(spec, current, incoming)
         self._check_patrol_status(spec, incoming)
-        if row.deleted_at is not None:
-            if self._last_change_was(actor, spec, row):
+        if row.deleted:
+            if self._last_change_was(actor, row):
                 raise Rejected("id", "deleted", "this device deleted the record")
             return self._open_conflict(
                 actor,
@@ -484,13 +564,7 @@ class PushEngine:
                 fields={n: (current.get(n), v) for n, v in incoming.items() if current.get(n) != v},
                 version=row.version,
             )
-        others = changed_by_others(
-            self.session,
-            entity=spec.name,
-            record_id=row.id,
-            after_version=base_version,
-            device_id=actor.device_id,
-        )
+        others = self._changed_by_others(row, after_version=base_version, device_id=actor.device_id)
         decision = merge_update(incoming=incoming, current=current, changed_by_others=others)
         new_state = {**current, **decision.apply}
         if spec.scope_field in decision.apply:
@@ -498,8 +572,15 @@ class PushEngine:
             self._check_references(spec, new_state)
         changed = changed_fields(current, new_state)
         if changed:
-            records.write_state(spec, row, new_state)
-            self._bump(actor, spec, row, new_state, "update", changed, change)
+            model = records.validated(spec, new_state)
+            row = row.changed(
+                **records.columns(spec, model, new_state),
+                version=row.version + 1,
+                updated_at=self.now,
+            )
+            self._check_single_attendance(row)
+            self.ws.put(row)
+            self._record_version(actor, row, new_state, "update", changed, change)
         if decision.status == "conflict":
             return self._open_conflict(
                 actor,
@@ -515,12 +596,10 @@ class PushEngine:
             change_id=change.change_id, status=Status(decision.status), version=row.version
         )
 
-    def _delete(
-        self, actor: Actor, spec: EntitySpec, change: Change, row: SyncedColumns
-    ) -> ChangeResult:
-        current = records.state_of(spec, row)
-        if row.deleted_at is not None:
-            if self._last_change_was(actor, spec, row):
+    def _delete(self, actor: Actor, spec: EntitySpec, change: Change, row: Record) -> ChangeResult:
+        current = records.state_from(spec, row.values)
+        if row.deleted:
+            if self._last_change_was(actor, row):
                 return ChangeResult(
                     change_id=change.change_id, status=Status.applied, version=row.version
                 )
@@ -532,42 +611,41 @@ class PushEngine:
                 actor, spec, change, row=row, kind="locked", fields={}, version=row.version
             )
         others = (
-            changed_by_others(
-                self.session,
-                entity=spec.name,
-                record_id=row.id,
-                after_version=change.base_version,
-                device_id=actor.device_id,
+            self._changed_by_others(
+                row, after_version=change.base_version, device_id=actor.device_id
             )
             if change.base_version is not None
             else set()
         )
-        row.deleted_at = self.now
-        self._bump(actor, spec, row, current, "delete", [], change)
+        row = row.changed(deleted_at=self.now, version=row.version + 1, updated_at=self.now)
+        self.ws.put(row)
+        self._record_version(actor, row, current, "delete", [], change)
         status = Status.merged if others else Status.applied
         return ChangeResult(change_id=change.change_id, status=status, version=row.version)
 
     # ------------------------------------------------------------ rules
 
-    def _validated(self, spec: EntitySpec, state: dict[str, Any]) -> dict[str, Any]:
+    def _validated(self, spec: EntitySpec, state: dict[str, Any]) -> tuple[Fields, dict[str, Any]]:
+        """The fields as their model and as their state (JSON form); or rejected."""
         try:
-            return records.validate(spec, state)
+            model = records.validated(spec, state)
         except records.InvalidFields as invalid:
             raise Rejected.many(
                 [FieldProblem(f"fields.{p.field}", p.code, p.message) for p in invalid.problems]
             ) from invalid
+        return model, model.model_dump(mode="json")
 
-    def _parents(self, spec: EntitySpec, state: dict[str, Any]) -> dict[str, SyncedColumns]:
-        found: dict[str, SyncedColumns] = {}
+    def _parents(self, spec: EntitySpec, state: dict[str, Any]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
         for parent in spec.parents:
             value = state.get(parent.field)
             if value is None:
                 continue
-            parent_id = uuid.UUID(str(value))
-            row = records.load(self.session, ENTITIES[parent.entity], parent_id)
+            parent_id = _uuid(value)
+            row = self.ws.record(ENTITIES[parent.entity], parent_id, lock=False)
             if row is None:
                 raise Deferred(parent.entity, parent_id)
-            if row.deleted_at is not None:
+            if row.deleted:
                 raise Rejected(
                     f"fields.{parent.field}", "parent_deleted", f"that {parent.entity} was deleted"
                 )
@@ -575,19 +653,19 @@ class PushEngine:
         return found
 
     def _derive_scope(
-        self, spec: EntitySpec, state: dict[str, Any], parents: dict[str, SyncedColumns]
+        self, spec: EntitySpec, state: dict[str, Any], parents: dict[str, Record]
     ) -> dict[str, Any]:
         """The scope key a record takes from its parent (a segment from its patrol)."""
         for parent in spec.parents:
             if parent.scope and parent.field in parents:
-                return {spec.scope_field: getattr(parents[parent.field], spec.scope_field)}
+                return {spec.scope_field: parents[parent.field].values[spec.scope_field]}
         value = state.get(spec.scope_field)
         if value is None:
             raise Rejected(f"fields.{spec.scope_field}", "missing", "the record needs its scope")
-        return {spec.scope_field: uuid.UUID(str(value))}
+        return {spec.scope_field: _uuid(value)}
 
     def _check_scope_value(self, actor: Actor, spec: EntitySpec, derived: dict[str, Any]) -> None:
-        value = uuid.UUID(str(derived[spec.scope_field]))
+        value = _uuid(derived[spec.scope_field])
         principal = actor.principal
         if principal.sees_everything:
             return
@@ -597,26 +675,21 @@ class PushEngine:
                 f"fields.{spec.scope_field}", "out_of_scope", "that is not in this user's scope"
             )
 
-    def _check_in_scope(self, actor: Actor, spec: EntitySpec, row: SyncedColumns) -> None:
-        self._check_scope_value(actor, spec, {spec.scope_field: getattr(row, spec.scope_field)})
+    def _check_in_scope(self, actor: Actor, spec: EntitySpec, row: Record) -> None:
+        self._check_scope_value(actor, spec, {spec.scope_field: row.scope})
 
     def _check_references(self, spec: EntitySpec, state: dict[str, Any]) -> None:
         sector_id = state.get("sector_id")
-        if sector_id is not None and self.session.get(Sector, uuid.UUID(sector_id)) is None:
+        if sector_id is not None and not self.ws.sector_exists(_uuid(sector_id)):
             raise Rejected("fields.sector_id", "unknown_reference", "no such sector")
         community_id = state.get("community_id")
-        if (
-            community_id is not None
-            and self.session.get(Community, uuid.UUID(community_id)) is None
-        ):
+        if community_id is not None and not self.ws.community_exists(_uuid(community_id)):
             raise Rejected("fields.community_id", "unknown_reference", "no such community")
         if spec.name == "observation":
             self._check_category(state)
 
     def _check_category(self, state: dict[str, Any]) -> None:
-        category = self.session.exec(
-            select(ObservationCategory).where(ObservationCategory.key == state["category_key"])
-        ).first()
+        category = self.ws.category(state["category_key"])
         if category is None:
             raise Rejected("fields.category_key", "unknown_category", "no such category")
         problems = attribute_problems(category.attributes, state.get("attributes") or {})
@@ -644,70 +717,76 @@ class PushEngine:
                 "fields.status", "review_status", "approved and returned are set by a review"
             )
 
-    def _locked(self, spec: EntitySpec, row: SyncedColumns) -> bool:
+    def _check_single_attendance(self, row: Record) -> None:
+        """An update may not make a second live attendance of one person at one session."""
+        if (
+            row.spec.name == "attendance"
+            and not row.deleted
+            and self._duplicate_attendance(row) is not None
+        ):
+            raise Rejected(
+                "fields.person_id",
+                "duplicate_attendance",
+                "this person's attendance at this session is already recorded",
+            )
+
+    def _locked(self, spec: EntitySpec, row: Record) -> bool:
         """An approved patrol, and its observations, take no silent edits."""
         if spec.name == "patrol":
-            return bool(row.status == PatrolStatus.approved)  # type: ignore[attr-defined]
-        if spec.name == "observation" and row.patrol_id is not None:  # type: ignore[attr-defined]
-            patrol = self.session.get(Patrol, row.patrol_id)  # type: ignore[attr-defined]
-            return patrol is not None and patrol.status == PatrolStatus.approved
+            return bool(row.values["status"] == PatrolStatus.approved)
+        if spec.name == "observation" and row.values["patrol_id"] is not None:
+            patrol = self.ws.record(ENTITIES["patrol"], row.values["patrol_id"], lock=False)
+            return patrol is not None and patrol.values["status"] == PatrolStatus.approved
         return False
 
-    def _locked_by_parent(self, spec: EntitySpec, parents: dict[str, SyncedColumns]) -> bool:
+    def _locked_by_parent(self, spec: EntitySpec, parents: dict[str, Record]) -> bool:
         patrol = parents.get("patrol_id")
         return (
             spec.name == "observation"
-            and isinstance(patrol, Patrol)
-            and patrol.status == PatrolStatus.approved
+            and patrol is not None
+            and patrol.values["status"] == PatrolStatus.approved
         )
 
-    def _duplicate_attendance(self, spec: EntitySpec, row: SyncedColumns) -> uuid.UUID | None:
-        if spec.name != "attendance":
+    def _duplicate_attendance(self, row: Record) -> uuid.UUID | None:
+        if row.spec.name != "attendance":
             return None
-        return self.session.exec(
-            select(Attendance.id).where(
-                Attendance.session_id == row.session_id,  # type: ignore[attr-defined]
-                Attendance.person_id == row.person_id,  # type: ignore[attr-defined]
-                col(Attendance.deleted_at).is_(None),
-                Attendance.id != row.id,
-            )
-        ).first()
+        others = self.ws.live_attendance(row.values["session_id"], row.values["person_id"])
+        others.discard(row.id)
+        return min(others) if others else None
 
-    def _last_change_was(self, actor: Actor, spec: EntitySpec, row: SyncedColumns) -> bool:
+    def _changed_by_others(
+        self, row: Record, *, after_version: int, device_id: uuid.UUID
+    ) -> set[str]:
+        """Fields changed after ``after_version`` by anyone but this device (the
+        server's own changes — reviews, resolutions — count as others)."""
+        changed: set[str] = set()
+        for version in self.ws.history(row.spec, row.id):
+            if version.version > after_version and version.device_id != device_id:
+                changed |= version.changed
+        return changed
+
+    def _last_change_was(self, actor: Actor, row: Record) -> bool:
         """Whether the record's latest version is this device's own."""
-        last = self.session.get(RecordVersion, (spec.name, row.id, row.version))
-        return last is not None and last.device_id == actor.device_id
+        for version in self.ws.history(row.spec, row.id):
+            if version.version == row.version:
+                return version.device_id == actor.device_id
+        return False
 
     # ------------------------------------------------------------ writing
-
-    def _bump(
-        self,
-        actor: Actor,
-        spec: EntitySpec,
-        row: SyncedColumns,
-        state: dict[str, Any],
-        op: str,
-        changed: list[str],
-        change: Change,
-    ) -> None:
-        row.version += 1
-        row.updated_at = self.now
-        self.session.add(row)
-        self.session.flush()
-        self._record_version(actor, spec, row, state, op, changed, change)
 
     def _record_version(
         self,
         actor: Actor,
-        spec: EntitySpec,
-        row: SyncedColumns,
+        row: Record,
         state: dict[str, Any],
         op: str,
         changed: list[str],
         change: Change,
     ) -> None:
-        self.changelog.version(
-            entity=spec.name,
+        self.ws.add_version(
+            row,
+            Version(row.version, actor.device_id, frozenset(changed)),
+            entity=row.spec.name,
             record_id=row.id,
             version=row.version,
             op=op,
@@ -720,7 +799,7 @@ class PushEngine:
             recorded_at=change.recorded_at,
             now=self.now,
         )
-        publish(self.changelog, spec, row, state)
+        self.ws.touch(entry_of(row.spec, row.values, state))
 
     def _open_conflict(
         self,
@@ -728,7 +807,7 @@ class PushEngine:
         spec: EntitySpec,
         change: Change,
         *,
-        row: SyncedColumns | None,
+        row: Record | None,
         kind: str,
         fields: dict[str, tuple[Any, Any]],
         version: int,
@@ -736,91 +815,121 @@ class PushEngine:
         scope: uuid.UUID | None = None,
     ) -> ChangeResult:
         if row is not None:
-            scope = getattr(row, spec.scope_field)
-        conflict = Conflict(
-            entity=spec.name,
-            record_id=change.id,
-            status=ConflictStatus.open,
-            kind=kind,
-            fields={name: {"server": s, "device": d} for name, (s, d) in fields.items()},
-            base_version=base_version if base_version is not None else change.base_version,
-            server_version=version,
-            change_id=None,  # set by _store, once the change's row exists
-            device_id=actor.device_id,
-            user_id=actor.principal.user_id,
-            recorded_at=change.recorded_at,
-            sector_id=scope if spec.domain is Domain.patrol else None,
-            community_id=scope if spec.domain is Domain.people else None,
-            created_at=self.now,
-        )
+            scope = row.scope
+        shown = {name: {"server": s, "device": d} for name, (s, d) in fields.items()}
         if kind == "create_locked":
-            conflict.fields = {"__create__": {"server": None, "device": change.fields}}
-        self.conflicts.append(conflict)
+            shown = {"__create__": {"server": None, "device": change.fields}}
+        conflict_id = uuid.uuid4()
+        self.conflicts.append(
+            {
+                "id": conflict_id,
+                "entity": spec.name,
+                "record_id": change.id,
+                "status": ConflictStatus.open,
+                "kind": kind,
+                "fields": shown,
+                "base_version": base_version if base_version is not None else change.base_version,
+                "server_version": version,
+                "change_id": None,  # set by _store, once the change's row exists
+                "device_id": actor.device_id,
+                "user_id": actor.principal.user_id,
+                "recorded_at": change.recorded_at,
+                "sector_id": scope if spec.domain is Domain.patrol else None,
+                "community_id": scope if spec.domain is Domain.people else None,
+                "created_at": self.now,
+                "resolved_at": None,
+                "resolved_by": None,
+                "resolution": None,
+                "resolved_version": None,
+            }
+        )
         return ChangeResult(
             change_id=change.change_id,
             status=Status.conflict,
             version=version,
-            conflict_id=conflict.id,
+            conflict_id=conflict_id,
         )
 
     # ------------------------------------------------------------ deferred changes
 
     def _wake(self, entity: str, record_id: uuid.UUID) -> None:
         """Apply the changes that were waiting for this record, oldest first."""
-        waiting = self.session.exec(
-            select(DeferredChange, SyncChange)
-            .join(SyncChange, col(SyncChange.change_id) == DeferredChange.change_id)
-            .where(DeferredChange.waiting_entity == entity, DeferredChange.waiting_id == record_id)
-            .order_by(col(SyncChange.received_at), col(SyncChange.seq))
-        ).all()
-        for deferred, stored in waiting:
-            self.session.delete(deferred)
-            self.session.flush()
-            user = self.session.get(User, stored.user_id)
-            if user is None:
+        for waiting in self.ws.waiting_for(entity, record_id):
+            self.ws.wake(entity, record_id, waiting)
+            principal = self._principal(waiting.user_id, waiting.device_id)
+            if principal is None:
                 continue
-            principal = principal_of(self.session, user, family_id=None, device_id=stored.device_id)
-            change = Change.model_validate(stored.change)
+            change = Change.model_validate(waiting.change)
             try:
-                result = self._apply_in_savepoint(Actor(principal, stored.device_id), change)
-                stored.status = result.status
-                stored.applied_at = self.now
-                self._link_conflicts(stored.change_id)
+                result = self._apply_undoably(Actor(principal, waiting.device_id), change)
             except Rejected as rejection:
-                stored.status = Status.rejected
-                stored.result = {
-                    **stored.result,
-                    "later_errors": [e.model_dump() for e in rejection.errors],
-                }
-            except Deferred as again:
-                self.session.add(
-                    DeferredChange(
-                        change_id=stored.change_id,
-                        waiting_entity=again.entity,
-                        waiting_id=again.record_id,
-                        created_at=self.now,
-                    )
+                self.ws.update_stored(
+                    waiting.change_id,
+                    status=str(Status.rejected),
+                    result={
+                        **waiting.result,
+                        "later_errors": [e.model_dump() for e in rejection.errors],
+                    },
                 )
-            self.session.add(stored)
+            except Deferred as again:
+                self.ws.defer(again.entity, again.record_id, waiting, self.now)
+            else:
+                self.ws.update_stored(
+                    waiting.change_id, status=str(result.status), applied_at=self.now
+                )
+                self._link_conflicts(waiting.change_id)
+
+    def _principal(self, user_id: uuid.UUID, device_id: uuid.UUID) -> Principal | None:
+        """The pusher of a deferred change, with their scope as it is now."""
+        key = (user_id, device_id)
+        if key not in self._principals:
+            user = self.session.get(User, user_id)
+            self._principals[key] = (
+                None
+                if user is None
+                else principal_of(self.session, user, family_id=None, device_id=device_id)
+            )
+        return self._principals[key]
 
 
-def publish(
-    changelog: Changelog, spec: EntitySpec, row: SyncedColumns, state: dict[str, Any]
-) -> None:
-    """Queue the record's pull entry (stamped with a change number at the end)."""
-    scope = getattr(row, spec.scope_field)
-    changelog.touch(
-        PendingEntry(
-            entity=spec.name,
-            record_id=row.id,
-            version=row.version,
-            deleted=row.deleted_at is not None,
-            sector_id=scope if spec.domain is Domain.patrol else None,
-            community_id=scope if spec.domain is Domain.people else None,
-            fields={} if row.deleted_at is not None else records.snapshot(spec, row, state),
-            updated_at=row.updated_at,
-        )
+def _uuid(value: Any) -> uuid.UUID:
+    """A UUID, from its validated text form or as it is."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _waiting(row: dict[str, Any]) -> Waiting:
+    return Waiting(
+        change_id=row["change_id"],
+        device_id=row["device_id"],
+        user_id=row["user_id"],
+        seq=row["seq"],
+        received_at=row["received_at"],
+        change=row["change"],
+        result=row["result"],
     )
+
+
+def entry_of(spec: EntitySpec, values: Mapping[str, Any], state: dict[str, Any]) -> PendingEntry:
+    """The record's pull entry (stamped with a change number at ``publish()``)."""
+    scope = values[spec.scope_field]
+    deleted = values["deleted_at"] is not None
+    return PendingEntry(
+        entity=spec.name,
+        record_id=values["id"],
+        version=values["version"],
+        deleted=deleted,
+        sector_id=scope if spec.domain is Domain.patrol else None,
+        community_id=scope if spec.domain is Domain.people else None,
+        fields={} if deleted else records.snapshot_from(spec, values, state),
+        updated_at=values["updated_at"],
+    )
+
+
+def publish(changelog: Changelog, spec: EntitySpec, row: Any, state: dict[str, Any]) -> None:
+    """Queue an ORM row's pull entry (reviews and resolutions)."""
+    names = {"id", "version", "deleted_at", "updated_at", spec.scope_field}
+    names |= {*spec.server_fields, *records.SNAPSHOT_META}
+    changelog.touch(entry_of(spec, {name: getattr(row, name) for name in names}, state))
 
 
 def attribute_problems(
@@ -861,4 +970,4 @@ def _is_date(value: str) -> bool:
     return True
 
 
-__all__ = ["PushEngine", "attribute_problems", "content_hash", "publish", "push"]
+__all__ = ["PushEngine", "attribute_problems", "canonical", "content_hash", "publish", "push"]

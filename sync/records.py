@@ -9,14 +9,14 @@ fields devices are shown.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from schemas.records import SyncedColumns
+from schemas.records import Fields, SyncedColumns
 from sync.entities import EntitySpec
 from sync.errors import FieldProblem
 
@@ -33,8 +33,13 @@ class InvalidFields(Exception):
 
 def validate(spec: EntitySpec, state: dict[str, Any]) -> dict[str, Any]:
     """The state, validated whole and normalised (JSON form, UTC)."""
+    return validated(spec, state).model_dump(mode="json")
+
+
+def validated(spec: EntitySpec, state: Mapping[str, Any]) -> Fields:
+    """The state as its validated fields model."""
     try:
-        return spec.fields.model_validate(state).model_dump(mode="json")
+        return spec.fields.model_validate(state)
     except ValidationError as error:
         raise InvalidFields(
             [
@@ -49,26 +54,45 @@ def validate(spec: EntitySpec, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def state_of(spec: EntitySpec, row: SyncedColumns) -> dict[str, Any]:
-    values = {name: getattr(row, name) for name in spec.settable}
-    return spec.fields.model_validate(values).model_dump(mode="json")
+    return state_from(spec, {name: getattr(row, name) for name in spec.settable})
+
+
+def state_from(spec: EntitySpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The state of a record from its column values."""
+    settable = {name: values[name] for name in spec.settable}
+    return spec.fields.model_validate(settable).model_dump(mode="json")
+
+
+def columns(spec: EntitySpec, model: Fields, state: dict[str, Any]) -> dict[str, Any]:
+    """The typed column values of a validated record: documents (members, points) as
+    their JSON form ``state``, the rest as Python values (UUIDs, times, enums)."""
+    documents = spec.documents
+    return {
+        name: state[name] if name in documents else getattr(model, name) for name in spec.settable
+    }
 
 
 def write_state(spec: EntitySpec, row: SyncedColumns, state: dict[str, Any]) -> None:
     """Set the row's typed columns from a (validated) state."""
     model = spec.fields.model_validate(state)
-    python = model.model_dump()
-    document = model.model_dump(mode="json")
-    columns = spec.table.__table__.columns  # type: ignore[attr-defined]
-    for name in spec.settable:
-        is_json = isinstance(columns[name].type, sa.JSON)
-        setattr(row, name, document[name] if is_json else python[name])
+    for name, value in columns(spec, model, model.model_dump(mode="json")).items():
+        setattr(row, name, value)
 
 
 def snapshot(spec: EntitySpec, row: SyncedColumns, state: dict[str, Any]) -> dict[str, Any]:
     """What a device pulls: the fields, the server-owned fields, and when and by whom."""
+    return snapshot_from(
+        spec, {name: getattr(row, name) for name in (*spec.server_fields, *SNAPSHOT_META)}, state
+    )
+
+
+def snapshot_from(
+    spec: EntitySpec, values: Mapping[str, Any], state: dict[str, Any]
+) -> dict[str, Any]:
+    """``snapshot`` of a record given as its column values."""
     shown = dict(state)
     for name in (*spec.server_fields, *SNAPSHOT_META):
-        shown[name] = _json(getattr(row, name))
+        shown[name] = _json(values[name])
     return shown
 
 

@@ -1,9 +1,10 @@
 """The sync protocol: push and pull for devices, the rejected changes for admins."""
 
 import json
+import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -24,7 +25,7 @@ async def read_batch(request: Request, settings: SettingsDep) -> PushRequest:
     tablet trickling 10 MiB over 2G must not hold the database's write lock."""
     raw = await read_body(request, settings.max_body_bytes)
     try:
-        document: Any = json.loads(raw)
+        document: Any = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError):
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body",), "msg": "not JSON"}]
@@ -41,6 +42,19 @@ async def read_batch(request: Request, settings: SettingsDep) -> PushRequest:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         ) from None
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON has no such thing."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A number too large for a float (1e999) is refused, not read as infinity."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text} is too large")
+    return value
 
 
 @router.post(
@@ -66,17 +80,23 @@ async def push(
     )
 
 
-@router.get("/pull")
+@router.get("/pull", response_model=PullResponse)
 def pull(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
-) -> PullResponse:
+) -> Response:
     """The records in the device's scope that changed after ``cursor`` (none: all of
-    them), oldest change first; ``410 cursor_reset`` if the cursor cannot be served."""
-    return pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
+    them), oldest change first; ``410 cursor_reset`` if the cursor cannot be served.
+
+    A page may hold fewer changes than ``limit`` when they are very large; ``has_more``
+    says whether more remain."""
+    # The page comes already written as JSON (see sync.pull): answered as it is, not
+    # validated and serialised again; response_model still describes it in OpenAPI.
+    page = pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
+    return Response(content=page, media_type="application/json")
 
 
 @router.get("/rejected")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from schemas.records import PatrolFields
 from sync import cursor as cursors
+from sync import pull as pulling
 from sync.changelog import CLOCK_ID
 from sync.settings import Settings
 from tests.conftest import Caller, World, assert_problem, make_settings
@@ -272,6 +274,91 @@ def test_a_later_change_moves_a_record_after_the_others(
     assert came == [two, one]
 
 
+@pytest.fixture(params=["merged-parts", "one-filtered-walk"])
+def parts_read(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A scope's parts read merged (as usual), or by the one filtered walk of the change
+    numbers that scopes of very many sectors or communities get."""
+    if request.param == "one-filtered-walk":
+        monkeypatch.setattr(pulling, "MAX_PARTS", 1)
+    name: str = request.param
+    return name
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, None])
+def test_a_ranger_of_two_sectors_gets_both_in_change_order_across_page_boundaries(
+    world: World,
+    sector_a: dict[str, Any],
+    sector_b: dict[str, Any],
+    tablet_b: Tablet,
+    parts_read: str,
+    limit: int | None,
+) -> None:
+    both = Tablet(world.device(world.user("ranger", sector_ids=[sector_a["id"], sector_b["id"]])))
+    expected: list[Key] = [("sector", sector_a["id"]), ("sector", sector_b["id"])]
+    for round_ in range(3):
+        in_a, in_b = new_id(), new_id()
+        # One batch across both sectors: consecutive change numbers, split by pages.
+        both.push(
+            both.change("patrol", in_a, "create", {"sector_id": sector_a["id"]}),
+            both.change("patrol", in_b, "create", {"sector_id": sector_b["id"]}),
+        )
+        expected += [("patrol", in_a), ("patrol", in_b)]
+        expected.append(("observation_category", category(world, f"threat.k{round_}")["id"]))
+        [theirs] = make_patrols(tablet_b, sector_b["id"], 1)
+        expected.append(("patrol", theirs))
+
+    came = [(c["entity"], c["id"]) for c in both.sync(limit=limit)]
+
+    assert came == expected  # every record once, oldest change first, whatever the part
+
+
+def test_an_extension_worker_of_two_communities_gets_both_in_change_order(
+    world: World, sector_a: dict[str, Any], sector_b: dict[str, Any], parts_read: str
+) -> None:
+    one, two = world.community(sector_a["id"]), world.community(sector_b["id"])
+    other = world.community(sector_a["id"])
+    worker = Tablet(
+        world.device(world.user("extension_worker", community_ids=[one["id"], two["id"]]))
+    )
+    colleague = Tablet(world.device(world.user("extension_worker", community_ids=[other["id"]])))
+    expected: list[Key] = []
+    for _ in range(3):
+        people = [new_id(), new_id()]
+        worker.push(
+            *(
+                worker.change("person", person, "create", person_fields(community["id"]))
+                for person, community in zip(people, (two, one), strict=True)
+            )
+        )
+        expected += [("person", person) for person in people]
+        colleague.push(colleague.change("person", new_id(), "create", person_fields(other["id"])))
+
+    came = [(c["entity"], c["id"]) for c in worker.sync(limit=2)]
+
+    reference = {("sector", sector_a["id"]), ("sector", sector_b["id"])}
+    reference |= {("community", one["id"]), ("community", two["id"])}
+    assert set(came[:4]) == reference  # made first, so pulled first
+    assert came[4:] == expected
+
+
+def test_a_page_stops_short_of_the_limit_once_it_holds_its_bytes(
+    monkeypatch: pytest.MonkeyPatch, sector_a: dict[str, Any], tablet: Tablet
+) -> None:
+    first = make_patrols(tablet, sector_a["id"], 3)
+    monkeypatch.setattr(pulling, "PAGE_BYTES", 1)  # every change is over it
+
+    pages = []
+    while True:
+        body = tablet.page(tablet.cursor, limit=100)
+        pages.append([(c["entity"], c["id"]) for c in body["changes"]])
+        tablet.cursor = body["cursor"]
+        if not body["has_more"]:
+            break
+
+    assert pages[:4] == [[("sector", sector_a["id"])], *([("patrol", i)] for i in first)]
+    assert pages[4:] == [[]]  # the last full page could not know it was the last
+
+
 # ---------------------------------------------------------------- latest version, deletes
 
 
@@ -513,6 +600,41 @@ def test_a_ranger_made_an_extension_worker_trades_the_patrols_for_the_people(
     assert held == {("sector", sector_a["id"]), ("community", community), ("person", person)}
 
 
+def test_a_ranger_made_an_extension_worker_then_moved_again_gets_each_delete_once(
+    world: World,
+    ranger: Caller,
+    sector_a: dict[str, Any],
+    sector_b: dict[str, Any],
+    tablet: Tablet,
+    two_sectors: dict[str, Any],
+) -> None:
+    community = next(key[1] for key in two_sectors["a"] if key[0] == "community")
+    worker = Tablet(world.device(world.user("extension_worker", community_ids=[community])))
+    worker.push(worker.change("person", new_id(), "create", person_fields(community)))
+    held = _hold(set(), tablet.sync())
+    answer = world.admin.patch(
+        f"/users/{ranger.user_id}",
+        json={"role": "extension_worker", "sector_ids": [], "community_ids": [community]},
+    )
+    assert answer.status_code == 200, answer.text
+    _hold(held, _pull_pages(tablet, 1))  # a catch-up cut short
+
+    # Now the records of both scopes may be held, and the community's own row lies in
+    # both the sector's part and the community's: it is evicted once.
+    answer = world.admin.patch(
+        f"/users/{ranger.user_id}",
+        json={"role": "ranger", "sector_ids": [sector_b["id"]], "community_ids": []},
+    )
+    assert answer.status_code == 200, answer.text
+    came = tablet.sync(limit=3)
+    _hold(held, came)
+
+    assert held == two_sectors["b"]
+    deletes = [(c["entity"], c["id"]) for c in came if c["op"] == "delete"]
+    assert len(deletes) == len(set(deletes))
+    assert ("community", community) in deletes
+
+
 # ---------------------------------------------------------------- cursors
 
 
@@ -602,6 +724,67 @@ def test_a_large_answer_is_gzipped_for_a_client_that_accepts_it(
     assert zipped.headers["content-encoding"] == "gzip"
     assert "content-encoding" not in plain.headers
     assert len(zipped.json()["changes"]) == len(plain.json()["changes"]) == 11
+
+
+def test_the_answer_is_json_that_keeps_accents_quotes_and_control_characters(
+    sector_a: dict[str, Any], tablet: Tablet
+) -> None:
+    awkward = 'Río "Añasco" \\ Ñuñoa\n\tcaña</script>\u2028 🐆 \u00e9\u0301 {"x": [1]}'
+    patrol = new_id()
+    tablet.push(
+        tablet.change(
+            "patrol",
+            patrol,
+            "create",
+            {"sector_id": sector_a["id"], "objective": awkward, "comment": "ñ" * 1500},
+        )
+    )
+
+    answer = tablet.caller.get("/sync/pull")
+
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    body = json.loads(answer.content.decode("utf-8"))  # strict: UTF-8, standard JSON
+    [pulled] = [c for c in body["changes"] if c["id"] == patrol]
+    assert pulled["fields"]["objective"] == awkward
+    assert pulled["fields"]["comment"] == "ñ" * 1500
+    assert set(pulled) == {"entity", "id", "version", "op", "fields", "updated_at"}
+    assert pulled["updated_at"].endswith("Z")
+    assert set(body) == {"changes", "cursor", "has_more", "last_seq"}
+
+
+def test_a_number_json_cannot_hold_comes_as_null(
+    engine: Engine, sector_a: dict[str, Any], tablet: Tablet
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's JSON types refuse NaN; only SQLite's text can hold one")
+    [patrol] = make_patrols(tablet, sector_a["id"], 1)
+    # What Python's JSON writer made of a NaN or an infinity, as older servers stored it.
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE sync_entry SET fields = :fields WHERE entity = 'patrol'"),
+            {"fields": '{"rest_minutes": NaN, "objective": "NaN", "deep": [Infinity, -Infinity]}'},
+        )
+
+    answer = tablet.caller.get("/sync/pull")
+
+    body = json.loads(answer.content, parse_constant=_refuse)
+    [pulled] = [c for c in body["changes"] if c["id"] == patrol]
+    assert pulled["fields"] == {"rest_minutes": None, "objective": "NaN", "deep": [None, None]}
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON")
+
+
+def test_the_openapi_document_describes_the_pull_answer(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+
+    answer = document["paths"]["/api/v1/sync/pull"]["get"]["responses"]["200"]
+    schema = answer["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/PullResponse"}
+    pulled = document["components"]["schemas"]["PullResponse"]["properties"]
+    assert {"changes", "cursor", "has_more", "last_seq"} <= set(pulled)
 
 
 def test_a_user_token_without_a_device_cannot_pull(ranger: Caller) -> None:

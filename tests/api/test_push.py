@@ -1322,6 +1322,34 @@ def test_a_body_that_is_not_json_is_a_bad_request(tablet: Tablet, content: bytes
     assert_problem(_raw(tablet, content), 400, "malformed_json")
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_numbers_json_cannot_hold_are_a_bad_request(
+    tablet: Tablet, sector: dict[str, Any], number: str
+) -> None:
+    """Python's JSON reader takes NaN and Infinity, and reads 1e999 as infinity; none
+    is JSON, and no store or tablet could keep it."""
+    change = tablet.change("observation", new_id(), "create", {"sector_id": sector["id"]})
+    text = json.dumps(tablet.body(change)).replace('"fields": {', f'"fields": {{"lat": {number}, ')
+
+    assert_problem(_raw(tablet, text.encode()), 400, "malformed_json")
+
+
+def test_a_recorded_at_without_its_offset_rejects_its_change_alone(
+    tablet: Tablet, sector: dict[str, Any]
+) -> None:
+    naive = {
+        **tablet.change("patrol", new_id(), "create", patrol_fields(sector["id"])),
+        "recorded_at": "2026-11-02T09:31:07",
+    }
+    fine = tablet.change("patrol", new_id(), "create", patrol_fields(sector["id"]))
+
+    first, second = tablet.push(naive, fine)["results"]
+
+    assert first["status"] == "rejected"
+    assert first["errors"][0]["code"] == "missing_offset"
+    assert second["status"] == "applied"
+
+
 def test_a_gzip_body_that_is_not_json_is_a_bad_request(tablet: Tablet) -> None:
     answer = _raw(tablet, gzip.compress(b"{nope"), **{"Content-Encoding": "gzip"})
 
