@@ -2,6 +2,8 @@
 
 import json
 import math
+import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -20,10 +22,22 @@ from sync.errors import PayloadTooLarge
 router = APIRouter(prefix="/sync", tags=["sync"])
 
 
-async def read_batch(request: Request, settings: SettingsDep) -> PushRequest:
-    """The push body, read and parsed *before* the request's transaction opens: a
-    tablet trickling 10 MiB over 2G must not hold the database's write lock."""
+@dataclass(frozen=True)
+class Batch:
+    request: PushRequest
+    prepared: dict[uuid.UUID, pushing.Prepared]
+
+
+async def read_batch(request: Request, settings: SettingsDep) -> Batch:
+    """The push body, read, parsed and prepared *before* the request's transaction
+    opens: a tablet trickling 10 MiB over 2G must not hold the database's write lock,
+    and what needs no database (parsing, hashing, validating creates) is done by
+    several requests at once. The CPU-bound part runs off the event loop."""
     raw = await read_body(request, settings.max_body_bytes)
+    return await run_in_threadpool(_parse_batch, raw, settings.max_batch)
+
+
+def _parse_batch(raw: bytes, max_batch: int) -> Batch:
     try:
         document: Any = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError):
@@ -31,17 +45,18 @@ async def read_batch(request: Request, settings: SettingsDep) -> PushRequest:
             [{"type": "json_invalid", "loc": ("body",), "msg": "not JSON"}]
         ) from None
     changes = document.get("changes") if isinstance(document, dict) else None
-    if isinstance(changes, list) and len(changes) > settings.max_batch:
+    if isinstance(changes, list) and len(changes) > max_batch:
         raise PayloadTooLarge(
-            f"a batch holds at most {settings.max_batch} changes; send smaller ones",
+            f"a batch holds at most {max_batch} changes; send smaller ones",
             code="batch_too_large",
         )
     try:
-        return PushRequest.model_validate(document)
+        batch = PushRequest.model_validate(document)
     except ValidationError as error:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         ) from None
+    return Batch(batch, pushing.prepare(batch))
 
 
 def _not_json(constant: str) -> Any:
@@ -68,7 +83,7 @@ def _finite(text: str) -> float:
 )
 async def push(
     # The batch is declared first, so it is read before the session dependency opens.
-    batch: Annotated[PushRequest, Depends(read_batch)],
+    batch: Annotated[Batch, Depends(read_batch)],
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
@@ -76,7 +91,12 @@ async def push(
     """A device's batch of changes (``Content-Encoding: gzip`` welcome): one result per
     change, in the order sent, answered only once all of it is committed."""
     return await run_in_threadpool(
-        pushing.push, session, principal=principal, batch=batch, settings=settings
+        pushing.push,
+        session,
+        principal=principal,
+        batch=batch.request,
+        settings=settings,
+        prepared=batch.prepared,
     )
 
 
