@@ -3,6 +3,7 @@
     fieldsync serve [--host H] [--port P] [--workers N]
     fieldsync db upgrade [REVISION] | db downgrade REVISION | db current
     fieldsync users create-admin USERNAME [--full-name NAME] [--password-stdin]
+    fieldsync bench [OPTIONS]      (``fieldsync bench --help``; docs/performance.md)
 
 Every command reads ``FIELDSYNC_DATABASE_URL`` (and the other ``FIELDSYNC_*``
 settings); ``serve`` refuses to start without a safe ``FIELDSYNC_SECRET_KEY``.
@@ -25,7 +26,10 @@ from sync.settings import SettingsError, get_settings
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.run is not _bench:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         result: int = args.run(args)
         return result
@@ -65,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     admin.set_defaults(run=_create_admin)
+
+    # Its options are the benchmark's own (``fieldsync bench --help``), parsed there.
+    bench = commands.add_parser(
+        "bench", help="benchmark sync on SQLite and PostgreSQL (make bench)", add_help=False
+    )
+    bench.set_defaults(run=_bench)
     return parser
 
 
@@ -91,6 +101,13 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
     )
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    # Imported here: the server never loads the benchmark, only this command does.
+    from bench.run import main as bench
+
+    return bench(args.rest)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

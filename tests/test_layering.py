@@ -1,7 +1,10 @@
-"""Dependencies point one way: ``schemas`` <- ``sync`` <- ``api``.
+"""Dependencies point one way: ``schemas`` <- ``sync`` <- ``api``, and ``bench`` beside.
 
 ``sync/`` is the engine and never knows it is served over HTTP; ``schemas/`` is the
 records and wire models and knows neither; the migrations run without the HTTP skin.
+``bench/`` is a client of the service: it may use ``sync`` and ``schemas`` but talks
+to the server over HTTP only, never through ``api``; nothing the server runs imports
+it, but the ``fieldsync bench`` command, which hands over to it when it is called.
 """
 
 from __future__ import annotations
@@ -60,9 +63,10 @@ def test_the_import_walker_sees_every_form_of_import() -> None:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("sync", HTTP_FRAMEWORKS | {"api"}),
-        ("schemas", HTTP_FRAMEWORKS | {"api", "sync"}),
-        ("migrations", {"api"}),
+        ("sync", HTTP_FRAMEWORKS | {"api", "bench"}),
+        ("schemas", HTTP_FRAMEWORKS | {"api", "sync", "bench"}),
+        ("migrations", {"api", "bench"}),
+        ("bench", HTTP_FRAMEWORKS | {"api", "tests"}),
     ],
 )
 def test_a_layer_imports_nothing_from_the_layers_above_it(
@@ -73,7 +77,11 @@ def test_a_layer_imports_nothing_from_the_layers_above_it(
 
 @pytest.mark.parametrize(
     ("package", "forbidden"),
-    [("sync", HTTP_FRAMEWORKS | {"api"}), ("schemas", HTTP_FRAMEWORKS | {"api", "sync"})],
+    [
+        ("sync", HTTP_FRAMEWORKS | {"api", "bench"}),
+        ("schemas", HTTP_FRAMEWORKS | {"api", "sync", "bench"}),
+        ("bench", HTTP_FRAMEWORKS | {"api"}),
+    ],
 )
 def test_importing_a_layer_loads_nothing_from_the_layers_above_it(
     package: str, forbidden: set[str]
@@ -96,3 +104,16 @@ def test_importing_a_layer_loads_nothing_from_the_layers_above_it(
     )
     assert answer.returncode == 0, answer.stderr
     assert set(answer.stdout.split()) & forbidden == set()
+
+
+def test_only_the_bench_command_imports_the_benchmark_and_only_when_it_runs() -> None:
+    """The server's code never loads ``bench``: ``api.cli`` imports it inside the
+    command's function, so even ``fieldsync serve`` does not."""
+    assert forbidden_imports("api", {"bench"}) == {"api/cli.py": {"bench"}}
+    tree = ast.parse((ROOT / "api" / "cli.py").read_text())
+    top_level = {
+        node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    } | {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    assert not {name for name in top_level if name.split(".")[0] == "bench"}

@@ -1,0 +1,187 @@
+"""The server's resident memory, sampled from /proc while the benchmark runs.
+
+``fieldsync serve --workers N`` is a supervisor and N worker processes; what the
+machine pays is their sum. A thread reads ``/proc/PID/statm`` of every process in
+the server's tree every ``INTERVAL`` seconds (the tree itself is re-read once a
+second: workers do not come and go often) and keeps the peaks: of the sum, of each
+process, and of each named phase of the run. A *window* measures what one request
+adds: each process's peak during it against its size just before.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INTERVAL = 0.05
+TREE_EVERY = 1.0
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MB = 1024 * 1024
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid …; comm may hold spaces, so split after the last ')'
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and all its descendants."""
+    pids, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        pids.append(pid)
+        queue.extend(children(pid))
+    return pids
+
+
+def resident(pid: int) -> int | None:
+    """Resident bytes of ``pid``; ``None`` once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:120]
+
+
+@dataclass
+class Window:
+    """What the server grew by during one request."""
+
+    before: dict[int, int]
+    peaks: dict[int, int] = field(default_factory=dict)
+    tree_before: int = 0
+    tree_peak: int = 0
+
+    def report(self) -> dict[str, float]:
+        growth = [self.peaks.get(pid, size) - size for pid, size in self.before.items()]
+        return {
+            "tree_before_mb": round(self.tree_before / MB, 1),
+            "tree_peak_mb": round(self.tree_peak / MB, 1),
+            "tree_growth_mb": round((self.tree_peak - self.tree_before) / MB, 1),
+            "largest_process_growth_mb": round(max(growth, default=0) / MB, 1),
+        }
+
+
+class MemorySampler:
+    """Peaks of the resident memory of a process tree, overall and per phase."""
+
+    def __init__(self, root: int, interval: float = INTERVAL) -> None:
+        self.root = root
+        self.interval = interval
+        self.peak_tree = 0
+        self.peak_by_pid: dict[int, int] = {}
+        self.phase_peaks: dict[str, int] = {}
+        self.phase = "between phases"
+        self.samples = 0
+        self._windows: list[Window] = []
+        self._pids: list[int] = [root]
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @contextmanager
+    def during(self, phase: str) -> Iterator[None]:
+        """Attribute the samples taken in the block to ``phase``."""
+        previous, self.phase = self.phase, phase
+        try:
+            yield
+        finally:
+            self.phase = previous
+
+    @contextmanager
+    def window(self) -> Iterator[Window]:
+        """Each process's size now, and its peak while the block runs."""
+        sizes = self._sample()
+        made = Window(before=sizes, tree_before=sum(sizes.values()))
+        with self._lock:
+            self._windows.append(made)
+        try:
+            yield made
+        finally:
+            self._sample()
+            with self._lock:
+                self._windows.remove(made)
+
+    def _run(self) -> None:
+        refreshed = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now - refreshed >= TREE_EVERY:
+                self._pids = tree(self.root)
+                refreshed = now
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def _sample(self) -> dict[int, int]:
+        sizes = {pid: size for pid in self._pids if (size := resident(pid)) is not None}
+        total = sum(sizes.values())
+        with self._lock:
+            self.samples += 1
+            self.peak_tree = max(self.peak_tree, total)
+            self.phase_peaks[self.phase] = max(self.phase_peaks.get(self.phase, 0), total)
+            for pid, size in sizes.items():
+                self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), size)
+            for window in self._windows:
+                window.tree_peak = max(window.tree_peak, total)
+                for pid, size in sizes.items():
+                    window.peaks[pid] = max(window.peaks.get(pid, 0), size)
+        return sizes
+
+    def report(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "interval_s": self.interval,
+                "samples": self.samples,
+                "peak_tree_mb": round(self.peak_tree / MB, 1),
+                "peak_by_process": [
+                    {
+                        "pid": pid,
+                        "role": _role(pid, self.root),
+                        "command": command_line(pid),
+                        "peak_mb": round(size / MB, 1),
+                    }
+                    for pid, size in sorted(self.peak_by_pid.items())
+                ],
+                "peak_by_phase_mb": {
+                    phase: round(size / MB, 1) for phase, size in self.phase_peaks.items()
+                },
+            }
+
+
+def _role(pid: int, root: int) -> str:
+    if pid == root:
+        return "supervisor"
+    if "resource_tracker" in command_line(pid):
+        return "multiprocessing resource tracker"
+    return "worker"

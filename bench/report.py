@@ -1,0 +1,131 @@
+"""What a run prints: progress lines while it runs, then one table; and the JSON file.
+
+The table puts the backends side by side with the issue's targets, and says plainly
+where a figure misses one; the JSON holds every figure, the machine it was made on
+and the command's options, for the record in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "push_records_per_s": 10_000,
+    "push_p95_ms": 400,
+    "floor_share": 0.40,
+    "initial_pull_records_per_s": 25_000,
+    "peak_rss_mb": 250,
+    "one_batch_growth_mb": 50,
+    "scale_ratio": 0.80,
+}
+
+
+def say(message: str) -> None:
+    """A progress line, at once (a run of minutes must not be silent)."""
+    print(message, flush=True)  # noqa: T201 (the command's output)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The run as a table: one column per backend, then the scale runs."""
+    backends: dict[str, Any] = results["backends"]
+    names = list(backends)
+    config = results["config"]
+    machine = results["machine"]
+    lines = [
+        "",
+        f"fieldsync bench: {config['workers']} server workers, {config['devices']} devices, "
+        f"batches of {config['batch']}  (git {machine['git_revision']}, "
+        f"{machine['cores']} cores, Python {machine['python']})",
+        "",
+    ]
+    width = 34
+
+    def row(label: str, cells: list[str], target: str = "") -> None:
+        lines.append(
+            label.ljust(width) + "".join(cell.rjust(16) for cell in cells) + f"    {target}"
+        )
+
+    row("", names, "target")
+
+    def each(path: str, render: Any) -> list[str]:
+        cells = []
+        for name in names:
+            value: Any = backends[name]
+            for key in path.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            cells.append(render(value))
+        return cells
+
+    row("push, records/s", each("push.records_per_s", _number), "≥ 10,000")
+    row("push batch p50, ms", each("push.latency_ms.p50", _number))
+    row("push batch p95, ms", each("push.latency_ms.p95", _number), "≤ 400")
+    row("push batch p99, ms", each("push.latency_ms.p99", _number))
+    row("floor (plain INSERT), rows/s", each("floor.rows_per_s", _number))
+    row("push / floor", each("push.floor_share", _share), "≥ 40%")
+    row("initial pull, records/s", each("pull.records_per_s", _number), "≥ 25,000 (of 100k)")
+    row("  records pulled", each("pull.records", _number))
+    row("server peak RSS (tree), MB", each("memory.peak_tree_mb", _number), "≤ 250")
+    row(
+        "1,000-change batch adds, MB",
+        each("one_batch.memory.largest_process_growth_mb", lambda v: _number(v, 1)),
+        "≤ 50",
+    )
+    for status in ("applied", "merged", "conflict", "deferred", "rejected"):
+        row(f"  {status}", each(f"push.statuses.{status}", _number))
+    lines.append("")
+    for name in names:
+        figures = backends[name]
+        scales = figures.get("scales") or []
+        if not scales:
+            continue
+        lines.append(
+            f"{name}: cost as records held grow (rate, and as a share of the first scale's)"
+        )
+        lines.append(
+            "  held".ljust(14)
+            + "push r/s".rjust(18)
+            + f"pull first {results['config']['scale_pull']:,}".rjust(24)
+            + "full pull r/s".rjust(16)
+            + "incremental r/s".rjust(22)
+        )
+        for scale in scales:
+            push = f"{_number(scale['push']['records_per_s'])} ({_share(scale['push_vs_first'])})"
+            pull = (
+                f"{_number(scale['first_pull']['records_per_s'])} "
+                f"({_share(scale['pull_vs_first'])})"
+            )
+            incremental = scale["incremental_pull"]
+            lines.append(
+                f"  {scale['records_held']:,}".ljust(14)
+                + push.rjust(18)
+                + pull.rjust(24)
+                + _number((scale.get("full_pull") or {}).get("records_per_s")).rjust(16)
+                + f"{_number(incremental['records_per_s'])} ({incremental['records']:,})".rjust(22)
+            )
+        lines.append("")
+    for name in names:
+        for warning in backends[name].get("warnings", []):
+            lines.append(f"!! {name}: {warning}")
+    return "\n".join(lines)
+
+
+def stdout_table(results: dict[str, Any]) -> None:
+    sys.stdout.write(table(results) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,579 @@
+"""``fieldsync bench``: one run on each backend, in order, printed and written as JSON.
+
+For each backend, twice on a fresh database (the second time for the scale runs):
+create the database, ``fieldsync db upgrade``, ``fieldsync users create-admin``,
+``fieldsync serve --workers W`` as its own process, then set the programme up over
+HTTP (``bench.fleet``) and hand the tablets to the load process (``bench.load``).
+
+1. **Push**: every tablet's warm-up batch, the office's edits of those records, then
+   the timed batches (as many as fit in ``--push-seconds``, at most ``--batches``).
+2. **Floor**: the same records by a plain ``INSERT`` (``bench.floor``).
+3. **Pull**: a fresh coordinator's tablet pulls everything, gzip on, pages of the
+   largest limit the server allows.
+4. **One batch** of 1,000 changes, with the server's memory watched around it.
+5. **Scale** (a second database): seeded up to each of ``--scales`` records held
+   (``bench.seed``); at each, a few batches per tablet, a fresh coordinator's first
+   ``--scale-pull`` records, the full initial pull (up to ``--full-pull-max`` held),
+   and the watcher's incremental pull of what those batches put in its sector.
+
+The server's memory is sampled all along (``bench.memory``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import secrets
+import sqlite3
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench import fleet as fleets
+from bench.load import LoadProcess
+from bench.memory import MemorySampler
+from bench.report import TARGETS, say, stdout_table, write_json
+from bench.seed import CHUNK, History, records_held, seed
+from bench.server import Server, clean_environment, run_command, start_server
+from sync.database import create_db_engine
+from sync.settings import Settings
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ADMIN = "bench-admin"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Config:
+    backends: list[str] = field(default_factory=lambda: ["sqlite", "postgresql"])
+    workers: int = 2
+    devices: int = 4
+    batch: int = 500
+    batches: int = 20
+    push_seconds: float = 120.0
+    scales: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
+    scale_batches: int = 3
+    scale_pull: int = 20_000
+    full_pull_max: int = 100_000
+    one_batch: int = 1000
+    postgres_url: str = DEFAULT_POSTGRES_URL
+    postgres_database: str = "fieldsync_bench"
+    out: Path = Path("bench-results.json")
+    seed: str = "alto-mayo"
+    # Extra FIELDSYNC_* settings for the server (the tests lower the password hashing cost).
+    server_env: dict[str, str] = field(default_factory=dict)
+
+
+QUICK: dict[str, Any] = {
+    "devices": 2,
+    "batch": 40,
+    "batches": 2,
+    "scales": [300, 600],
+    "scale_batches": 1,
+    "scale_pull": 200,
+    "one_batch": 100,
+    "workers": 1,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    made = argparse.ArgumentParser(
+        prog="fieldsync bench",
+        description="Benchmark sync over real HTTP on SQLite and PostgreSQL "
+        "(see docs/performance.md).",
+    )
+    default = Config()
+    made.add_argument("--backends", default=",".join(default.backends), help="sqlite,postgresql")
+    made.add_argument("--workers", type=int, help=f"server processes (default {default.workers})")
+    made.add_argument("--devices", type=int, help=f"tablets pushing at once ({default.devices})")
+    made.add_argument("--batch", type=int, help=f"changes per batch ({default.batch})")
+    made.add_argument("--batches", type=int, help=f"timed batches per device ({default.batches})")
+    made.add_argument(
+        "--push-seconds",
+        type=float,
+        help="size the timed push to about this long, from the warm-up's pace "
+        f"({default.push_seconds:.0f})",
+    )
+    made.add_argument(
+        "--scales", help="records held for the scale runs, comma-separated (10000,100000,1000000)"
+    )
+    made.add_argument("--scale-batches", type=int, help="batches per device at each scale (3)")
+    made.add_argument("--scale-pull", type=int, help="records a fresh device pulls at each scale")
+    made.add_argument(
+        "--full-pull-max", type=int, help="also pull everything at scales up to this (100000)"
+    )
+    made.add_argument("--postgres-url", help="the PostgreSQL server (FIELDSYNC_TEST_POSTGRES_URL)")
+    made.add_argument(
+        "--postgres-database", help=f"made and dropped there ({default.postgres_database})"
+    )
+    made.add_argument("--out", type=Path, help=f"the JSON file ({default.out})")
+    made.add_argument("--seed", help="the data generator's seed")
+    made.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of a minute")
+    return made
+
+
+def config_from(argv: Sequence[str]) -> Config:
+    args = parser().parse_args(argv)
+    values: dict[str, Any] = dict(QUICK) if args.quick else {}
+    values["postgres_url"] = os.environ.get("FIELDSYNC_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    for name in (
+        "workers",
+        "devices",
+        "batch",
+        "batches",
+        "push_seconds",
+        "scale_batches",
+        "scale_pull",
+        "full_pull_max",
+        "postgres_url",
+        "postgres_database",
+        "out",
+        "seed",
+    ):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    values["backends"] = [name.strip() for name in args.backends.split(",") if name.strip()]
+    if args.scales is not None:
+        values["scales"] = [int(n) for n in args.scales.split(",") if n.strip()]
+    made = Config(**values)
+    unknown = set(made.backends) - {"sqlite", "postgresql"}
+    if unknown:
+        raise SystemExit(f"fieldsync bench: unknown backend {sorted(unknown)}")
+    return made
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_from(list(argv or []))
+    results = run(config)
+    write_json(results, config.out)
+    stdout_table(results)
+    say(f"JSON written to {config.out}")
+    # Rejected changes, failed batches or server errors: the run itself is wrong.
+    return 1 if any(figures["errors"] for figures in results["backends"].values()) else 0
+
+
+def run(config: Config) -> dict[str, Any]:
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(config),
+        "config": {**asdict(config), "out": str(config.out)},
+        "targets": TARGETS,
+        "backends": {},
+    }
+    for backend in config.backends:
+        say(f"== {backend} ==")
+        results["backends"][backend] = run_backend(backend, config)
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+# ---------------------------------------------------------------- a deployment
+
+
+@dataclass
+class Deployment:
+    backend: str
+    url: str
+    folder: Path
+    env: dict[str, str]
+    settings: Settings
+    server: Server
+    memory: MemorySampler
+    fleet: fleets.Fleet
+    load: LoadProcess
+
+
+@contextlib.contextmanager
+def database(backend: str, config: Config, folder: Path) -> Iterator[str]:
+    """A new, empty database for the run, dropped at the end."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'fieldsync-bench.db'}"
+        return
+    server = sa.make_url(config.postgres_url)
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    name = config.postgres_database
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def deployment(backend: str, config: Config, purpose: str) -> Iterator[Deployment]:
+    """Database, migrations, admin, server, memory sampler, programme, load process."""
+    with (
+        tempfile.TemporaryDirectory(prefix=f"fieldsync-bench-{backend}-") as scratch,
+        database(backend, config, Path(scratch)) as url,
+    ):
+        folder = Path(scratch)
+        env = {
+            **clean_environment(),
+            "FIELDSYNC_ENV": "production",
+            "FIELDSYNC_DATABASE_URL": url,
+            "FIELDSYNC_SECRET_KEY": secrets.token_urlsafe(48),
+            # Runs of an hour must not need token refreshes; lifetimes cost nothing.
+            "FIELDSYNC_ACCESS_TOKEN_MINUTES": "1440",
+            **config.server_env,
+        }
+        # The server's settings as it reads them (validated from these values alone).
+        settings = Settings.model_validate(
+            {
+                key.removeprefix("FIELDSYNC_").lower(): value
+                for key, value in env.items()
+                if key.startswith("FIELDSYNC_")
+            }
+        )
+        password = secrets.token_urlsafe(18)
+        for command, stdin in (
+            (("db", "upgrade"), None),
+            (("users", "create-admin", ADMIN, "--password-stdin"), password + "\n"),
+        ):
+            answer = run_command(*command, env=env, folder=folder, stdin=stdin)
+            if answer.returncode != 0:
+                raise RuntimeError(f"fieldsync {' '.join(command)}: {answer.stderr}")
+        server = start_server(env=env, folder=folder, workers=config.workers)
+        memory = MemorySampler(server.pid).start()
+        load: LoadProcess | None = None
+        try:
+            say(f"  [{purpose}] server pid {server.pid} on port {server.port}; setting up")
+            with memory.during("setup"):
+                fleet = fleets.set_up(
+                    server.api,
+                    admin=ADMIN,
+                    password=password,
+                    devices=config.devices,
+                    seed=config.seed,
+                )
+            load = LoadProcess(fleet, seed=f"{config.seed}:{purpose}")
+            yield Deployment(backend, url, folder, env, settings, server, memory, fleet, load)
+        finally:
+            if load is not None:
+                load.close()
+            memory.stop()
+            server.stop()
+            errors = server.tracebacks()
+            if errors:
+                say(f"  !! the server logged {len(errors)} tracebacks; the first:\n{errors[0]}")
+
+
+# ---------------------------------------------------------------- the phases
+
+
+def run_backend(backend: str, config: Config) -> dict[str, Any]:
+    figures: dict[str, Any] = {"warnings": [], "errors": 0}
+    started = time.perf_counter()
+    with deployment(backend, config, "main") as made:
+        warm_up(made, config, figures)
+        push_phase(made, config, figures)
+        pull_phase(made, figures)
+        one_batch(made, config, figures)
+        figures["memory"] = made.memory.report()
+        figures["server_tracebacks"] = len(made.server.tracebacks())
+    if config.scales:
+        with deployment(backend, config, "scale") as made:
+            warm_up(made, config, figures, record=False)
+            figures["scales"] = scale_phase(made, config, figures)
+            figures["scale_memory"] = made.memory.report()
+            figures["server_tracebacks"] += len(made.server.tracebacks())
+    figures["seconds"] = round(time.perf_counter() - started, 1)
+    if figures["server_tracebacks"]:
+        figures["errors"] += 1
+        figures["warnings"].append(f"the server failed {figures['server_tracebacks']} times")
+    return figures
+
+
+def check(figures: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """Say loudly what differs from what the generator expected."""
+    if report["statuses"]["rejected"] or report["failed_batches"]:
+        figures["errors"] += 1
+    if report["statuses"]["rejected"]:
+        figures["warnings"].append(
+            f"{report['label']}: {report['statuses']['rejected']} changes rejected "
+            f"(the generator is wrong): {report['rejected_examples'][:2]}"
+        )
+    if report["failed_batches"]:
+        figures["warnings"].append(
+            f"{report['label']}: {report['failed_batches']} batches failed: "
+            f"{report['failures'][:2]}"
+        )
+    if not report["as_expected"]:
+        figures["warnings"].append(
+            f"{report['label']}: statuses {report['statuses']} but expected {report['expected']}"
+        )
+    if report.get("stopped_by_budget"):
+        figures["warnings"].append(f"{report['label']}: stopped early, over its time budget")
+    for warning in figures["warnings"][-4:]:
+        if report["label"] in warning:
+            say(f"  !! {warning}")
+    return report
+
+
+def _push_line(report: dict[str, Any]) -> str:
+    return (
+        f"{report['changes']:,} changes in {report['seconds']:.1f} s: "
+        f"{report['records_per_s'] or 0:,.0f} records/s, p95 {report['latency_ms']['p95']} ms"
+    )
+
+
+def warm_up(
+    made: Deployment, config: Config, figures: dict[str, Any], *, record: bool = True
+) -> None:
+    with made.memory.during("warm-up"):
+        report = check(figures, made.load.call("warm_up", size=config.batch))
+    say(f"  warm-up: {_push_line(report)}")
+    with made.memory.during("office edits"):
+        office = check(
+            figures,
+            made.load.call("office_edits", size=min(config.batch, made.settings.max_batch)),
+        )
+    say(f"  office edits: {_push_line(office)}")
+    if record:
+        figures["warm_up"], figures["office_edits"] = report, office
+
+
+def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> None:
+    # As many batches as fit the time asked for, at the warm-up's pace (at least two).
+    pace = max((figures["warm_up"]["latency_ms"]["max"] or 1) / 1000, 0.001)
+    batches = min(config.batches, max(2, int(config.push_seconds / pace)))
+    say(f"  push: {config.devices} devices x {batches} batches of {config.batch} (gzip)")
+    with made.memory.during("push"):
+        report = made.load.call(
+            "push",
+            batches=batches,
+            size=config.batch,
+            label="push",
+            keep=True,
+            budget=3 * config.push_seconds,
+        )
+    figures["push"] = check(figures, report)
+    say(f"  push: {_push_line(report)}")
+    say("  floor: the same rows by plain INSERT … ON CONFLICT DO NOTHING")
+    with made.memory.during("floor"):
+        floor = made.load.call(
+            "floor",
+            database_url=made.url,
+            label="push",
+            user_id=str(made.fleet.importer.user_id),
+            device_id=str(made.fleet.importer.device_id),
+        )
+    figures["floor"] = floor
+    rate = report["records_per_s"]
+    report["floor_share"] = (
+        round(rate / floor["rows_per_s"], 4) if rate and floor["rows_per_s"] else None
+    )
+    say(
+        f"  floor: {floor['rows']:,} rows in {floor['seconds']:.2f} s: "
+        f"{floor['rows_per_s']:,.0f} rows/s"
+    )
+
+
+def pull_phase(made: Deployment, figures: dict[str, Any]) -> None:
+    device = fleets.fresh_device(made.fleet, "pull")
+    with made.memory.during("pull"):
+        report = made.load.call(
+            "pull", device=device, limit=made.settings.pull_max_limit, label="initial pull"
+        )
+    report.pop("cursor")
+    figures["pull"] = report
+    say(
+        f"  initial pull: {report['records']:,} records in {report['seconds']:.1f} s: "
+        f"{report['records_per_s']:,.0f} records/s ({report['pages']} pages)"
+    )
+
+
+def one_batch(made: Deployment, config: Config, figures: dict[str, Any]) -> None:
+    size = min(config.one_batch, made.settings.max_batch)
+    made.load.call("prepare_batch", size=size)
+    with made.memory.during("one batch"), made.memory.window() as window:
+        report = made.load.call("send_batch")
+    report["label"] = f"one batch of {size}"
+    report["memory"] = window.report()
+    figures["one_batch"] = check(figures, report)
+    say(
+        f"  one batch of {size}: {report['latency_ms']['max']} ms, the largest server "
+        f"process grew {report['memory']['largest_process_growth_mb']} MB"
+    )
+
+
+def scale_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    fleet = made.fleet
+    history = History(
+        sectors=fleet.seeded_sectors,
+        communities=fleet.communities,
+        categories=fleet.categories,
+        user_id=fleet.importer.user_id,
+        device_id=fleet.importer.device_id,
+    )
+    limit = made.settings.pull_max_limit
+    cursor = made.load.call("pull", device=fleet.watcher, limit=limit, label="watcher")["cursor"]
+    engine = create_db_engine(made.url)
+    rows: list[dict[str, Any]] = []
+    try:
+        for target in config.scales:
+            held = records_held(engine)
+            seeded = 0.0
+            if target > held:
+                say(f"  seeding {target - held:,} records (to {target:,} held)")
+                every = max(CHUNK, (target - held) // 5)
+
+                def progress(done: int, every: int = every, total: int = target - held) -> None:
+                    if done % every < CHUNK or done == total:
+                        say(f"    seeded {done:,} of {total:,}")
+
+                with made.memory.during(f"seed {target}"):
+                    seeded = seed(
+                        engine,
+                        history,
+                        target - held,
+                        seed=f"{config.seed}:{target}",
+                        progress=progress,
+                    )
+                if engine.dialect.name == "postgresql":
+                    with engine.connect() as connection:  # as autovacuum would by then
+                        connection.execute(sa.text("ANALYZE"))
+                        connection.commit()
+            held = records_held(engine)
+            say(f"  at {held:,} records held")
+            cursor = _catch_up(made, cursor, limit)
+            with made.memory.during(f"push @{target}"):
+                push = check(
+                    figures,
+                    made.load.call(
+                        "push",
+                        batches=config.scale_batches,
+                        size=config.batch,
+                        label=f"push @{held}",
+                    ),
+                )
+            say(f"    push: {_push_line(push)}")
+            device = fleets.fresh_device(fleet, f"pull @{target}")
+            with made.memory.during(f"pull @{target}"):
+                first = made.load.call(
+                    "pull", device=device, limit=limit, most=config.scale_pull, label="first pull"
+                )
+            first.pop("cursor")
+            say(f"    first {first['records']:,} pulled: {first['records_per_s']:,.0f} records/s")
+            full = None
+            if held <= config.full_pull_max:
+                device = fleets.fresh_device(fleet, f"full pull @{target}")
+                with made.memory.during(f"pull @{target}"):
+                    full = made.load.call("pull", device=device, limit=limit, label="full pull")
+                full.pop("cursor")
+                say(f"    all {full['records']:,} pulled: {full['records_per_s']:,.0f} records/s")
+            with made.memory.during(f"pull @{target}"):
+                incremental = made.load.call(
+                    "pull", device=fleet.watcher, limit=limit, cursor=cursor, label="incremental"
+                )
+            cursor = incremental.pop("cursor")
+            say(
+                f"    incremental pull of the live sector: {incremental['records']:,} records, "
+                f"{incremental['records_per_s'] or 0:,.0f} records/s"
+            )
+            rows.append(
+                {
+                    "scale": target,
+                    "records_held": held,
+                    "seed_seconds": round(seeded, 1),
+                    "push": push,
+                    "first_pull": first,
+                    "full_pull": full,
+                    "incremental_pull": incremental,
+                }
+            )
+    finally:
+        engine.dispose()
+    for row in rows:
+        row["push_vs_first"] = _ratio(
+            row["push"]["records_per_s"], rows[0]["push"]["records_per_s"]
+        )
+        row["pull_vs_first"] = _ratio(
+            row["first_pull"]["records_per_s"], rows[0]["first_pull"]["records_per_s"]
+        )
+        row["incremental_vs_first"] = _ratio(
+            row["incremental_pull"]["records_per_s"], rows[0]["incremental_pull"]["records_per_s"]
+        )
+    return rows
+
+
+def _catch_up(made: Deployment, cursor: str, limit: int) -> str:
+    """The watcher pulls what it has not seen yet (not timed): its cursor is recent."""
+    answer = made.load.call(
+        "pull", device=made.fleet.watcher, limit=limit, cursor=cursor, label="watcher"
+    )
+    latest: str = answer["cursor"]
+    return latest
+
+
+def _ratio(value: float | None, first: float | None) -> float | None:
+    return round(value / first, 3) if value and first else None
+
+
+# ---------------------------------------------------------------- the machine
+
+
+def machine(config: Config) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "memory_gb": _memory_gb(),
+        "sqlite": sqlite3.sqlite_version,
+        "git_revision": _git("rev-parse", "--short=12", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+    if "postgresql" in config.backends:
+        try:
+            engine = sa.create_engine(config.postgres_url)
+            with engine.connect() as connection:
+                facts["postgresql"] = connection.exec_driver_sql("SHOW server_version").scalar()
+            engine.dispose()
+        except sa.exc.SQLAlchemyError as error:
+            facts["postgresql"] = f"unreachable: {type(error).__name__}"
+    return facts
+
+
+def _git(*args: str) -> str:
+    try:
+        answer = subprocess.run(  # noqa: S603
+            ["git", *args],  # noqa: S607 (git from PATH, like a developer's)
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return answer.stdout.strip() if answer.returncode == 0 else "unknown"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_gb() -> float | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return None

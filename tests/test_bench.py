@@ -1,0 +1,372 @@
+"""The benchmark: a smoke run of all of it on each backend, and a seeder whose records
+sync exactly like pushed ones.
+
+The figures themselves are never asserted (a benchmark is not a timed test); what is
+checked is that every phase ran, answered 200 and gave the results the generator
+expected, with no change rejected.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bench import generator
+from bench.generator import CommunityPlace, Record, Track
+from bench.report import table, write_json
+from bench.rows import spot_check, stored_state, table_of
+from bench.run import QUICK, Config, run
+from bench.seed import ENTRY_TABLE, VERSION_TABLE, History, Plan, insert, prepare
+from bench.workload import RANGER, SectorPlace, Tablet, stories
+from schemas.records import TrackPoint
+from sync.entities import ENTITIES
+from tests.conftest import Caller, World
+from tests.databases import postgres_server_url
+from tests.sync_support import Tablet as Pusher
+from tests.sync_support import change, pull_all, push
+
+STATUSES = ("applied", "merged", "conflict", "deferred", "rejected")
+
+
+@pytest.mark.slow
+def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_result(
+    backend: str, tmp_path: Path
+) -> None:
+    config = Config(
+        **{**QUICK, "scales": [300], "batches": 2, "devices": 2},
+        backends=[backend],
+        postgres_url=postgres_server_url().render_as_string(hide_password=False),
+        postgres_database=f"fieldsync_bench_test_{uuid.uuid4().hex[:8]}",
+        out=tmp_path / "bench.json",
+        server_env={"FIELDSYNC_ARGON2_MEMORY_KIB": "64", "FIELDSYNC_ARGON2_TIME_COST": "1"},
+    )
+    results = run(config)
+    write_json(results, config.out)
+    figures = results["backends"][backend]
+
+    assert figures["warnings"] == []
+    assert {"cores", "python", "git_revision"} <= results["machine"].keys()
+    for phase in ("warm_up", "office_edits", "push", "one_batch"):
+        report = figures[phase]
+        assert report["failed_batches"] == 0, report["failures"]
+        assert report["statuses"]["rejected"] == 0, report["rejected_examples"]
+        assert report["as_expected"], (report["statuses"], report["expected"])
+    push_report = figures["push"]
+    assert push_report["changes"] == 2 * 2 * QUICK["batch"]
+    assert push_report["records_per_s"] > 0
+    assert set(push_report["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert figures["office_edits"]["changes"] == figures["warm_up"]["targets"] > 0
+    assert push_report["statuses"]["merged"] + push_report["statuses"]["conflict"] > 0
+    assert figures["floor"]["rows"] > 0
+    assert push_report["floor_share"] > 0
+    # The fresh coordinator pulls every record pushed, and the reference data.
+    pushed = sum(figures[p]["statuses"]["applied"] for p in ("warm_up", "push"))
+    assert figures["pull"]["records"] >= pushed
+    assert figures["memory"]["peak_tree_mb"] > 0
+    assert len(figures["memory"]["peak_by_process"]) >= 1
+    assert "largest_process_growth_mb" in figures["one_batch"]["memory"]
+    [scale] = figures["scales"]
+    assert scale["records_held"] >= 300
+    assert scale["push"]["as_expected"]
+    assert scale["first_pull"]["records"] == QUICK["scale_pull"]
+    assert scale["full_pull"]["records"] >= scale["records_held"]
+    assert scale["incremental_pull"]["records"] >= 0
+    assert backend in table(results)
+    assert config.out.read_text().startswith("{")
+
+
+# ---------------------------------------------------------------- the seeder
+
+
+def story(world: World, rng: random.Random) -> tuple[Caller, Caller, list[Record]]:
+    """Two patrols (one walked as tablets walk, one keeping to a trail as seeded
+    patrols do), a family and a training, with the devices that may push them."""
+    box = generator.sector_boxes(1)[0]
+    sector = world.sector(boundary=generator.boundary(box))
+    community = world.community(sector["id"])
+    categories = generator.observation_categories()[:3]
+    for category in categories:
+        assert world.admin.post("/observation-categories", json=category).status_code == 201
+    ranger = world.user(RANGER, sector_ids=[sector["id"]])
+    worker = world.user("extension_worker", community_ids=[community["id"]])
+    place = CommunityPlace(uuid.UUID(community["id"]), box)
+    patrols: list[Record] = []
+    for walker in (generator.Walker, generator.TrailWalker):
+        patrol, _ = generator.patrol_story(
+            rng,
+            uuid.UUID(sector["id"]),
+            box,
+            generator.EPOCH,
+            ranger.user_id,
+            categories,
+            segments=(2, 2),
+            walker=walker,
+        )
+        patrols += patrol
+    people: list[Record] = []
+    while len(place.people) < 4:
+        people += generator.household_story(rng, place, generator.EPOCH)
+    training = generator.training_story(rng, place, generator.EPOCH, worker.user_id, 3)
+    return world.device(ranger), world.device(worker), patrols + people + training
+
+
+def cloned(made: list[Record], rng: random.Random) -> tuple[list[Record], dict[str, str]]:
+    """The same records under new ids, their references to one another following."""
+    ids = {str(record.id): str(generator.new_id(rng)) for record in made}
+    pattern = re.compile("|".join(re.escape(old) for old in ids))
+
+    def renamed(value: Any) -> Any:
+        if isinstance(value, str):
+            return pattern.sub(lambda m: ids[m.group(0)], value)
+        if isinstance(value, list):
+            return [renamed(item) for item in value]
+        if isinstance(value, dict):
+            return {key: renamed(item) for key, item in value.items()}
+        return value  # a Track names no record
+
+    copies = [
+        Record(r.entity, uuid.UUID(ids[str(r.id)]), renamed(r.fields), r.scope, r.recorded_at)
+        for r in made
+    ]
+    return copies, {new: old for old, new in ids.items()}
+
+
+def as_change(record: Record, seq: int) -> dict[str, Any]:
+    fields = {k: v.points() if isinstance(v, Track) else v for k, v in record.fields.items()}
+    made = change(record.entity, str(record.id), "create", seq, fields)
+    made["recorded_at"] = generator.moment(record.recorded_at)
+    return made
+
+
+SERVER_SET = {"id", "record_id", "created_at", "updated_at", "change_id", "change_seq"}
+
+
+def rows_of(engine: Engine, record: Record) -> dict[str, dict[str, Any]]:
+    """The record's row, its first version and its pull entry, without what differs
+    between two records (ids, times, change numbers)."""
+    found = {}
+    with engine.connect() as connection:
+        for table, key in _tables(record):
+            row = (
+                connection.execute(sa.select(table).where(table.c[key] == record.id))
+                .mappings()
+                .one()
+            )
+            found[table.name] = {k: v for k, v in row.items() if k not in SERVER_SET}
+    found["sync_entry"]["fields"] = {
+        k: v for k, v in found["sync_entry"]["fields"].items() if k != "created_at"
+    }
+    return found
+
+
+def stored_of(engine: Engine, record: Record) -> dict[str, dict[str, Any]]:
+    """The same rows as the database holds them, each value as text (SQLite's own
+    values; PostgreSQL's ``::text``): JSON documents as written, byte for byte, NULL
+    apart from JSON null. What differs between two records is kept as its form
+    alone (every hex digit a 0), and the snapshot's time as a placeholder."""
+    postgresql = engine.dialect.name == "postgresql"
+    found = {}
+    with engine.connect() as connection:
+        for table, key in _tables(record):
+            names = list(table.columns.keys())
+            if postgresql:
+                columns = ", ".join(f'"{name}"::text AS "{name}"' for name in names)
+                where, value = f'"{key}" = CAST(:id AS uuid)', str(record.id)
+            else:
+                columns = ", ".join(f'"{name}"' for name in names)
+                where, value = f'"{key}" = :id', record.id.hex
+            query = f'SELECT {columns} FROM "{table.name}" WHERE {where}'  # noqa: S608
+            row = connection.execute(sa.text(query), {"id": value}).mappings().one()
+            found[table.name] = {name: _form(name, row[name], postgresql) for name in names}
+    entry = found["sync_entry"]
+    entry["fields"] = re.sub('"created_at": ?"[^"]*"', '"created_at":"…"', entry["fields"])
+    return found
+
+
+def _form(name: str, value: Any, postgresql: bool) -> Any:
+    if name == "change_seq":
+        return str(value).isdigit()
+    if name not in SERVER_SET:
+        return value
+    # PostgreSQL writes its typed values itself (a time's fraction as long as it needs).
+    return re.sub("[0-9a-f]+" if postgresql else "[0-9a-f]", "0", str(value))
+
+
+def _tables(record: Record) -> list[tuple[sa.Table, str]]:
+    return [
+        (table_of(record.entity), "id"),
+        (VERSION_TABLE, "record_id"),
+        (ENTRY_TABLE, "record_id"),
+    ]
+
+
+def test_a_seeded_record_is_stored_pulled_and_updated_exactly_like_a_pushed_one(
+    world: World, engine: Engine
+) -> None:
+    rng = random.Random(7)
+    ranger, worker, made = story(world, rng)
+    by_domain = {
+        r.entity: (ranger if r.entity in ("patrol", "track_segment", "observation") else worker)
+        for r in made
+    }
+    for device in (ranger, worker):
+        mine = [r for r in made if by_domain[r.entity] is device]
+        answer = push(device, *(as_change(r, seq) for seq, r in enumerate(mine, start=1)))
+        assert [r["status"] for r in answer["results"]] == ["applied"] * len(mine), answer
+    copies, back = cloned(made, rng)
+    for device in (ranger, worker):
+        mine = [c for c, r in zip(copies, made, strict=True) if by_domain[r.entity] is device]
+        insert(
+            engine, mine, user_id=device.user_id, device_id=uuid.UUID(device.tokens["device_id"])
+        )
+    # Ids as a driver writes them: hyphenated, or as hex (SQLite's UUID columns).
+    renames = [(new, old) for new, old in back.items()]
+    renames += [(new.replace("-", ""), old.replace("-", "")) for new, old in back.items()]
+
+    def original(value: Any) -> Any:
+        for new, old in renames:
+            value = value.replace(new, old) if isinstance(value, str) else value
+        return value
+
+    assert {r.entity for r in made} == set(ENTITIES)
+    assert any(isinstance(r.fields.get("points"), Track) for r in copies)
+    for record, copy in zip(made, copies, strict=True):
+        # Ids of the copy's own story read as the original's, so all else must be equal.
+        pushed, seeded = rows_of(engine, record), _deep(rows_of(engine, copy), original)
+        assert seeded == pushed, record.entity
+        pushed, seeded = stored_of(engine, record), _deep(stored_of(engine, copy), original)
+        assert seeded == pushed, record.entity
+
+    coordinator = world.device(world.user("coordinator"))
+    pulled, _ = pull_all(coordinator)
+    by_id = {change_["id"]: change_ for change_ in pulled}
+    for record, copy in zip(made, copies, strict=True):
+        first, second = by_id[str(record.id)], by_id[str(copy.id)]
+        assert (second["entity"], second["version"], second["op"]) == (record.entity, 1, "upsert")
+        strip = {"created_at"}
+        assert _deep({k: v for k, v in second["fields"].items() if k not in strip}, original) == {
+            k: v for k, v in first["fields"].items() if k not in strip
+        }
+
+    # Updates meet seeded records as they meet pushed ones: applied on version 1.
+    seeded_patrol = next(c for c in copies if c.entity == "patrol")
+    seeded_person = next(c for c in copies if c.entity == "person")
+    for device, record, fields in (
+        (ranger, seeded_patrol, {"status": "submitted", "rest_minutes": 45}),
+        (worker, seeded_person, {"phone": "912345678"}),
+    ):
+        tablet = Pusher(device)
+        tablet.seq = 100
+        result = tablet.send(record.entity, str(record.id), "update", fields, base_version=1)
+        assert (result["status"], result["version"]) == ("applied", 2), result
+    after, _ = pull_all(coordinator, _)
+    updated = {change_["id"]: change_ for change_ in after}
+    assert updated[str(seeded_patrol.id)]["version"] == 2
+    assert updated[str(seeded_patrol.id)]["fields"]["rest_minutes"] == 45
+    assert updated[str(seeded_person.id)]["fields"]["phone"] == "912345678"
+
+
+def _deep(value: Any, rename: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _deep(item, rename) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep(item, rename) for item in value]
+    if isinstance(value, uuid.UUID):
+        return uuid.UUID(rename(str(value)))
+    return rename(value)
+
+
+def _history() -> History:
+    boxes = generator.sector_boxes(4)
+    return History(
+        sectors=[SectorPlace(uuid.UUID(int=i + 1), box) for i, box in enumerate(boxes)],
+        communities=[CommunityPlace(uuid.UUID(int=100 + i), boxes[i % 4]) for i in range(8)],
+        categories=generator.observation_categories(),
+        user_id=uuid.UUID(int=7),
+        device_id=uuid.UUID(int=8),
+    )
+
+
+def test_the_seeders_states_are_what_the_fields_models_make_of_the_same_fields() -> None:
+    """The seeder normalises without pydantic; on a sample of every kind of record, from
+    tablets' walks and from trails, it must come to what the fields models make."""
+    history = _history()
+    seen: set[str] = set()
+    for walker in (generator.Walker, generator.TrailWalker):
+        source = stories(
+            random.Random(f"sample:{walker.__name__}"),
+            sectors=history.sectors,
+            communities=[CommunityPlace(c.id, c.box) for c in history.communities],
+            categories=history.categories,
+            user_id=history.user_id,
+            walker=walker,
+        )
+        for record in itertools.islice(source, 1500):
+            spot_check(record, stored_state(record))  # raises where they differ
+            seen.add(record.entity)
+    assert seen == set(ENTITIES)
+
+
+@pytest.mark.parametrize("hour", [6, 23])  # at 23:00 the walk goes past midnight (UTC)
+def test_a_trail_walk_is_a_walk_a_minute_a_point_inside_its_sector(hour: int) -> None:
+    box = generator.sector_boxes(6)[2]
+    walker = generator.TrailWalker(box, 0.0, 0.0, datetime(2026, 3, 2, hour, tzinfo=UTC))
+    rng = random.Random(3)
+    tracks = [walker.track(rng, 100) for _ in range(3)]
+    points = [point for track in tracks for point in track.points()]
+    assert [len(track) for track in tracks] == [100, 100, 100]
+    for point in points:
+        assert TrackPoint.model_validate(point).model_dump(mode="json") == point
+        assert box.contains(point["lat"], point["lon"])
+    times = [datetime.fromisoformat(point["t"]) for point in points]
+    assert all(57 <= (b - a).total_seconds() <= 63 for a, b in itertools.pairwise(times))
+    steps = [
+        math.hypot(b["lat"] - a["lat"], b["lon"] - a["lon"]) * 111_320
+        for a, b in itertools.pairwise(points)
+    ]
+    assert all(step < 80 for step in steps)  # metres a minute: on foot, segments joined
+    assert walker.clock == times[-1]
+    assert (walker.lat, walker.lon) == (points[-1]["lat"], points[-1]["lon"])
+
+
+def test_seeding_makes_the_same_chunk_from_the_same_seed() -> None:
+    history = _history()
+    for dialect in ("sqlite", "postgresql"):
+        plan = Plan(history, "same", dialect, datetime(2026, 11, 23, tzinfo=UTC))
+        first, second = prepare(plan, 3, 200), prepare(plan, 3, 200)
+        assert first == second
+        assert first.count == 200
+        assert prepare(plan, 4, 200) != first
+
+
+def test_a_tablet_makes_the_same_batches_from_the_same_seed() -> None:
+    sectors = [
+        SectorPlace(uuid.UUID(int=i + 1), box) for i, box in enumerate(generator.sector_boxes(3))
+    ]
+
+    def batches() -> list[list[dict[str, Any]]]:
+        tablet = Tablet(
+            seed="same",
+            role=RANGER,
+            user_id=uuid.UUID(int=9),
+            sectors=sectors,
+            categories=generator.observation_categories(),
+        )
+        return [tablet.warm_up(50).changes, tablet.batch(50).changes]
+
+    first = batches()
+    assert first == batches()
+    points = [p for c in first[0] if c["entity"] == "track_segment" for p in c["fields"]["points"]]
+    assert len(points) >= 100
+    assert all(generator.SOUTH <= p["lat"] <= generator.NORTH for p in points)
+    assert all(generator.WEST <= p["lon"] <= generator.EAST for p in points)
