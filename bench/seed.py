@@ -10,30 +10,27 @@ entry in ``sync_entry`` with a change number taken from the clock the way
 the clock row's lock until commit). ``sync_change`` rows are not made: no device
 will send these changes again.
 
-It is quick (tens of thousands of records a second on two cores) because nothing
-is done twice: records are made (patrols keep to their sector's trail,
+It is quick (over ten thousand records a second on two cores, where making them as
+push would, with pydantic, managed two thousand) because little is done in Python
+and nothing twice: records are made (patrols keep to their sector's trail,
 ``generator.TrailWalker``, so that a track's text is the trail's with its own
 times) and rendered as the driver takes them (``rows.Renderer``: no pydantic, each
-JSON document serialised once), chunk by chunk, while earlier chunks are written;
-see ``seed`` for who does what on each database.
+JSON document serialised once), chunk by chunk, by processes that write in turn
+while the others make the next chunks (``seed``).
 """
 
 from __future__ import annotations
 
 import gc
-import io
 import itertools
 import multiprocessing
 import os
-import pickle
 import random
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,12 +44,11 @@ from bench.workload import SectorPlace, stories
 from schemas import RecordVersion, SyncEntry
 from schemas.types import utcnow
 from sync.changelog import CLOCK_ID
+from sync.database import create_db_engine
 from sync.entities import ENTITIES
 
 CHUNK = 5_000
-FEW_CHUNKS = 4  # made in this process: not worth starting another (a second or two)
-PG_WRITERS = 2  # PostgreSQL connections writing at once
-SQLITE_CHUNKS = 4  # chunks in one SQLite transaction
+FEW_CHUNKS = 4  # made in this process: not worth starting others (a second or two)
 # One seeded record in this many is also validated by its fields model, and must come
 # out of it as the seeder stored it: what the tests check on a sample, checked live.
 SPOT_CHECK = 1_000
@@ -94,127 +90,105 @@ def seed(
 ) -> float:
     """Insert ``count`` records of ``history``'s places; the seconds it took.
 
-    Chunks are made and rendered (``prepare``) while others are written (``Writer``):
-    on SQLite in ``processes`` other processes (by default one core fewer than the
-    machine has), while this one writes; on PostgreSQL, whose server processes do
-    the larger half of the work (parsing, compressing, indexing), in this process,
-    while its threads write over ``PG_WRITERS`` connections at once. ``engine``
-    must be the benchmark's own scratch database (see ``_connection``)."""
+    ``processes`` other processes (by default one a core; none for a few chunks)
+    each make a chunk and write it over a connection of their own, in turn: on
+    SQLite each chunk's transaction once the chunk before is committed; on
+    PostgreSQL each chunk's rows and versions at once, its change numbers and pull
+    entries once the chunk before has its numbers (``Turn``). So while one writes,
+    the other makes the next chunk, and on PostgreSQL two server processes parse and
+    index at once. ``engine`` must be the benchmark's own scratch database (see
+    ``_connect``)."""
     plan = Plan(history, seed, engine.dialect.name, utcnow())
     sizes = [min(CHUNK, count - start) for start in range(0, count, CHUNK)]
     if processes is None:
-        here = engine.dialect.name == "postgresql" or len(sizes) <= FEW_CHUNKS
-        processes = 0 if here else max(1, (os.cpu_count() or 2) - 1)
+        processes = 0 if len(sizes) <= FEW_CHUNKS else os.cpu_count() or 2
     started = time.perf_counter()
     done = 0
-    with ExitStack() as stack:
-        stack.enter_context(_without_gc())
-        writer = stack.enter_context(Writer(engine, count=len(sizes)))
-        # A window of chunks being written (and one being made, or a few in other
-        # processes), so that memory stays flat however many records are asked for.
-        writing: deque[Future[int]] = deque()
-        for prepared in _made(plan, sizes, processes, stack):
-            if len(writing) == writer.connections:
-                done += writing.popleft().result()
+    if processes == 0:
+        connection = _connect(engine, bulk=True)
+        try:
+            with _without_gc():
+                for index, size in enumerate(sizes):
+                    done += write(connection, prepare(plan, index, size))
+                    if progress is not None:
+                        progress(done)
+        finally:
+            connection.close()
+        return time.perf_counter() - started
+    context = multiprocessing.get_context("spawn")
+    turn = Turn(context)
+    url = engine.url.render_as_string(hide_password=False)
+    with ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_take_part, initargs=(url, turn)
+    ) as pool:
+        # Every chunk is asked for at once: the pool hands them out in order, one to
+        # each process that is free, so memory holds a chunk a process.
+        made = [pool.submit(_make_and_write, plan, index, size) for index, size in enumerate(sizes)]
+        try:
+            for future in made:
+                done += future.result()
                 if progress is not None:
                     progress(done)
-            writing.append(writer.write(prepared))
-        while writing:
-            done += writing.popleft().result()
-            if progress is not None:
-                progress(done)
+        except BaseException:
+            turn.fail()
+            pool.shutdown(cancel_futures=True)
+            raise
     return time.perf_counter() - started
 
 
-def _made(plan: Plan, sizes: list[int], processes: int, stack: ExitStack) -> Iterator[Prepared]:
-    """The chunks, in order: made here, or in ``processes`` processes."""
-    if processes == 0:
-        for index, size in enumerate(sizes):
-            yield prepare(plan, index, size)
-        return
-    context = multiprocessing.get_context("spawn")
-    pool = stack.enter_context(ProcessPoolExecutor(processes, mp_context=context))
-    making: deque[Future[bytes]] = deque()
-    chunks = iter(enumerate(sizes))
-    for index, size in itertools.islice(chunks, processes + 1):
-        making.append(pool.submit(prepare_pickled, plan, index, size))
-    while making:
-        made = making.popleft().result()
-        for index, size in itertools.islice(chunks, 1):
-            making.append(pool.submit(prepare_pickled, plan, index, size))
-        yield pickle.loads(made)  # noqa: S301 (made by prepare_pickled)
+class Turn:
+    """Which chunk's turn it is, across processes: chunks take their change numbers
+    in their order (so a seed's numbering is the same run to run), each once the
+    chunk before has taken its own; ``fail`` stops every chunk still to come."""
 
+    def __init__(self, context: Any) -> None:
+        self._condition = context.Condition()
+        self._next = context.Value("q", 0, lock=False)
+        self._failed = context.Value("b", False, lock=False)
 
-class Writer:
-    """Writes prepared chunks in order, each on the next of its connections (each on
-    a thread of its own: the drivers wait for the database without holding the GIL).
-    A chunk takes its change numbers once the chunk before has taken its own, so
-    they follow the chunks' order; the clock row's lock then keeps each chunk's
-    entries and its numbers in one transaction, as push does, while the other
-    connection writes the next chunk's rows."""
-
-    def __init__(self, engine: Engine, *, count: int, bulk: bool = True) -> None:
-        self.engine = engine
-        self.postgresql = engine.dialect.name == "postgresql"
-        self.connections = min(count, PG_WRITERS) if self.postgresql else 1
-        self.per_transaction = 1 if self.postgresql else SQLITE_CHUNKS
-        self.bulk = bulk
-        self.remaining = count
-        self._stack = ExitStack()
-        self._open: list[Any] = []
-        self._threads: list[ThreadPoolExecutor] = []
-        self._numbered = threading.Event()
-        self._numbered.set()
-        self._written = 0
-        self._failed = False
-
-    def __enter__(self) -> Writer:
-        for _ in range(self.connections):
-            self._open.append(self._stack.enter_context(_connection(self.engine, bulk=self.bulk)))
-            self._threads.append(self._stack.enter_context(ThreadPoolExecutor(1)))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-
-    def write(self, prepared: Prepared) -> Future[int]:
-        """Write ``prepared`` (soon); the future answers how many records it held."""
-        turn = self._written % self.connections
-        first = self._written % self.per_transaction == 0
-        self._written += 1
-        self.remaining -= 1
-        last = self._written % self.per_transaction == 0 or self.remaining == 0
-        after, numbered = self._numbered, threading.Event()
-        self._numbered = numbered
-        return self._threads[turn].submit(
-            self._write, self._open[turn], prepared, first, last, after, numbered
-        )
-
-    def _write(
-        self,
-        connection: Any,
-        prepared: Prepared,
-        begin: bool,
-        commit: bool,
-        after: threading.Event,
-        numbered: threading.Event,
-    ) -> int:
-        def turn() -> None:
-            after.wait()
-            if self._failed:  # a chunk before failed: this one must not be committed
+    def wait(self, index: int) -> None:
+        with self._condition:
+            while self._next.value != index and not self._failed.value:
+                self._condition.wait(1.0)
+            if self._failed.value:
                 raise RuntimeError("an earlier chunk could not be written")
 
-        try:
-            if self._failed:
-                raise RuntimeError("an earlier chunk could not be written")
+    def done(self, index: int) -> None:
+        with self._condition:
+            self._next.value = index + 1
+            self._condition.notify_all()
+
+    def fail(self) -> None:
+        with self._condition:
+            self._failed.value = True
+            self._condition.notify_all()
+
+
+# A process taking part in a seed: its connection, and the turn it shares.
+_part: tuple[Any, Turn] | None = None
+
+
+def _take_part(url: str, turn: Turn) -> None:
+    global _part
+    _part = (_connect(create_db_engine(url), bulk=True), turn)
+
+
+def _make_and_write(plan: Plan, index: int, size: int) -> int:
+    """Chunk ``index``, made and written in its turn (in a process taking part)."""
+    assert _part is not None, "not a seeding process"
+    connection, turn = _part
+    try:
+        with _without_gc():
+            prepared = prepare(plan, index, size)
             return write(
-                connection, prepared, begin=begin, commit=commit, turn=turn, taken=numbered.set
+                connection,
+                prepared,
+                turn=lambda: turn.wait(index),
+                taken=lambda: turn.done(index),
             )
-        except BaseException:
-            self._failed = True
-            raise
-        finally:
-            numbered.set()  # whatever happened, the next chunk must not wait for ever
+    except BaseException:
+        turn.fail()
+        raise
 
 
 @dataclass(frozen=True)
@@ -246,18 +220,6 @@ class Prepared:
     postgresql: bool
     tables: list[Table]
     entries: Table
-
-
-def prepare_pickled(plan: Plan, index: int, size: int) -> bytes:
-    """``prepare``, pickled without pickle's memo: the millions of small values of a
-    chunk for SQLite load five times faster so (the memo is only needed for objects
-    met twice, and a chunk's values are plain)."""
-    made = io.BytesIO()
-    pickler = pickle.Pickler(made, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.fast = True  # no memo
-    with _without_gc():
-        pickler.dump(prepare(plan, index, size))
-    return made.getvalue()
 
 
 @contextmanager
@@ -309,8 +271,11 @@ def insert(
         now or utcnow(),
     )
     prepared = _prepared(plan, iter(made), uuid.uuid4, 0, check_every=1)
-    with Writer(engine, count=1, bulk=False) as writer:
-        writer.write(prepared).result()
+    connection = _connect(engine, bulk=False)
+    try:
+        write(connection, prepared)
+    finally:
+        connection.close()
 
 
 def _prepared(
@@ -350,34 +315,30 @@ def _prepared(
     ]
     tables.append(Table(VERSION_TABLE.name, renderer.version_columns, versions))
     entry_table = Table(ENTRY_TABLE.name, renderer.entry_columns, entries)
-    if postgresql:  # lines of COPY text, joined here where the cores are
+    if postgresql:  # lines of COPY text
         for table in tables:
             table.copy = b"".join(table.rows)
             table.rows = []
     return Prepared(count, postgresql, tables, entry_table)
 
 
-@contextmanager
-def _connection(engine: Engine, *, bulk: bool) -> Iterator[Any]:
-    """A driver connection of its own (never returned to the pool). ``bulk`` is for
+def _connect(engine: Engine, *, bulk: bool) -> Any:
+    """A driver connection of its own (never one of the pool's). ``bulk`` is for
     the benchmark's scratch database alone, which nothing else needs to survive a
     crash of: SQLite writes without waiting for the disk (``synchronous=OFF``) and
     with a large page cache, PostgreSQL commits without waiting for its WAL flush.
     These are settings of this connection only; the database keeps its journal mode
-    (WAL) and the server its own settings."""
+    (WAL, which the running server relies on) and the server its own settings."""
     raw = engine.raw_connection()
     connection: Any = raw.driver_connection
     raw.detach()
-    try:
-        if bulk and engine.dialect.name == "postgresql":
-            connection.execute("SET synchronous_commit TO off")
-            connection.commit()
-        elif bulk:
-            connection.execute("PRAGMA synchronous=OFF")
-            connection.execute("PRAGMA cache_size=-262144")  # 256 MiB
-        yield connection
-    finally:
-        raw.close()
+    if bulk and engine.dialect.name == "postgresql":
+        connection.execute("SET synchronous_commit TO off")
+        connection.commit()
+    elif bulk:
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("PRAGMA cache_size=-1048576")  # 1 GiB
+    return connection
 
 
 CLOCK_UPDATE = "UPDATE sync_clock SET seq = seq + {n} WHERE id = {clock} RETURNING seq"
@@ -387,44 +348,47 @@ def write(
     connection: Any,
     prepared: Prepared,
     *,
-    begin: bool = True,
-    commit: bool = True,
     turn: Callable[[], None] | None = None,
     taken: Callable[[], None] | None = None,
 ) -> int:
-    """One chunk: rows, versions, then numbers from the clock (``turn`` waits for
-    this chunk's turn to take them, ``taken`` says they are taken) and the pull
-    entries. On SQLite a transaction may hold several chunks: ``begin`` starts it,
-    ``commit`` ends it (PostgreSQL's driver begins one by itself). The records
-    written."""
+    """One chunk in one transaction: rows, versions, then numbers from the clock and
+    the pull entries. ``turn`` waits for the chunk's turn, ``taken`` ends it: on
+    PostgreSQL, around taking the numbers (the clock row's lock then orders the
+    commits); on SQLite, around the whole transaction (one writer at a time). The
+    records written."""
     postgresql = prepared.postgresql
     try:
         if postgresql:
             cursor = connection.cursor()
         else:
-            if begin:
-                connection.execute("BEGIN IMMEDIATE")
+            if turn is not None:
+                turn()
+            connection.execute("BEGIN IMMEDIATE")
             cursor = connection
         for table in prepared.tables:
             _insert(cursor, table, table.copy or table.rows, postgresql=postgresql)
-        if turn is not None:
+        if postgresql and turn is not None:
             turn()
         clock = CLOCK_UPDATE.format(n=prepared.count, clock=CLOCK_ID)
         top = int(cursor.execute(clock).fetchone()[0])
-        if taken is not None:
+        if postgresql and taken is not None:
             taken()
         first = top - prepared.count + 1
         entries = prepared.entries
-        numbered_rows: bytes | list[tuple[Any, ...]]
+        numbered: bytes | list[tuple[Any, ...]]
         if postgresql:  # change_seq is the first column of the COPY
             numbers = [b"%d\t" % seq for seq in range(first, top + 1)]
             pairs = zip(numbers, entries.rows, strict=True)
-            numbered_rows = b"".join(itertools.chain.from_iterable(pairs))
+            numbered = b"".join(itertools.chain.from_iterable(pairs))
         else:
-            numbered_rows = [(*row, first + offset) for offset, row in enumerate(entries.rows)]
-        _insert(cursor, entries, numbered_rows, postgresql=postgresql)
-        if commit:
-            connection.commit() if postgresql else connection.execute("COMMIT")
+            numbered = [(*row, first + offset) for offset, row in enumerate(entries.rows)]
+        _insert(cursor, entries, numbered, postgresql=postgresql)
+        if postgresql:
+            connection.commit()
+        else:
+            connection.execute("COMMIT")
+            if taken is not None:
+                taken()
     except BaseException:
         if postgresql:
             connection.rollback()

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+import bench.seed
 from bench import generator
 from bench.generator import CommunityPlace, Record, Track
 from bench.report import table, write_json
@@ -347,6 +348,54 @@ def test_seeding_makes_the_same_chunk_from_the_same_seed() -> None:
         assert first == second
         assert first.count == 200
         assert prepare(plan, 4, 200) != first
+
+
+def test_seeding_processes_write_every_chunk_and_number_them_in_order(
+    world: World, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.seed, "CHUNK", 40)  # the sizes are handed to the processes
+    boxes = generator.sector_boxes(2)
+    sectors = [world.sector(boundary=generator.boundary(box)) for box in boxes]
+    communities = [world.community(sector["id"]) for sector in sectors]
+    history = History(
+        sectors=[
+            SectorPlace(uuid.UUID(s["id"]), box) for s, box in zip(sectors, boxes, strict=True)
+        ],
+        communities=[
+            CommunityPlace(uuid.UUID(c["id"]), box)
+            for c, box in zip(communities, boxes, strict=True)
+        ],
+        categories=generator.observation_categories(),
+        user_id=uuid.UUID(int=7),
+        device_id=uuid.UUID(int=8),
+    )
+    seen: list[int] = []
+    bench.seed.seed(engine, history, 200, seed="order", processes=2, progress=seen.append)
+
+    assert seen == [40, 80, 120, 160, 200]
+    assert bench.seed.records_held(engine) == 200
+    # Chunk after chunk, as the chunks are made: the same numbering run to run.
+    plan = Plan(history, "order", engine.dialect.name, datetime.now(UTC))
+    made = [record_id for index in range(5) for record_id in _ids(prepare(plan, index, 40))]
+    with engine.connect() as connection:
+        numbered = connection.execute(
+            sa.select(ENTRY_TABLE.c.record_id, ENTRY_TABLE.c.change_seq)
+            .where(ENTRY_TABLE.c.entity.in_(list(ENTITIES)))
+            .order_by(ENTRY_TABLE.c.change_seq)
+        ).all()
+    assert [row.record_id for row in numbered] == made
+    numbers = [row.change_seq for row in numbered]
+    assert numbers == list(range(numbers[0], numbers[0] + 200))
+
+
+def _ids(prepared: bench.seed.Prepared) -> list[uuid.UUID]:
+    """The records of a chunk, in order, from its pull entries."""
+    columns = prepared.entries.columns
+    if prepared.postgresql:  # lines of COPY text, without change_seq (the first column)
+        at = columns.index("record_id") - 1
+        return [uuid.UUID(line.split(b"\t")[at].decode()) for line in prepared.entries.rows]
+    at = columns.index("record_id")
+    return [uuid.UUID(row[at]) for row in prepared.entries.rows]
 
 
 def test_a_tablet_makes_the_same_batches_from_the_same_seed() -> None:
