@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.memory import children
 from tests.conftest import PASSWORD
 from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (a fixture)
 
@@ -25,19 +26,7 @@ MAX_REFUSAL_ROUNDS = 200
 
 def worker_pids(server: Server) -> set[int]:
     """The server's child processes (uvicorn's workers)."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == server.process.pid:
-            children.add(int(entry.name))
-    return children
+    return set(children(server.process.pid))
 
 
 def worker_serving(server: Server, client_port: int) -> int | None:
