@@ -5,7 +5,7 @@ rows alone; both must hold exactly what ``sync.push`` would have made of the sam
 create, so this follows ``PushEngine._create``: the fields validated by the record's
 fields model, the scope taken from the parent where the record hangs from one (a
 track segment lies in its patrol's sector), the server-owned columns, and the pull
-snapshot made by ``sync.records.snapshot`` itself.
+snapshot made by ``sync.records.snapshot_from`` itself.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
-from types import SimpleNamespace, UnionType
+from types import UnionType
 from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import orjson
@@ -29,7 +29,7 @@ from sqlalchemy.engine import Dialect
 
 from bench.generator import Record, Track
 from schemas import RecordVersion, SyncEntry
-from schemas.records import Moment, SyncedColumns
+from schemas.records import Moment
 from schemas.types import UTCDateTime
 from sync import records
 from sync.entities import ENTITIES, Domain, EntitySpec
@@ -49,19 +49,6 @@ class Shaped:
     entry: dict[str, Any]
 
 
-class _RowView:
-    """Attribute access to a row's values, for ``records.snapshot``."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 def table_of(entity: str) -> sa.Table:
     return cast(sa.Table, ENTITIES[entity].table.__table__)  # type: ignore[attr-defined]
 
@@ -79,10 +66,8 @@ def shape(
     table = table_of(record.entity)
     model = spec.fields.model_validate(record.fields)
     state = model.model_dump(mode="json")
-    python = model.model_dump()
     if spec.scope_field in state:  # an observation shows the sector it lies in
         state[spec.scope_field] = str(record.scope)
-        python[spec.scope_field] = record.scope
     row: dict[str, Any] = dict.fromkeys(table.columns.keys())
     row.update(
         id=record.id,
@@ -93,12 +78,11 @@ def shape(
         created_by=user_id,
         device_id=device_id,
     )
-    for name in spec.settable:
-        row[name] = state[name] if isinstance(table.columns[name].type, sa.JSON) else python[name]
+    row.update(records.columns(spec, model, state))
     row[spec.scope_field] = record.scope
     if record.entity == "track_segment":
         row["point_count"] = len(state["points"])
-    snapshot = records.snapshot(spec, cast(SyncedColumns, _RowView(row)), state)
+    snapshot = records.snapshot_from(spec, row, state)
     patrol_scope = spec.domain is Domain.patrol
     return Shaped(
         entity=record.entity,
@@ -462,7 +446,7 @@ class Renderer:
             row[table.point_count] = self.number(count)
             shown["point_count"] = count
         fields = {**state, **documents}
-        snapshot = records.snapshot(spec, cast(SyncedColumns, SimpleNamespace(**shown)), fields)
+        snapshot = records.snapshot_from(spec, shown, fields)
         version = self._version.filled(
             entity=record.entity,
             record_id=record_id,
@@ -540,22 +524,17 @@ class _Table:
             if name not in spec.documents
         ]
         self.changed = renderer.json(orjson.dumps(sorted(spec.fields.model_fields)).decode())
-        # The snapshot's server-owned values, in JSON form as ``records.snapshot``
+        # The snapshot's server-owned values, in JSON form as ``records.snapshot_from``
         # writes them (it leaves text as it is), and who made the record and when.
         self.shown: dict[str, Any] = dict.fromkeys((*spec.server_fields, *records.SNAPSHOT_META))
-        probe = records.snapshot(
+        probe = records.snapshot_from(
             spec,
-            cast(
-                SyncedColumns,
-                SimpleNamespace(
-                    **{
-                        **self.shown,
-                        "created_at": renderer.now,
-                        "created_by": renderer.user_id,
-                        "device_id": renderer.device_id,
-                    }
-                ),
-            ),
+            {
+                **self.shown,
+                "created_at": renderer.now,
+                "created_by": renderer.user_id,
+                "device_id": renderer.device_id,
+            },
             {},
         )
         self.shown.update({name: probe[name] for name in self.shown})

@@ -170,28 +170,3 @@ def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
         ),
         rows,
     )
-
-
-def changed_by_others(
-    session: Session,
-    *,
-    entity: str,
-    record_id: uuid.UUID,
-    after_version: int,
-    device_id: uuid.UUID | None,
-) -> set[str]:
-    """Fields changed after ``after_version`` by anyone but ``device_id`` (the server's
-    own changes — reviews, resolutions — count as others)."""
-    query = select(RecordVersion.changed).where(
-        RecordVersion.entity == entity,
-        RecordVersion.record_id == record_id,
-        RecordVersion.version > after_version,
-    )
-    if device_id is not None:
-        query = query.where(
-            (col(RecordVersion.device_id).is_(None)) | (col(RecordVersion.device_id) != device_id)
-        )
-    changed: set[str] = set()
-    for names in session.exec(query):
-        changed.update(names)
-    return changed
