@@ -13,6 +13,7 @@ from schemas.accounts import (
     UserCommunity,
     UserSector,
 )
+from schemas.patrols import PatrolReview
 from schemas.records import (
     Agreement,
     Attendance,
@@ -46,6 +47,7 @@ __all__ = [
     "Observation",
     "ObservationCategory",
     "Patrol",
+    "PatrolReview",
     "Person",
     "RecordVersion",
     "RefreshFamily",

@@ -1,15 +1,20 @@
-"""Ranger leads review patrols: approve (which locks the patrol) or return with a comment."""
+"""Ranger leads review patrols: approve (which locks the patrol) or return with a comment.
+
+Every review is kept (``patrol_review``): a patrol returned, fixed and approved shows
+both reviews in its detail; the patrol itself holds only the latest.
+"""
 
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from schemas import Patrol
 from schemas.enums import Role
+from schemas.patrols import PatrolReview
+from schemas.patrols import ReviewDecision as Decision
 from schemas.records import PatrolStatus
 from schemas.types import utcnow
 from schemas.wire import RequestBody
@@ -19,11 +24,6 @@ from sync.entities import ENTITIES
 from sync.errors import Conflict, FieldProblem, NotFound, Unprocessable
 from sync.principal import Principal
 from sync.push import publish
-
-
-class Decision(StrEnum):
-    approve = "approve"
-    return_ = "return"
 
 
 class ReviewRequest(RequestBody):
@@ -91,6 +91,17 @@ def review(
         reason=f"review:{request.decision}",
         recorded_at=None,
         now=now,
+    )
+    session.add(
+        PatrolReview(
+            id=uuid.uuid4(),
+            patrol_id=patrol.id,
+            version=patrol.version,
+            decision=request.decision,
+            comment=comment,
+            reviewed_by=principal.user_id,
+            reviewed_at=now,
+        )
     )
     publish(log, spec, patrol, state)
     log.publish()

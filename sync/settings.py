@@ -13,8 +13,9 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -57,11 +58,29 @@ class Settings(BaseSettings):
     # bytes (most of a pull's cost, measured); 1 is fastest but 30 % bigger, which a
     # tablet on a 2G link pays for.
     gzip_level: int = Field(default=5, ge=1, le=9)
+    # Where the work happens: a date in a filter (``from=2026-03-01``) and a month or
+    # a day in a report are this zone's. Alto Mayo is on Peru time (UTC-5, no DST).
+    timezone: str = "America/Lima"
 
     # Argon2id cost. The defaults are argon2-cffi's (RFC 9106 low-memory profile);
     # tests lower them, production should not.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {name!r} (an IANA name such as America/Lima)"
+            ) from error
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     def signing_key(self) -> str:
         """The key that signs tokens; raises ``SettingsError`` where none is safe to use."""

@@ -1,18 +1,44 @@
-"""Patrols, as ranger leads see them."""
+"""Patrols, as ranger leads see them: the queue, the detail, the review."""
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import SessionDep, require
+from api.deps import SessionDep, SettingsDep, require
 from schemas.enums import Role
-from sync import review
+from schemas.patrols import PatrolDetail, PatrolPage, PatrolQuery
+from sync import patrols, review
 from sync.principal import Principal
 
 router = APIRouter(prefix="/patrols", tags=["patrols"])
 
+# Rangers read the patrols of their sectors (their tablets pull them anyway);
+# extension workers hold communities, not sectors, and have no business here.
+Reader = Annotated[
+    Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead, Role.ranger))
+]
 Reviewer = Annotated[Principal, Depends(require(Role.admin, Role.ranger_lead))]
+
+
+@router.get("")
+def list_patrols(
+    query: Annotated[PatrolQuery, Query()],
+    principal: Reader,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> PatrolPage:
+    """Patrols in the caller's sectors that match every filter given, a page at a time,
+    with the total. ``status=submitted`` is the review queue, the longest waiting first;
+    otherwise the newest patrols come first. Unknown parameters are refused (422)."""
+    return patrols.list_patrols(session, principal=principal, query=query, zone=settings.zone)
+
+
+@router.get("/{patrol_id}")
+def get_patrol(patrol_id: uuid.UUID, principal: Reader, session: SessionDep) -> PatrolDetail:
+    """One patrol: members, observations, the track as GeoJSON, every review, and the
+    effort figures and quality flags a reviewer weighs (docs/protocol.md lists them)."""
+    return patrols.detail(session, principal=principal, patrol_id=patrol_id)
 
 
 @router.post("/{patrol_id}/review")

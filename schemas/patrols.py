@@ -1,0 +1,232 @@
+"""What ranger leads ask of patrols and what they get back: filters, the queue, the detail.
+
+Query models forbid unknown parameters: ``?satus=submitted`` is a 422, not a list of
+every patrol. ``from`` and ``to`` take a date (a whole day in the service's time zone,
+``FIELDSYNC_TIMEZONE``) or a timestamp with its offset.
+"""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
+from pydantic import Field as PydanticField
+from sqlmodel import Field, SQLModel
+
+from schemas.records import ActionTaken, PatrolStatus, PatrolType
+from schemas.types import UTCDateTime
+
+
+def parse_bound(value: Any) -> date | datetime:
+    """``2026-03-01`` (a day) or ``2026-03-01T08:00:00-05:00`` (an instant)."""
+    if isinstance(value, datetime | date):
+        moment = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            moment = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                "expected a date (2026-03-01) or a timestamp with its offset "
+                "(2026-03-01T08:00:00-05:00)"
+            ) from None
+    else:
+        raise ValueError("expected a date or a timestamp")
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        raise ValueError("a timestamp needs its offset (2026-03-01T08:00:00-05:00)")
+    return moment
+
+
+Bound = Annotated[
+    date | datetime,
+    PlainValidator(parse_bound),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A date (a whole day, local time) or an RFC 3339 timestamp.",
+            "examples": ["2026-03-01", "2026-03-01T08:00:00-05:00"],
+        }
+    ),
+]
+
+CategoryKey = Annotated[
+    str,
+    PydanticField(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$",
+        description="A category key or a dotted prefix: `threat` matches `threat.logging.timber`.",
+    ),
+]
+
+
+class QueryParams(BaseModel):
+    """Query parameters: unknown ones are refused."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PatrolFilters(QueryParams):
+    sector_id: uuid.UUID | None = None
+    ranger_id: uuid.UUID | None = PydanticField(
+        default=None, description="The patrol's leader or one of its members."
+    )
+    status: PatrolStatus | None = None
+    from_: Bound | None = PydanticField(
+        default=None, alias="from", description="`started_at` on or after this."
+    )
+    to: Bound | None = PydanticField(
+        default=None, description="`started_at` on or before this (a date: the whole day)."
+    )
+    category: CategoryKey | None = PydanticField(
+        default=None, description="Has an observation of this category (or below it)."
+    )
+
+
+class PatrolQuery(PatrolFilters):
+    limit: int = PydanticField(default=50, ge=1, le=500)
+    offset: int = PydanticField(default=0, ge=0)
+
+
+# ---------------------------------------------------------------- review history
+
+
+class ReviewDecision(StrEnum):
+    approve = "approve"
+    return_ = "return"
+
+
+class PatrolReview(SQLModel, table=True):
+    """One review of a patrol. A patrol returned, fixed and approved has two; all kept."""
+
+    __tablename__ = "patrol_review"
+
+    id: uuid.UUID = Field(primary_key=True)
+    patrol_id: uuid.UUID = Field(foreign_key="patrol.id", index=True)
+    version: int = Field(description="The patrol version the review made.")
+    decision: ReviewDecision = Field(
+        sa_column=sa.Column(
+            sa.Enum(
+                ReviewDecision,
+                native_enum=False,
+                length=16,
+                validate_strings=True,
+                values_callable=lambda kind: [member.value for member in kind],
+            ),
+            nullable=False,
+        )
+    )
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+    reviewed_by: uuid.UUID = Field(foreign_key="user.id")
+    reviewed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- wire: answers
+
+
+class UserRef(BaseModel):
+    """A user of the service as a reviewer sees them; ``None`` fields when unknown."""
+
+    user_id: uuid.UUID
+    username: str | None = None
+    full_name: str | None = None
+
+
+class PatrolMember(BaseModel):
+    user_id: uuid.UUID | None = None
+    name: str | None = PydanticField(
+        default=None, description="As the tablet recorded it, or the user's full name."
+    )
+    role: str | None = None
+
+
+class PatrolSummary(BaseModel):
+    """A patrol as a row of the queue: its fields, review, and quick figures."""
+
+    id: uuid.UUID
+    version: int
+    sector_id: uuid.UUID
+    patrol_type: PatrolType
+    objective: str | None
+    leader_id: uuid.UUID | None
+    members: list[PatrolMember]
+    transport: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    rest_minutes: int | None
+    comment: str | None
+    status: PatrolStatus
+    reviewed_by: uuid.UUID | None
+    reviewed_at: datetime | None
+    review_comment: str | None
+    created_by: uuid.UUID | None
+    device_id: uuid.UUID | None
+    recorded_at: datetime | None
+    created_at: datetime
+    updated_at: datetime = PydanticField(
+        description="When the server received the latest version: the queue's order."
+    )
+    patrol_hours: float | None = PydanticField(description="`ended_at - started_at`.")
+    field_hours: float | None = PydanticField(description="Patrol hours minus rest.")
+    observation_count: int
+    point_count: int
+
+
+class PatrolPage(BaseModel):
+    items: list[PatrolSummary]
+    total: int = PydanticField(description="How many patrols match, over every page.")
+    limit: int
+    offset: int
+
+
+class ObservationRead(BaseModel):
+    id: uuid.UUID
+    version: int
+    category_key: str
+    category_name_es: str | None
+    category_name_en: str | None
+    observed_at: datetime
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    attributes: dict[str, Any]
+    notes: str | None
+    action_taken: ActionTaken
+    distance_to_track_km: float | None = PydanticField(
+        description="How far from the nearest point of the track; none without a track."
+    )
+
+
+class ReviewRead(BaseModel):
+    decision: ReviewDecision
+    comment: str | None
+    reviewed_by: UserRef
+    reviewed_at: datetime
+    version: int
+
+
+class EffortRead(BaseModel):
+    """Derived from the patrol and its track; never stored by the device."""
+
+    patrol_hours: float | None
+    field_hours: float | None
+    distance_km: float
+    point_count: int
+    transport: str = PydanticField(description="The transport class speeds are judged by.")
+    flags: list[dict[str, Any]] = PydanticField(
+        description="Each with its `code` (docs/protocol.md lists them) and its particulars."
+    )
+
+
+class PatrolDetail(BaseModel):
+    patrol: PatrolSummary
+    leader: UserRef | None
+    observations: list[ObservationRead]
+    track: dict[str, Any] = PydanticField(
+        description="A GeoJSON FeatureCollection: one LineString per stretch without a "
+        "gap, with `coordTimes`."
+    )
+    reviews: list[ReviewRead]
+    effort: EffortRead
