@@ -85,3 +85,50 @@ def test_the_migrations_have_exactly_one_head() -> None:
     heads = script.get_heads()
     assert len(heads) == 1, f"several heads, merge them: {heads}"
     assert migrate.head_revision() == heads[0]
+
+
+def test_reviews_made_before_0006_are_recovered_from_the_version_history(
+    fresh_engine: Engine,
+) -> None:
+    """Review a patrol three times through the API, drop ``patrol_review`` (back to
+    0005), upgrade again: the reviews are rebuilt from the patrol's versions. Only the
+    latest comment was kept (on the patrol) before 0006; earlier ones are lost."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.conftest import World, make_settings
+    from tests.patrol_support import PatrolTablet, at
+    from tests.sync_support import change, push
+
+    migrate.upgrade(fresh_engine)
+    settings = make_settings(fresh_engine.url.render_as_string(hide_password=False))
+    with TestClient(create_app(settings, fresh_engine), base_url="http://t/api/v1") as client:
+        world = World(client, fresh_engine, settings)
+        sector = world.sector("AM-01")
+        lead = world.user("ranger_lead", sector_ids=[sector["id"]])
+        tablet = PatrolTablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
+        patrol = tablet.patrol(
+            sector_id=sector["id"], started_at=at("2026-03-02T08:00:00-05:00"), ended_at=None
+        )
+        back = {"decision": "return", "comment": "falta track"}
+        assert lead.post(f"/patrols/{patrol}/review", json=back).status_code == 200
+        tablet.seq += 1
+        again = change("patrol", patrol, "update", tablet.seq, {"status": "submitted"})
+        push(tablet.device, {**again, "base_version": 2})
+        back = {"decision": "return", "comment": "la hora final"}
+        assert lead.post(f"/patrols/{patrol}/review", json=back).status_code == 200
+        before = client.get(f"/patrols/{patrol}", headers=lead.headers).json()["reviews"]
+
+        migrate.downgrade(fresh_engine, "0005")
+        migrate.upgrade(fresh_engine)
+
+        after = client.get(f"/patrols/{patrol}", headers=lead.headers).json()["reviews"]
+    assert [(r["decision"], r["comment"], r["version"]) for r in before] == [
+        ("return", "falta track", 2),
+        ("return", "la hora final", 4),
+    ]
+    assert [(r["decision"], r["comment"], r["version"]) for r in after] == [
+        ("return", None, 2),
+        ("return", "la hora final", 4),
+    ]
+    assert [r["reviewed_at"] for r in after] == [r["reviewed_at"] for r in before]

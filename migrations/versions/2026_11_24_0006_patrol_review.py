@@ -1,18 +1,16 @@
 """Keep every review of a patrol (``patrol_review``), not only the latest on the patrol.
 
 Reviews made before this revision are recovered from the patrol's version history,
-where each one left a version with reason ``review:approve`` or ``review:return``
-and the review fields in its snapshot.
+where each one left a version with reason ``review:approve`` or ``review:return``;
+only the latest one's comment survived (on the patrol), so earlier ones have none.
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-24 01:30:00.000000
 """
 
-import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -54,41 +52,47 @@ def upgrade() -> None:
 
 
 def _recover_past_reviews(review: sa.Table) -> None:
+    """A review left a patrol version (reason ``review:approve`` or ``review:return``,
+    by its reviewer, at its time). Its comment was kept only on the patrol, so only
+    the latest review's comment can be recovered; earlier ones read as none."""
     connection = op.get_bind()
     version = sa.table(
         "record_version",
         sa.column("entity"),
         sa.column("record_id", sa.Uuid()),
         sa.column("version"),
-        sa.column("fields", sa.Text()),
         sa.column("reason"),
         sa.column("user_id", sa.Uuid()),
         sa.column("created_at", schemas.types.UTCDateTime()),
     )
-    rows = connection.execute(
-        sa.select(version).where(version.c.entity == "patrol", version.c.reason.like("review:%"))
+    patrol = sa.table(
+        "patrol",
+        sa.column("id", sa.Uuid()),
+        sa.column("reviewed_by", sa.Uuid()),
+        sa.column("review_comment"),
     )
-    recovered = []
+    rows = connection.execute(
+        sa.select(version, patrol.c.reviewed_by, patrol.c.review_comment)
+        .join(patrol, patrol.c.id == version.c.record_id)
+        .where(version.c.entity == "patrol", version.c.reason.like("review:%"))
+        .order_by(version.c.record_id, version.c.version)
+    ).all()
+    latest: dict[uuid.UUID, int] = {}
     for row in rows:
-        if row.user_id is None:  # every review had its reviewer; nothing to recover
-            continue
-        fields = json.loads(row.fields) if isinstance(row.fields, str) else row.fields
-        reviewed_at = fields.get("reviewed_at")
-        recovered.append(
-            {
-                "id": uuid.uuid4(),
-                "patrol_id": row.record_id,
-                "version": row.version,
-                "decision": "approve" if row.reason == "review:approve" else "return",
-                "comment": fields.get("review_comment"),
-                "reviewed_by": row.user_id,
-                "reviewed_at": (
-                    datetime.fromisoformat(reviewed_at).astimezone(UTC)
-                    if reviewed_at
-                    else row.created_at
-                ),
-            }
-        )
+        latest[row.record_id] = row.version
+    recovered = [
+        {
+            "id": uuid.uuid4(),
+            "patrol_id": row.record_id,
+            "version": row.version,
+            "decision": "approve" if row.reason == "review:approve" else "return",
+            "comment": row.review_comment if latest[row.record_id] == row.version else None,
+            "reviewed_by": row.user_id,
+            "reviewed_at": row.created_at,
+        }
+        for row in rows
+        if row.user_id is not None  # every review had its reviewer
+    ]
     if recovered:
         op.bulk_insert(review, recovered)
 
