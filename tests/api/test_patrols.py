@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Caller, World, assert_problem
+from tests.conftest import Caller, World, all_at_once, assert_problem
 from tests.patrol_support import PatrolTablet, at, walk
 from tests.sync_support import change, push
 
@@ -456,3 +456,20 @@ def test_rangers_cannot_review_and_outsiders_cannot_find(park: dict[str, Any]) -
     assert_problem(park["ranger"].post(f"/patrols/{patrol}/review", json=body), 403, "forbidden")
     assert_problem(park["outsider"].post(f"/patrols/{patrol}/review", json=body), 404)
     assert park["lead"].get(f"/patrols/{patrol}").json()["reviews"] == []
+
+
+def test_leads_reviewing_at_once_make_one_review(park: dict[str, Any], world: World) -> None:
+    """Eight leads (or one lead's eight tabs) approve at once: one approval, one review
+    kept, seven 409s; the patrol's version moves once."""
+    patrol = park["tablet"].patrol(sector_id=park["sector"], started_at=MORNING, ended_at=None)
+    lead: Caller = park["lead"]
+    answers = all_at_once(
+        world.client,
+        lambda client: client.post(
+            f"/patrols/{patrol}/review", json={"decision": "approve"}, headers=lead.headers
+        ),
+    )
+    assert sorted(answer.status_code for answer in answers) == [200] + [409] * 7
+    detail = lead.get(f"/patrols/{patrol}").json()
+    assert len(detail["reviews"]) == 1
+    assert detail["patrol"]["version"] == 2
