@@ -10,7 +10,18 @@ from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
 from api import errors
-from api.routes import auth, conflicts, devices, health, patrols, reference, sync, users
+from api.routes import (
+    auth,
+    conflicts,
+    devices,
+    health,
+    patrol_exports,
+    patrols,
+    reference,
+    reports,
+    sync,
+    users,
+)
 from sync.database import create_db_engine
 from sync.settings import Settings, get_settings
 
@@ -60,7 +71,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, users, devices, reference, sync, conflicts, patrols):
+    # The exports before the patrols: ``/patrols/export.csv`` is not ``/patrols/{patrol_id}``.
+    for module in (
+        auth,
+        users,
+        devices,
+        reference,
+        sync,
+        conflicts,
+        patrol_exports,
+        patrols,
+        reports,
+    ):
         api.include_router(module.router)
     api.include_router(health.router, include_in_schema=False)
     app.include_router(api)
