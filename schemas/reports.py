@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 
-from schemas.patrols import Bound, CategoryKey, QueryParams
+from schemas.patrols import CategoryKey
+from schemas.queries import Bound, QueryParams
 
 ReportedStatus = Literal["submitted", "returned", "approved"]
 """The statuses a report may narrow to: drafts and cancelled patrols never count."""

@@ -30,14 +30,11 @@ Decisions a reader of an export should know:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from enum import Enum
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -51,6 +48,7 @@ from schemas import ObservationCategory, Patrol, Sector
 from schemas.patrols import UserRef
 from schemas.records import Observation
 from sync import effort, patrols
+from sync.csv_files import BOM, CSV_MEDIA_TYPE, Writer, local_time
 from sync.database import json_text, transaction
 
 CHUNK_SIZE = 200
@@ -59,8 +57,6 @@ CHUNK_SIZE = 200
 GPX_POINTS_PER_PIECE = 1000
 """Track points per piece of a GPX: a long patrol still streams."""
 
-BOM = "\ufeff"
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 GEOJSON_MEDIA_TYPE = "application/geo+json"
 GPX_MEDIA_TYPE = "application/gpx+xml"
 
@@ -96,8 +92,6 @@ OBSERVATION_COLUMNS = (
 )
 ATTRIBUTE_PREFIX = "attr_"
 OTHER_ATTRIBUTES = "other_attributes"
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 # ---------------------------------------------------------------- reading
@@ -220,11 +214,6 @@ def _member_ids(patrol: Patrol) -> list[uuid.UUID | None]:
 # ---------------------------------------------------------------- values
 
 
-def local_time(moment: datetime | None, zone: tzinfo) -> str | None:
-    """RFC 3339 in ``zone``: ``2026-03-02T08:00:00-05:00``."""
-    return moment.astimezone(zone).isoformat() if moment is not None else None
-
-
 def utc_time(moment: datetime) -> str:
     """RFC 3339 in UTC with ``Z``: ``2026-03-02T13:00:00Z``."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -233,24 +222,6 @@ def utc_time(moment: datetime) -> str:
 def distance_km(track: effort.Track) -> float:
     """The walked length of a track, as the patrol detail counts it."""
     return math.fsum(effort.run_distance_km(run) for run in track.runs)
-
-
-def cell(value: Any, zone: tzinfo) -> str:
-    """A CSV cell: numbers as they are, times local, text safe from formula injection."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, datetime):
-        return local_time(value, zone) or ""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        value = value.value
-    text = value if isinstance(value, str) else json_text(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _member_names(patrol: Patrol, people: Mapping[uuid.UUID, UserRef]) -> str:
@@ -327,19 +298,9 @@ def patrols_csv(engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinf
     with transaction(engine, write=False) as session:
         categories = categories_in(session, matching)
         keys = attribute_keys(categories)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-
-        def row(values: Sequence[Any]) -> None:
-            writer.writerow([cell(value, zone) for value in values])
-
-        def drained() -> str:
-            text = buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            return text
-
-        writer.writerow(csv_header(keys))
+        writer = Writer(zone)
+        row, drained = writer.row, writer.drained
+        row(csv_header(keys))
         yield BOM + drained()
         empty = [None] * (len(OBSERVATION_COLUMNS) + len(keys) + 1)
         for chunk in read_chunks(session, matching):

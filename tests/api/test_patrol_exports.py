@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync import exports
+from sync import csv_files, exports
 from tests.conftest import Caller, World, assert_problem
 from tests.patrol_support import PatrolTablet, at, walk
 from tests.sync_support import change, push
@@ -227,7 +227,7 @@ def test_the_csv_has_a_row_per_observation_with_its_patrol_and_attribute_columns
 def test_a_text_cell_read_as_a_formula_is_quoted_and_a_number_is_not(
     value: Any, written: str
 ) -> None:
-    assert exports.cell(value, ZoneInfo("America/Lima")) == written
+    assert csv_files.cell(value, ZoneInfo("America/Lima")) == written
 
 
 def test_attributes_the_category_no_longer_declares_go_in_other_attributes(
