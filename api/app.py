@@ -20,6 +20,7 @@ from api.routes import (
     reference,
     reports,
     sync,
+    trainings,
     users,
 )
 from sync.database import create_db_engine
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         patrol_exports,
         patrols,
         reports,
+        trainings,
     ):
         api.include_router(module.router)
     api.include_router(health.router, include_in_schema=False)

@@ -1,13 +1,17 @@
 """The patrol reports ranger leads send the park agency: effort, and threats per 10 km."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep, SettingsDep, require
+from api.deps import EngineDep, SessionDep, SettingsDep, require
 from schemas.enums import Role
+from schemas.queries import Format
 from schemas.reports import EffortQuery, PatrolEffortReport, ThreatQuery, ThreatReport
-from sync import patrol_reports
+from schemas.trainings import AttendanceReport, AttendanceReportQuery
+from sync import attendance_report, patrol_reports
+from sync.csv_files import CSV_MEDIA_TYPE
 from sync.principal import Principal
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -45,5 +49,42 @@ def threats(
     ``category`` takes a key or a dotted prefix (``threat``). Unknown parameters are
     refused (422)."""
     return patrol_reports.threat_report(
+        session, principal=principal, query=query, zone=settings.zone
+    )
+
+
+# Attendance figures are for the office and the extension workers (their communities).
+AttendanceReader = Annotated[
+    Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))
+]
+
+
+@router.get(
+    "/attendance",
+    response_model=AttendanceReport,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+)
+def attendance(
+    query: Annotated[AttendanceReportQuery, Query()],
+    principal: AttendanceReader,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> Any:
+    """The programme's figures for the sessions in the period: participants (unique
+    people, merged duplicates once), attendances, sessions, women, men and the women's
+    share, and school sessions counted by headcount apart; in total and per
+    ``group_by``. ``sync/attendance_report.py`` defines every figure. ``format=csv``
+    answers a CSV file, one row per group and the totals."""
+    if query.format is Format.csv:
+        report = attendance_report.attendance_report(
+            session, principal=principal, query=query, zone=settings.zone
+        )
+        return StreamingResponse(
+            attendance_report.report_csv(report, zone=settings.zone),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="attendance-report.csv"'},
+        )
+    return attendance_report.attendance_report(
         session, principal=principal, query=query, zone=settings.zone
     )

@@ -1,0 +1,105 @@
+"""Training sessions and attendance, as coordinators and extension workers read them.
+
+Every list is JSON by default, or with ``format=csv`` a CSV file (UTF-8 with a BOM)
+written as it is read: every matching row, or the page asked when ``limit`` or
+``offset`` is given. Filters are checked before anything streams.
+"""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import EngineDep, SessionDep, SettingsDep, require
+from schemas.enums import Role
+from schemas.queries import Format
+from schemas.trainings import (
+    AttendancePage,
+    AttendanceQuery,
+    PersonAttendanceQuery,
+    SessionPage,
+    SessionQuery,
+)
+from sync import trainings
+from sync.csv_files import CSV_MEDIA_TYPE
+from sync.principal import Principal
+
+router = APIRouter(tags=["trainings"])
+
+# People's records are the office's and the extension workers' (their communities).
+Reader = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))]
+
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`."}
+}
+
+
+def csv_file(pieces: Any, filename: str) -> StreamingResponse:
+    return StreamingResponse(
+        pieces,
+        media_type=CSV_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/training-sessions", response_model=SessionPage, responses=CSV_ANSWER)
+def list_sessions(
+    query: Annotated[SessionQuery, Query()],
+    principal: Reader,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> Any:
+    """Sessions in the caller's communities, newest first, each with its attendees,
+    women and men (each person once; a school session by its headcount) and its
+    facilitators; with the total."""
+    if query.format is Format.csv:
+        trainings.session_conditions(principal, query, settings.zone)  # 422 before streaming
+        pieces = trainings.sessions_csv(
+            engine, principal=principal, query=query, zone=settings.zone
+        )
+        return csv_file(pieces, "training-sessions.csv")
+    return trainings.list_sessions(session, principal=principal, query=query, zone=settings.zone)
+
+
+@router.get("/attendance", response_model=AttendancePage, responses=CSV_ANSWER)
+def list_attendance(
+    query: Annotated[AttendanceQuery, Query()],
+    principal: Reader,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> Any:
+    """Attendance at the caller's communities' sessions, each row with its session and
+    its person (never a document number nor a phone); ``person_id`` includes the
+    records merged into that person; with the total."""
+    if query.format is Format.csv:
+        trainings.session_conditions(principal, query, settings.zone)
+        pieces = trainings.attendance_csv(
+            engine, principal=principal, query=query, zone=settings.zone
+        )
+        return csv_file(pieces, "attendance.csv")
+    return trainings.list_attendance(session, principal=principal, query=query, zone=settings.zone)
+
+
+@router.get("/people/{person_id}/attendance", response_model=AttendancePage, responses=CSV_ANSWER)
+def person_attendance(
+    person_id: uuid.UUID,
+    query: Annotated[PersonAttendanceQuery, Query()],
+    principal: Reader,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> Any:
+    """One person's training history, oldest first, with the sessions attended under
+    records merged into them. A person out of the caller's communities is a 404."""
+    if query.format is Format.csv:
+        person = trainings.visible_person(session, principal, person_id)
+        pieces = trainings.person_attendance_csv(
+            engine, person, principal=principal, query=query, zone=settings.zone
+        )
+        return csv_file(pieces, f"attendance-{person_id}.csv")
+    return trainings.person_attendance(
+        session, principal=principal, person_id=person_id, query=query, zone=settings.zone
+    )
