@@ -349,13 +349,14 @@ def test_one_persons_history_oldest_first(programme: dict[str, Any]) -> None:
 def test_every_list_as_csv(programme: dict[str, Any]) -> None:
     coordinator: Caller = programme["coordinator"]
     people = programme["people"]
-    for path, params, count in [
+    lists: list[tuple[str, dict[str, Any], int]] = [
         ("/training-sessions", {}, 10),
         ("/training-sessions", {"limit": 3}, 3),
         ("/attendance", {}, 13),
         ("/attendance", {"sex": "male"}, 6),
         (f"/people/{people['luis']}/attendance", {}, 3),
-    ]:
+    ]
+    for path, params, count in lists:
         answer = coordinator.get(path, params={**params, "format": "csv"})
         assert answer.status_code == 200, answer.text
         assert answer.content.startswith(BOM), path
