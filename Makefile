@@ -41,7 +41,8 @@ pytest: install
 	$(BIN)/pytest -n 2 -q
 
 # The sync benchmark on SQLite and PostgreSQL (docs/performance.md). It takes a while;
-# BENCH_ARGS="--scales 10000,100000 --batches 5" for a shorter run, "--quick" for a smoke run.
+# BENCH_ARGS="--scales 10000,100000 --batches 5" for a shorter run, "--quick" for a smoke run,
+# "--only review" for the ranger leads' queue and patrol detail alone.
 bench: install
 	$(BIN)/fieldsync bench --postgres-url $(FIELDSYNC_TEST_POSTGRES_URL) $(BENCH_ARGS)
 

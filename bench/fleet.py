@@ -197,3 +197,85 @@ def fresh_device(fleet: Fleet, label: str) -> DeviceAccess:
         headers={"Authorization": f"Bearer {fleet.admin_token}"},
     ) as client:
         return enroll(client, fleet.coordinator_id, "coordinacion", "coordinator", label=label)
+
+
+# ---------------------------------------------------------------- who reviews patrols
+
+
+@dataclass
+class UserAccess:
+    """A user signed in with a password, as at the office's browser (no device)."""
+
+    user_id: uuid.UUID
+    username: str
+    role: str
+    access_token: str
+    sector_index: int | None = None  # a ranger lead's one sector
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+@dataclass
+class ReviewStaff:
+    """For the review benchmark: in every sector (``Fleet.sectors``' order) its ranger
+    lead, signed in, and its rangers, who walk the seeded patrols; and a coordinator,
+    signed in, who sees every sector."""
+
+    leads: list[UserAccess]
+    crews: list[list[uuid.UUID]]
+    coordinator: UserAccess
+
+
+def review_staff(fleet: Fleet, *, rangers_per_sector: int) -> ReviewStaff:
+    """A ranger lead and ``rangers_per_sector`` rangers in each sector, made by the
+    admin over the API; the leads and the coordinator sign in with their passwords."""
+    with httpx.Client(
+        base_url=fleet.api,
+        timeout=HTTP_TIMEOUT,
+        headers={"Authorization": f"Bearer {fleet.admin_token}"},
+    ) as client:
+
+        def user(username: str, role: str, sector: SectorPlace) -> uuid.UUID:
+            body = {
+                "username": username,
+                "password": fleet.password,
+                "full_name": username.replace("-", " ").title(),
+                "role": role,
+                "sector_ids": [str(sector.id)],
+            }
+            return uuid.UUID(_checked(client.post("/users", json=body))["id"])
+
+        leads: list[UserAccess] = []
+        crews: list[list[uuid.UUID]] = []
+        for index, sector in enumerate(fleet.sectors):
+            code = f"s{index + 1:02d}"
+            username = f"jefe-{code}"
+            lead_id = user(username, "ranger_lead", sector)
+            leads.append(UserAccess(lead_id, username, "ranger_lead", "", sector_index=index))
+            crews.append(
+                [
+                    user(f"guardaparque-{code}-{number + 1:02d}", RANGER, sector)
+                    for number in range(rangers_per_sector)
+                ]
+            )
+        for lead in leads:
+            lead.access_token = sign_in(client, lead.username, fleet.password)
+        coordinator = UserAccess(
+            fleet.coordinator_id,
+            "coordinacion",
+            "coordinator",
+            sign_in(client, "coordinacion", fleet.password),
+        )
+    return ReviewStaff(leads, crews, coordinator)
+
+
+def sign_in(client: httpx.Client, username: str, password: str) -> str:
+    answer = httpx.post(
+        str(client.base_url.join("auth/token")),
+        data={"username": username, "password": password},
+        timeout=HTTP_TIMEOUT,
+    )
+    token: str = _checked(answer, 200)["access_token"]
+    return token

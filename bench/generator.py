@@ -762,6 +762,72 @@ def patrol_story(
     return made, closing
 
 
+VOLUNTEER = "voluntario"
+
+
+def reviewed_patrol_story(
+    rng: random.Random,
+    sector_id: uuid.UUID,
+    box: Box,
+    day: datetime,
+    team: Sequence[uuid.UUID],
+    categories: Sequence[dict[str, Any]],
+    *,
+    points: int,
+    status: str,
+    walker: type[Walker] = TrailWalker,
+) -> list[Record]:
+    """A patrol as it reaches the office once the tablet has closed it: led by
+    ``team[0]`` with the rest of ``team`` (users of the service) and now and then a
+    community volunteer by name, ``points`` track points in one to three segments,
+    what was observed on the way, and ``status`` (``draft``: not closed yet, no
+    ``ended_at``; ``submitted`` or ``cancelled``: closed). For a history of patrols
+    to review; a tablet's ``patrol_story`` closes its patrol by an update instead."""
+    patrol_id = new_id(rng)
+    start = day.replace(hour=rng.choice((5, 6, 7)), minute=rng.randint(0, 59))
+    lat, lon = box.point(rng)
+    on_foot = walker(box, lat, lon, start.astimezone(PERU), heading=rng.uniform(0, 2 * math.pi))
+    members: list[dict[str, Any]] = [{"user_id": str(team[0]), "role": "jefe de patrulla"}]
+    members += [{"user_id": str(member), "role": "guardaparque"} for member in team[1:]]
+    if rng.random() < 0.3:
+        members.append(
+            {"name": f"{rng.choice(GIVEN_MALE)} {rng.choice(SURNAMES)}", "role": VOLUNTEER}
+        )
+    patrol: dict[str, Any] = {
+        "sector_id": str(sector_id),
+        "patrol_type": "water" if rng.random() < 0.1 else "ground",
+        "objective": rng.choice(
+            (
+                "Control de tala en la quebrada",
+                "Recorrido del límite norte",
+                "Verificación de denuncia de desbosque",
+                "Monitoreo de fauna",
+                "Patrullaje rutinario",
+            )
+        ),
+        "leader_id": str(team[0]),
+        "members": members,
+        "transport": rng.choice(("a pie", "a pie", "a pie", "motocicleta", "bote")),
+        "started_at": moment(start),
+        "status": status,
+    }
+    made = [Record("patrol", patrol_id, patrol, sector_id, start)]
+    pieces = min(points, rng.randint(1, 3))
+    cuts = sorted(rng.sample(range(1, points), pieces - 1)) if pieces > 1 else []
+    for low, high in itertools.pairwise([0, *cuts, points] if points else [0]):
+        segment = track_segment_fields(rng, patrol_id, on_foot, high - low)
+        made.append(Record("track_segment", new_id(rng), segment, sector_id, on_foot.clock))
+        for _ in range(rng.choices((0, 1, 2), weights=(3, 4, 2))[0]):
+            category = rng.choice(categories)
+            observation = observation_fields(rng, patrol_id, category, on_foot)
+            made.append(Record("observation", new_id(rng), observation, sector_id, on_foot.clock))
+    if status != "draft":
+        patrol["ended_at"] = moment(on_foot.clock + timedelta(minutes=10))
+        patrol["rest_minutes"] = rng.choice((0, 10, 15, 20))
+        made[0].recorded_at = on_foot.clock + timedelta(minutes=15)
+    return made
+
+
 def day_after(rng: random.Random, day: datetime) -> datetime:
     """The next working day in the field (one to three days later)."""
     return day + timedelta(days=rng.randint(1, 3))

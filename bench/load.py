@@ -202,7 +202,7 @@ class Load:
             "limit": limit,
             "seconds": round(seconds, 3),
             "records_per_s": round(records / seconds, 1) if seconds else None,
-            "page_latency_ms": _percentiles(latencies),
+            "page_latency_ms": percentiles(latencies),
             "bytes_on_wire": wire,
             "entities": dict(sorted(entities.items())),
             "cursor": cursor,
@@ -312,7 +312,7 @@ def _progress(label: str, sent: list[list[Sent]], total: int, clock: dict[str, f
     say(f"    {label}: {len(done)}/{total} batches, {changes:,} changes, {rate:,.0f} records/s")
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
+def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
     ordered = sorted(values)
@@ -361,7 +361,7 @@ def _report(
         "changes": changes,
         "seconds": round(seconds, 3),
         "records_per_s": round(changes / seconds, 1) if seconds else None,
-        "latency_ms": _percentiles(latencies),
+        "latency_ms": percentiles(latencies),
         "statuses": {name: statuses.get(name, 0) for name in RESULT_STATUSES},
         "expected": {name: expected.get(name, 0) for name in RESULT_STATUSES},
         "as_expected": statuses == expected and not failures,

@@ -20,6 +20,7 @@ TARGETS = {
     "peak_rss_mb": 250,
     "one_batch_growth_mb": 50,
     "scale_ratio": 0.80,
+    "review_p95_ms": 200,
 }
 
 
@@ -62,6 +63,23 @@ def table(results: dict[str, Any]) -> str:
             label.ljust(width) + "".join(cell.rjust(16) for cell in cells) + f"    {target}"
         )
 
+    synced = any("push" in figures or "pull" in figures for figures in backends.values())
+    if synced:
+        sync_rows(backends, lines, row)
+    else:
+        lines.pop()  # the blank line under the heading stays single
+    lines.append("")
+    lines += scale_tables(results)
+    lines += review_table(backends)
+    for name in names:
+        for warning in backends[name].get("warnings", []):
+            lines.append(f"!! {name}: {warning}")
+    return "\n".join(lines)
+
+
+def sync_rows(backends: dict[str, Any], lines: list[str], row: Any) -> None:
+    """Push, floor, pull and memory: one row a figure, one column a backend."""
+    names = list(backends)
     row("", names, "target")
 
     def each(path: str, render: Any) -> list[str]:
@@ -89,9 +107,12 @@ def table(results: dict[str, Any]) -> str:
     )
     for status in ("applied", "merged", "conflict", "deferred", "rejected"):
         row(f"  {status}", each(f"push.statuses.{status}", _number))
-    lines.append("")
-    for name in names:
-        figures = backends[name]
+
+
+def scale_tables(results: dict[str, Any]) -> list[str]:
+    """Each backend's scale runs: rates as records held grow."""
+    lines: list[str] = []
+    for name, figures in results["backends"].items():
         scales = figures.get("scales") or []
         if not scales:
             continue
@@ -120,10 +141,40 @@ def table(results: dict[str, Any]) -> str:
                 + f"{_number(incremental['records_per_s'])} ({incremental['records']:,})".rjust(22)
             )
         lines.append("")
-    for name in names:
-        for warning in backends[name].get("warnings", []):
-            lines.append(f"!! {name}: {warning}")
-    return "\n".join(lines)
+    return lines
+
+
+def review_table(backends: dict[str, Any]) -> list[str]:
+    """The review run: each endpoint's p50 / p95 / p99 on each backend, and the count."""
+    reviews = {name: figures["review"] for name, figures in backends.items() if "review" in figures}
+    if not reviews:
+        return []
+    names = list(reviews)
+    first = reviews[names[0]]
+    lines = [
+        f"review: {first['patrols']:,} patrols, {first['track_points']:,} track points held; "
+        "latency p50 / p95 / p99, ms (requests)",
+        "".ljust(36) + "".join(name.rjust(24) for name in names) + "    target",
+    ]
+    for endpoint, report in first["endpoints"].items():
+        cells = []
+        for name in names:
+            mine = reviews[name]["endpoints"].get(endpoint)
+            if mine is None:
+                cells.append("-")
+                continue
+            latency = mine["latency_ms"]
+            cells.append(
+                " / ".join(_number(latency[p]) for p in ("p50", "p95", "p99"))
+                + f" ({mine['count']})"
+            )
+        lines.append(
+            f"  {report['label']}".ljust(36)
+            + "".join(cell.rjust(24) for cell in cells)
+            + f"    p95 ≤ {TARGETS['review_p95_ms']}"
+        )
+    lines.append("")
+    return lines
 
 
 def stdout_table(results: dict[str, Any]) -> None:

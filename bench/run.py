@@ -15,6 +15,12 @@ HTTP (``bench.fleet``) and hand the tablets to the load process (``bench.load``)
    (``bench.seed``); at each, a few batches per tablet, a fresh coordinator's first
    ``--scale-pull`` records, the full initial pull (up to ``--full-pull-max`` held),
    and the watcher's incremental pull of what those batches put in its sector.
+6. **Review** (a third database): ``--review-patrols`` patrols with
+   ``--review-points`` track points seeded, most of them reviewed; the queue, filtered
+   lists and patrol details timed as ranger leads and a coordinator ask them, every
+   answer checked against what was seeded (``bench.review``).
+
+``--only`` runs some of these: ``sync`` (1 to 4), ``scale`` (5), ``review`` (6).
 
 The server's memory is sampled all along (``bench.memory``).
 """
@@ -39,10 +45,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import fleet as fleets
+from bench import review
 from bench.load import LoadProcess
 from bench.memory import MemorySampler
 from bench.report import TARGETS, say, stdout_table, write_json
-from bench.seed import CHUNK, History, records_held, seed
+from bench.seed import CHUNK, History, Patrols, records_held, seed, seed_patrols
 from bench.server import Server, clean_environment, run_command, start_server
 from sync.database import create_db_engine
 from sync.settings import Settings
@@ -50,6 +57,7 @@ from sync.settings import Settings
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN = "bench-admin"
 ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("sync", "scale", "review")
 
 
 @dataclass
@@ -65,6 +73,12 @@ class Config:
     scale_pull: int = 20_000
     full_pull_max: int = 100_000
     one_batch: int = 1000
+    review_patrols: int = 10_000
+    review_points: int = 1_000_000
+    review_requests: int = 100
+    review_details: int = 200
+    review_page: int = 50
+    phases: list[str] = field(default_factory=lambda: list(PHASES))
     postgres_url: str = DEFAULT_POSTGRES_URL
     postgres_database: str = "fieldsync_bench"
     out: Path = Path("bench-results.json")
@@ -82,6 +96,11 @@ QUICK: dict[str, Any] = {
     "scale_pull": 200,
     "one_batch": 100,
     "workers": 1,
+    "review_patrols": 300,
+    "review_points": 30_000,
+    "review_requests": 6,
+    "review_details": 20,
+    "review_page": 10,
 }
 
 
@@ -111,6 +130,25 @@ def parser() -> argparse.ArgumentParser:
     made.add_argument(
         "--full-pull-max", type=int, help="also pull everything at scales up to this (100000)"
     )
+    made.add_argument(
+        "--review-patrols", type=int, help="patrols held for the review run (10000; 0: none)"
+    )
+    made.add_argument(
+        "--review-points", type=int, help="track points of those patrols, in all (1000000)"
+    )
+    made.add_argument(
+        "--review-requests", type=int, help="timed requests of each list of the review run (100)"
+    )
+    made.add_argument(
+        "--review-details", type=int, help="patrol details timed in the review run (200)"
+    )
+    made.add_argument(
+        "--review-page", type=int, help="patrols a page of the lists timed in the review run (50)"
+    )
+    made.add_argument(
+        "--only",
+        help=f"run only these phases, comma-separated: {','.join(PHASES)} (default: all)",
+    )
     made.add_argument("--postgres-url", help="the PostgreSQL server (FIELDSYNC_TEST_POSTGRES_URL)")
     made.add_argument(
         "--postgres-database", help=f"made and dropped there ({default.postgres_database})"
@@ -134,6 +172,11 @@ def config_from(argv: Sequence[str]) -> Config:
         "scale_batches",
         "scale_pull",
         "full_pull_max",
+        "review_patrols",
+        "review_points",
+        "review_requests",
+        "review_details",
+        "review_page",
         "postgres_url",
         "postgres_database",
         "out",
@@ -144,10 +187,15 @@ def config_from(argv: Sequence[str]) -> Config:
     values["backends"] = [name.strip() for name in args.backends.split(",") if name.strip()]
     if args.scales is not None:
         values["scales"] = [int(n) for n in args.scales.split(",") if n.strip()]
+    if args.only is not None:
+        values["phases"] = [name.strip() for name in args.only.split(",") if name.strip()]
     made = Config(**values)
     unknown = set(made.backends) - {"sqlite", "postgresql"}
     if unknown:
         raise SystemExit(f"fieldsync bench: unknown backend {sorted(unknown)}")
+    unknown = set(made.phases) - set(PHASES)
+    if unknown or not made.phases:
+        raise SystemExit(f"fieldsync bench: --only takes some of {', '.join(PHASES)}")
     return made
 
 
@@ -275,20 +323,26 @@ def deployment(backend: str, config: Config, purpose: str) -> Iterator[Deploymen
 
 
 def run_backend(backend: str, config: Config) -> dict[str, Any]:
-    figures: dict[str, Any] = {"warnings": [], "errors": 0}
+    figures: dict[str, Any] = {"warnings": [], "errors": 0, "server_tracebacks": 0}
     started = time.perf_counter()
-    with deployment(backend, config, "main") as made:
-        warm_up(made, config, figures)
-        push_phase(made, config, figures)
-        pull_phase(made, figures)
-        one_batch(made, config, figures)
-        figures["memory"] = made.memory.report()
-        figures["server_tracebacks"] = len(made.server.tracebacks())
-    if config.scales:
+    if "sync" in config.phases:
+        with deployment(backend, config, "main") as made:
+            warm_up(made, config, figures)
+            push_phase(made, config, figures)
+            pull_phase(made, figures)
+            one_batch(made, config, figures)
+            figures["memory"] = made.memory.report()
+            figures["server_tracebacks"] += len(made.server.tracebacks())
+    if "scale" in config.phases and config.scales:
         with deployment(backend, config, "scale") as made:
             warm_up(made, config, figures, record=False)
             figures["scales"] = scale_phase(made, config, figures)
             figures["scale_memory"] = made.memory.report()
+            figures["server_tracebacks"] += len(made.server.tracebacks())
+    if "review" in config.phases and config.review_patrols:
+        with deployment(backend, config, "review") as made:
+            figures["review"] = review_phase(made, config, figures)
+            figures["review_memory"] = made.memory.report()
             figures["server_tracebacks"] += len(made.server.tracebacks())
     figures["seconds"] = round(time.perf_counter() - started, 1)
     if figures["server_tracebacks"]:
@@ -508,6 +562,91 @@ def scale_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> li
             row["incremental_pull"]["records_per_s"], rows[0]["incremental_pull"]["records_per_s"]
         )
     return rows
+
+
+RANGERS_PER_SECTOR = 6  # two a patrol: a sector's patrols of a day rarely share one
+# The review history's pace: 10,000 patrols in two years, fourteen a day in the park
+# (two or three a sector); a smaller history is a shorter one, of at least 60 days.
+REVIEW_DAYS_PER_PATROL = 730 / 10_000
+
+
+def review_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> dict[str, Any]:
+    fleet = made.fleet
+    say(f"  review staff: a ranger lead and {RANGERS_PER_SECTOR} rangers in each sector")
+    with made.memory.during("review staff"):
+        staff = fleets.review_staff(fleet, rangers_per_sector=RANGERS_PER_SECTOR)
+    history = History(
+        sectors=fleet.sectors,
+        communities=fleet.communities,
+        categories=fleet.categories,
+        user_id=fleet.importer.user_id,
+        device_id=fleet.importer.device_id,
+    )
+    patrols = Patrols(
+        config.review_patrols,
+        config.review_points,
+        crews=tuple(tuple(crew) for crew in staff.crews),
+        days=max(60, round(config.review_patrols * REVIEW_DAYS_PER_PATROL)),
+    )
+    sector_ids = [sector.id for sector in fleet.sectors]
+    engine = create_db_engine(made.url)
+    try:
+        say(f"  seeding {patrols.count:,} patrols with {patrols.points:,} track points")
+        every = max(patrols.chunk, patrols.count // 5)
+
+        def progress(done: int) -> None:
+            if done % every < patrols.chunk or done == patrols.count:
+                say(f"    seeded {done:,} of {patrols.count:,} patrols")
+
+        with made.memory.during("review seed"):
+            seconds, seeded = seed_patrols(
+                engine, history, patrols, seed=f"{config.seed}:review", progress=progress
+            )
+        started = time.perf_counter()
+        with made.memory.during("review seed"):
+            reviews = review.make_reviews(engine, seeded, staff, sector_ids)
+        reviewing = time.perf_counter() - started
+        say(f"    {reviews:,} of them reviewed by their leads in {reviewing:.1f} s")
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as connection:  # as autovacuum would by then
+                connection.execute(sa.text("ANALYZE"))
+                connection.commit()
+    finally:
+        engine.dispose()
+    asks = review.plan(
+        review.Expected(seeded, made.settings.zone),
+        staff,
+        sector_ids,
+        requests=config.review_requests,
+        details=config.review_details,
+        page=config.review_page,
+        days=patrols.days,
+        seed=config.seed,
+    )
+    with made.memory.during("review"):
+        endpoints = review.measure(fleet.api, asks)
+    for report in endpoints.values():
+        latency = report["latency_ms"]
+        say(
+            f"    {report['label']}: p50 {latency['p50']} ms, p95 {latency['p95']} ms "
+            f"({report['count']} requests)"
+        )
+        if report["failed"] or report["mismatches"]:
+            figures["errors"] += 1
+            problem = (
+                f"review, {report['label']}: {report['failed']} requests failed, "
+                f"{report['mismatches']} answers differ from the seeded patrols: "
+                f"{(report['failures'] + report['mismatch_examples'])[:2]}"
+            )
+            figures["warnings"].append(problem)
+            say(f"  !! {problem}")
+    return {
+        **review.held(seeded),
+        "seed_seconds": round(seconds, 1),
+        "reviews": reviews,
+        "review_seconds": round(reviewing, 1),
+        "endpoints": endpoints,
+    }
 
 
 def _catch_up(made: Deployment, cursor: str, limit: int) -> str:

@@ -17,6 +17,11 @@ and nothing twice: records are made (patrols keep to their sector's trail,
 times) and rendered as the driver takes them (``rows.Renderer``: no pydantic, each
 JSON document serialised once), chunk by chunk, by processes that write in turn
 while the others make the next chunks (``seed``).
+
+For the review benchmark, ``seed_patrols`` writes a history of patrols alone, the
+same way: so many patrols holding so many track points in all, walked by given
+rangers of each sector (``Patrols``), and says what it made of each
+(``SeededPatrol``), so that the API's answers can be checked against it.
 """
 
 from __future__ import annotations
@@ -32,13 +37,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bench.generator import CommunityPlace, Record, TrailWalker
+from bench.generator import EPOCH, CommunityPlace, Record, TrailWalker, reviewed_patrol_story
 from bench.rows import Renderer, spot_check, stored_state, table_of
 from bench.workload import SectorPlace, stories
 from schemas import RecordVersion, SyncEntry
@@ -48,6 +53,7 @@ from sync.database import create_db_engine
 from sync.entities import ENTITIES
 
 CHUNK = 5_000
+PATROL_CHUNK = 1_000  # patrols: about 5,000 records, 100,000 track points
 FEW_CHUNKS = 4  # made in this process: not worth starting others (a second or two)
 # One seeded record in this many is also validated by its fields model, and must come
 # out of it as the seeder stored it: what the tests check on a sample, checked live.
@@ -100,21 +106,56 @@ def seed(
     ``_connect``)."""
     plan = Plan(history, seed, engine.dialect.name, utcnow())
     sizes = [min(CHUNK, count - start) for start in range(0, count, CHUNK)]
+    seconds, _ = _seed(engine, plan, sizes, processes=processes, progress=progress)
+    return seconds
+
+
+def seed_patrols(
+    engine: Engine,
+    history: History,
+    patrols: Patrols,
+    *,
+    seed: str,
+    processes: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[float, list[SeededPatrol]]:
+    """A history of ``patrols.count`` patrols and nothing else, with
+    ``patrols.points`` track points in all (``Patrols``), written as ``seed``
+    writes records; the seconds it took, and what was made, patrol by patrol, for
+    the benchmark to check the API's answers against. ``progress`` counts patrols."""
+    plan = Plan(history, seed, engine.dialect.name, utcnow(), patrols)
+    step = patrols.chunk
+    sizes = [min(step, patrols.count - start) for start in range(0, patrols.count, step)]
+    return _seed(engine, plan, sizes, processes=processes, progress=progress)
+
+
+def _seed(
+    engine: Engine,
+    plan: Plan,
+    sizes: list[int],
+    *,
+    processes: int | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[float, list[SeededPatrol]]:
     if processes is None:
         processes = 0 if len(sizes) <= FEW_CHUNKS else os.cpu_count() or 2
     started = time.perf_counter()
     done = 0
+    seeded: list[SeededPatrol] = []
     if processes == 0:
         connection = _connect(engine, bulk=True)
         try:
             with _without_gc():
                 for index, size in enumerate(sizes):
-                    done += write(connection, prepare(plan, index, size))
+                    prepared = prepare(plan, index, size)
+                    write(connection, prepared)
+                    done += size
+                    seeded += prepared.patrols
                     if progress is not None:
                         progress(done)
         finally:
             connection.close()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, seeded
     context = multiprocessing.get_context("spawn")
     turn = Turn(context)
     url = engine.url.render_as_string(hide_password=False)
@@ -125,15 +166,16 @@ def seed(
         # each process that is free, so memory holds a chunk a process.
         made = [pool.submit(_make_and_write, plan, index, size) for index, size in enumerate(sizes)]
         try:
-            for future in made:
-                done += future.result()
+            for future, size in zip(made, sizes, strict=True):
+                seeded += future.result()
+                done += size
                 if progress is not None:
                     progress(done)
         except BaseException:
             turn.fail()
             pool.shutdown(cancel_futures=True)
             raise
-    return time.perf_counter() - started
+    return time.perf_counter() - started, seeded
 
 
 class Turn:
@@ -173,22 +215,57 @@ def _take_part(url: str, turn: Turn) -> None:
     _part = (_connect(create_db_engine(url), bulk=True), turn)
 
 
-def _make_and_write(plan: Plan, index: int, size: int) -> int:
-    """Chunk ``index``, made and written in its turn (in a process taking part)."""
+def _make_and_write(plan: Plan, index: int, size: int) -> list[SeededPatrol]:
+    """Chunk ``index``, made and written in its turn (in a process taking part); the
+    patrols it made (``seed_patrols``)."""
     assert _part is not None, "not a seeding process"
     connection, turn = _part
     try:
         with _without_gc():
             prepared = prepare(plan, index, size)
-            return write(
+            write(
                 connection,
                 prepared,
                 turn=lambda: turn.wait(index),
                 taken=lambda: turn.done(index),
             )
+            return prepared.patrols
     except BaseException:
         turn.fail()
         raise
+
+
+@dataclass(frozen=True)
+class Patrols:
+    """A history of patrols alone, for the review benchmark: ``count`` patrols with
+    ``points`` track points in all (each patrol its share, give or take 60 %), one
+    sector after the other, over ``days`` from ``generator.EPOCH``, each walked by
+    two rangers of its sector's ``crews`` (user ids, in ``History.sectors``' order),
+    in turn. Most are approved by the time the newest are made: the patrols to be
+    approved or returned are seeded ``submitted`` (``SeededPatrol.status`` says what
+    their review is to make of them)."""
+
+    count: int
+    points: int
+    crews: tuple[tuple[uuid.UUID, ...], ...]
+    days: int = 730
+    chunk: int = PATROL_CHUNK
+
+
+@dataclass(frozen=True)
+class SeededPatrol:
+    """What the seeder made of one patrol: what the API must answer about it."""
+
+    id: uuid.UUID
+    sector_id: uuid.UUID
+    status: str  # once reviewed: approved and returned ones are seeded submitted
+    leader_id: uuid.UUID
+    member_ids: tuple[uuid.UUID, ...]
+    started_at: datetime  # UTC
+    points: int
+    segments: int
+    observations: int
+    categories: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -197,6 +274,7 @@ class Plan:
     seed: str
     dialect: str
     now: datetime
+    patrols: Patrols | None = None
 
 
 @dataclass
@@ -220,6 +298,7 @@ class Prepared:
     postgresql: bool
     tables: list[Table]
     entries: Table
+    patrols: list[SeededPatrol] = field(default_factory=list)
 
 
 @contextmanager
@@ -239,6 +318,13 @@ def _without_gc() -> Iterator[None]:
 def prepare(plan: Plan, index: int, size: int) -> Prepared:
     """Chunk ``index``: its records made from its own seed, so chunks are independent
     (an attendance names people of its own chunk) and the same in any process."""
+    if plan.patrols is not None:
+        records, patrols = patrol_chunk(plan.history, plan.patrols, plan.seed, index, size)
+        prepared = _prepared(
+            plan, iter(records), _change_ids(random.Random(f"ids:{plan.seed}:{index}")), index
+        )
+        prepared.patrols = patrols
+        return prepared
     rng = random.Random(f"bench-seed:{plan.seed}:{index}")
     history = plan.history
     communities = [CommunityPlace(c.id, c.box) for c in history.communities]
@@ -251,7 +337,75 @@ def prepare(plan: Plan, index: int, size: int) -> Prepared:
         walker=TrailWalker,
     )
     made = itertools.islice(source, size)
-    return _prepared(plan, made, lambda: uuid.UUID(int=rng.getrandbits(128), version=4), index)
+    return _prepared(plan, made, _change_ids(rng), index)
+
+
+def _change_ids(rng: random.Random) -> Callable[[], uuid.UUID]:
+    return lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+# How the statuses of a review history fall: the oldest patrols were reviewed long
+# ago; of the newest fifth, half wait in the queue (a tenth of all patrols).
+RECENT_SHARE = 0.2
+RECENT_STATUSES = {"submitted": 50, "approved": 40, "draft": 5, "returned": 5}
+OLD_STATUSES = {"approved": 96, "cancelled": 2, "returned": 2}
+REVIEWED = frozenset({"approved", "returned"})
+
+
+def patrol_chunk(
+    history: History, patrols: Patrols, seed: str, index: int, size: int
+) -> tuple[list[Record], list[SeededPatrol]]:
+    """Patrols ``index * patrols.chunk`` on, ``size`` of them, whole: their records,
+    and what each is. The chunk's points are its exact share of ``patrols.points``
+    (so the history holds them all), cut among its patrols at random."""
+    rng = random.Random(f"bench-patrols:{seed}:{index}")
+    first = index * patrols.chunk
+    share = patrols.points * (first + size) // patrols.count
+    share -= patrols.points * first // patrols.count
+    weights = list(itertools.accumulate(rng.uniform(0.4, 1.6) for _ in range(size)))
+    bounds = [0, *(int(share * w / weights[-1]) for w in weights[:-1]), share]
+    sectors = history.sectors
+    made: list[Record] = []
+    seeded: list[SeededPatrol] = []
+    for offset, (low, high) in enumerate(itertools.pairwise(bounds)):
+        number = first + offset
+        place = number % len(sectors)
+        sector, crew = sectors[place], patrols.crews[place]
+        turn = number // len(sectors)
+        team = [crew[2 * turn % len(crew)], crew[(2 * turn + 1) % len(crew)]]
+        if team[0] == team[1]:
+            team.pop()
+        day = EPOCH + timedelta(days=number * patrols.days // patrols.count)
+        statuses = RECENT_STATUSES if number >= patrols.count * (1 - RECENT_SHARE) else OLD_STATUSES
+        status = rng.choices(list(statuses), weights=list(statuses.values()))[0]
+        records = reviewed_patrol_story(
+            rng,
+            sector.id,
+            sector.box,
+            day,
+            team,
+            history.categories,
+            points=high - low,
+            status="submitted" if status in REVIEWED else status,
+        )
+        made += records
+        head = records[0]
+        observed = [r.fields["category_key"] for r in records if r.entity == "observation"]
+        seeded.append(
+            SeededPatrol(
+                id=head.id,
+                sector_id=sector.id,
+                status=status,
+                leader_id=team[0],
+                member_ids=tuple(team),
+                started_at=datetime.fromisoformat(head.fields["started_at"]).astimezone(UTC),
+                points=high - low,
+                segments=sum(r.entity == "track_segment" for r in records),
+                observations=len(observed),
+                categories=tuple(observed),
+            )
+        )
+    return made, seeded
 
 
 def insert(

@@ -25,9 +25,19 @@ import bench.seed
 from bench import generator
 from bench.generator import CommunityPlace, Record, Track
 from bench.report import table, write_json
+from bench.review import ENDPOINTS, Expected, detail_check, page_check
 from bench.rows import spot_check, stored_state, table_of
-from bench.run import QUICK, Config, run
-from bench.seed import ENTRY_TABLE, VERSION_TABLE, History, Plan, insert, prepare
+from bench.run import QUICK, Config, config_from, run
+from bench.seed import (
+    ENTRY_TABLE,
+    VERSION_TABLE,
+    History,
+    Patrols,
+    Plan,
+    SeededPatrol,
+    insert,
+    prepare,
+)
 from bench.workload import RANGER, SectorPlace, Tablet, stories
 from schemas.records import TrackPoint
 from sync.entities import ENTITIES
@@ -82,7 +92,22 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert scale["first_pull"]["records"] == QUICK["scale_pull"]
     assert scale["full_pull"]["records"] >= scale["records_held"]
     assert scale["incremental_pull"]["records"] >= 0
+    review = figures["review"]
+    assert review["patrols"] == QUICK["review_patrols"]
+    assert review["track_points"] == QUICK["review_points"]
+    assert review["statuses"]["submitted"] > 0
+    assert review["reviews"] == review["statuses"]["approved"] + review["statuses"]["returned"] > 0
+    assert list(review["endpoints"]) == list(ENDPOINTS)
+    for name, report in review["endpoints"].items():
+        wanted = QUICK["review_details" if name == "detail" else "review_requests"]
+        assert report["count"] == wanted, (name, report["failures"])
+        assert report["mismatches"] == 0, (name, report["mismatch_examples"])
+        assert report["latency_ms"]["p95"] > 0
+    # Every list answered with patrols in it; the queue's last page is a later one.
+    assert all(review["endpoints"][name]["total"][1] > 0 for name in ENDPOINTS if name != "detail")
+    assert "offset=0" not in review["endpoints"]["queue_all_last"]["example"]
     assert backend in table(results)
+    assert "queue, coordinator, last page" in table(results)
     assert config.out.read_text().startswith("{")
 
 
@@ -419,3 +444,106 @@ def test_a_tablet_makes_the_same_batches_from_the_same_seed() -> None:
     assert len(points) >= 100
     assert all(generator.SOUTH <= p["lat"] <= generator.NORTH for p in points)
     assert all(generator.WEST <= p["lon"] <= generator.EAST for p in points)
+
+
+# ---------------------------------------------------------------- the review run
+
+
+def test_a_patrol_history_holds_its_patrols_and_every_point_walked_by_their_crews() -> None:
+    history = _history()
+    crews = tuple(tuple(uuid.UUID(int=1000 * (s + 1) + r) for r in range(6)) for s in range(4))
+    patrols = Patrols(250, 25_013, crews, days=60, chunk=100)
+    plan = Plan(history, "review", "sqlite", datetime(2026, 11, 24, tzinfo=UTC), patrols)
+    chunks = [prepare(plan, index, size) for index, size in enumerate((100, 100, 50))]
+    seeded = [patrol for chunk in chunks for patrol in chunk.patrols]
+
+    assert len({patrol.id for patrol in seeded}) == 250
+    assert sum(patrol.points for patrol in seeded) == 25_013
+    assert all(30 <= patrol.points <= 200 for patrol in seeded)  # 100 each, ± 60 %
+    statuses = {patrol.status for patrol in seeded}
+    assert {"submitted", "approved", "returned"} <= statuses
+    sectors = [sector.id for sector in history.sectors]
+    for patrol in seeded:
+        crew = crews[sectors.index(patrol.sector_id)]
+        assert patrol.leader_id == patrol.member_ids[0]
+        assert set(patrol.member_ids) <= set(crew)
+        assert len(patrol.member_ids) == 2
+    # What the chunks hold is what the manifest says, record by record.
+    made = [
+        record
+        for index, size in enumerate((100, 100, 50))
+        for record in bench.seed.patrol_chunk(history, patrols, "review", index, size)[0]
+    ]
+    points: dict[str, int] = {}
+    for record in made:
+        if record.entity == "track_segment":
+            patrol_id = record.fields["patrol_id"]
+            points[patrol_id] = points.get(patrol_id, 0) + len(record.fields["points"])
+    assert all(points.get(str(p.id), 0) == p.points for p in seeded)
+    assert sum(chunk.count for chunk in chunks) == len(made)
+    heads = {record.id: record for record in made if record.entity == "patrol"}
+    for patrol in seeded:
+        fields = heads[patrol.id].fields
+        assert fields["status"] == (
+            "submitted" if patrol.status in ("approved", "returned") else patrol.status
+        )
+        assert ("ended_at" in fields) == (patrol.status != "draft")
+
+
+def test_the_review_checks_catch_an_answer_that_differs_from_the_seeded_patrol() -> None:
+    ranger, other = uuid.UUID(int=1), uuid.UUID(int=2)
+    made = SeededPatrol(
+        id=uuid.UUID(int=10),
+        sector_id=uuid.UUID(int=20),
+        status="submitted",
+        leader_id=ranger,
+        member_ids=(ranger, other),
+        started_at=datetime(2026, 3, 3, 11, 0, tzinfo=UTC),
+        points=120,
+        segments=2,
+        observations=1,
+        categories=("threat.fire",),
+    )
+    summary = {
+        "id": str(made.id),
+        "status": "submitted",
+        "sector_id": str(made.sector_id),
+        "leader_id": str(ranger),
+        "members": [{"user_id": str(ranger)}, {"user_id": str(other)}, {"name": "Adán Mego"}],
+        "point_count": 120,
+        "observation_count": 1,
+        "started_at": "2026-03-03T11:00:00Z",
+        "updated_at": "2026-11-24T00:00:00Z",
+    }
+    detail = {
+        "patrol": summary,
+        "effort": {"point_count": 120},
+        "track": {"features": [{"properties": {"point_count": 120}}]},
+        "observations": [{"category_key": "threat.fire"}],
+        "reviews": [],
+    }
+    check = detail_check(made)
+    assert check(detail) == []
+    short = {**detail, "effort": {"point_count": 100}}
+    assert check(short) == [f"{made.id}: effort points 100, seeded 120"]
+
+    expected = Expected([made], generator.PERU)
+    queue = page_check(expected, 1, 0, sector=made.sector_id, queue=True)
+    assert queue({"total": 1, "limit": 50, "items": [summary]}) == []
+    assert queue({"total": 2, "limit": 50, "items": [summary, summary]}) == [
+        "total 2, seeded 1",
+        "2 items at offset 0 of 1",
+    ]
+    returned = {**summary, "status": "returned"}
+    assert queue({"total": 1, "limit": 50, "items": [returned]}) == [
+        f"{made.id}: returned in the queue"
+    ]
+
+
+def test_only_runs_the_phases_asked_for() -> None:
+    config = config_from(["--only", "review", "--review-patrols", "500", "--quick"])
+    assert config.phases == ["review"]
+    assert (config.review_patrols, config.review_points) == (500, QUICK["review_points"])
+    assert config_from([]).phases == ["sync", "scale", "review"]
+    with pytest.raises(SystemExit):
+        config_from(["--only", "push"])
