@@ -300,6 +300,8 @@ class SyncedColumns(SQLModel):
 
 class Patrol(SyncedColumns, table=True):
     __tablename__ = "patrol"
+    # The review queue: submitted patrols, the longest waiting first.
+    __table_args__ = (sa.Index("ix_patrol_status_updated_at_id", "status", "updated_at", "id"),)
 
     sector_id: uuid.UUID = Field(foreign_key="sector.id", index=True)
     patrol_type: PatrolType = Field(sa_column=_enum(PatrolType))
@@ -308,7 +310,8 @@ class Patrol(SyncedColumns, table=True):
     members: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
     transport: str | None = Field(default=None, sa_type=sa.String(200))
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
-    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Indexed for the overlap check: patrols ending after this one starts.
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     rest_minutes: int | None = None
     comment: str | None = Field(default=None, sa_type=sa.Text)
     status: PatrolStatus = Field(sa_column=_enum(PatrolStatus))

@@ -1,4 +1,5 @@
-"""Keep every review of a patrol (``patrol_review``), not only the latest on the patrol.
+"""Keep every review of a patrol (``patrol_review``), not only the latest on the patrol;
+index the review queue and the overlap check of the patrol detail.
 
 Reviews made before this revision are recovered from the patrol's version history,
 where each one left a version with reason ``review:approve`` or ``review:return``;
@@ -49,6 +50,12 @@ def upgrade() -> None:
         op.f("ix_patrol_review_patrol_id"), "patrol_review", ["patrol_id"], unique=False
     )
     _recover_past_reviews(review)
+    # The review queue (submitted, longest waiting first), and the overlap check of
+    # the patrol detail (patrols of the ranger ending after this one starts).
+    op.create_index(
+        "ix_patrol_status_updated_at_id", "patrol", ["status", "updated_at", "id"], unique=False
+    )
+    op.create_index(op.f("ix_patrol_ended_at"), "patrol", ["ended_at"], unique=False)
 
 
 def _recover_past_reviews(review: sa.Table) -> None:
@@ -98,5 +105,7 @@ def _recover_past_reviews(review: sa.Table) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_patrol_ended_at"), table_name="patrol")
+    op.drop_index("ix_patrol_status_updated_at_id", table_name="patrol")
     op.drop_index(op.f("ix_patrol_review_patrol_id"), table_name="patrol_review")
     op.drop_table("patrol_review")
