@@ -358,6 +358,11 @@ class Person(SyncedColumns, table=True):
     community_id: uuid.UUID = Field(foreign_key="community.id", index=True)
     household_id: uuid.UUID | None = Field(default=None, index=True)
     merged_into: uuid.UUID | None = Field(default=None)
+    # Server-derived: the full name folded (no accents, lower case) for search and
+    # the duplicate finder; written from the fields whenever they are.
+    name_key: str = Field(
+        default="", sa_type=sa.String(620), index=True, sa_column_kwargs={"server_default": ""}
+    )
 
 
 class Household(SyncedColumns, table=True):

@@ -8,9 +8,11 @@ received yet is deferred until it arrives), and its policy (append-only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,6 +37,7 @@ from schemas.records import (
     TrainingSession,
     TrainingSessionFields,
 )
+from schemas.text import name_key
 
 
 class Domain(StrEnum):
@@ -62,6 +65,8 @@ class EntitySpec:
     append_only: bool = False
     # Server-owned columns shown to devices besides the fields (review, merges, scope).
     server_fields: tuple[str, ...] = ()
+    # Columns the server derives from the fields (a person's folded name), not shown.
+    derived: Callable[[Any], dict[str, Any]] | None = None
 
     @cached_property
     def scope_field(self) -> str:
@@ -109,7 +114,18 @@ ENTITIES: dict[str, EntitySpec] = {
             Domain.patrol,
             parents=(Parent("patrol_id", "patrol", scope=True),),
         ),
-        EntitySpec("person", Person, PersonFields, Domain.people, server_fields=("merged_into",)),
+        EntitySpec(
+            "person",
+            Person,
+            PersonFields,
+            Domain.people,
+            server_fields=("merged_into",),
+            derived=lambda person: {
+                "name_key": name_key(
+                    person.given_names, person.paternal_surname, person.maternal_surname
+                )
+            },
+        ),
         EntitySpec("household", Household, HouseholdFields, Domain.people),
         EntitySpec(
             "agreement",

@@ -65,11 +65,15 @@ def state_from(spec: EntitySpec, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def columns(spec: EntitySpec, model: Fields, state: dict[str, Any]) -> dict[str, Any]:
     """The typed column values of a validated record: documents (members, points) as
-    their JSON form ``state``, the rest as Python values (UUIDs, times, enums)."""
+    their JSON form ``state``, the rest as Python values (UUIDs, times, enums), and
+    the columns the server derives from them (``EntitySpec.derived``)."""
     documents = spec.documents
-    return {
+    values = {
         name: state[name] if name in documents else getattr(model, name) for name in spec.settable
     }
+    if spec.derived is not None:
+        values.update(spec.derived(model))
+    return values
 
 
 def write_state(spec: EntitySpec, row: SyncedColumns, state: dict[str, Any]) -> None:
