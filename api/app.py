@@ -11,12 +11,14 @@ from sqlalchemy.engine import Engine
 
 from api import errors
 from api.routes import (
+    agreements,
     auth,
     conflicts,
     devices,
     health,
     patrol_exports,
     patrols,
+    people,
     reference,
     reports,
     sync,
@@ -84,6 +86,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         patrols,
         reports,
         trainings,
+        agreements,
+        people,
     ):
         api.include_router(module.router)
     api.include_router(health.router, include_in_schema=False)

@@ -25,6 +25,7 @@ from schemas.records import (
     TrainingSession,
 )
 from schemas.reference import Community, ObservationCategory, Sector
+from schemas.registry import PersonalDataAccess, PersonMerge
 from schemas.sync import (
     Conflict,
     DeferredChange,
@@ -49,6 +50,8 @@ __all__ = [
     "Patrol",
     "PatrolReview",
     "Person",
+    "PersonMerge",
+    "PersonalDataAccess",
     "RecordVersion",
     "RefreshFamily",
     "RefreshToken",

@@ -38,11 +38,11 @@ def history(
     users: dict[uuid.UUID, str] = {}
     if user_ids:
         query = select(User.id, User.full_name).where(col(User.id).in_(user_ids))
-        users = {user_id: name for user_id, name in session.exec(query)}
+        users = dict(session.exec(query).all())
     devices: dict[uuid.UUID, str] = {}
     if device_ids:
         labels = select(Device.id, Device.label).where(col(Device.id).in_(device_ids))
-        devices = {device_id: label for device_id, label in session.exec(labels)}
+        devices = dict(session.exec(labels).all())
     before: dict[str, Any] = {}
     read = []
     for version in versions:

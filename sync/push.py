@@ -529,6 +529,15 @@ class PushEngine:
                 [FieldProblem(f"fields.{n}", "unknown_field", "no such field") for n in unknown]
             )
         row = self.ws.record(spec, change.id, lock=True)
+        if row is not None and spec.name == "person" and change.op == Op.update:
+            kept = self._kept_person(row)
+            if kept is not None:  # merged into another since the device last synced
+                self._check_in_scope(actor, spec, row)
+                self._check_in_scope(actor, spec, kept)
+                # The device's fields are the edit it meant for this person: they land
+                # on the kept record as its latest edit.
+                result = self._update(actor, spec, change, kept, base_version=kept.version)
+                return result.model_copy(update={"merged_into": kept.id})
         if change.op == Op.create:
             if row is None:
                 return self._create(actor, spec, change)
@@ -556,6 +565,8 @@ class PushEngine:
     def _create(self, actor: Actor, spec: EntitySpec, change: Change) -> ChangeResult:
         model, state = self._validated_create(spec, change)
         self._check_patrol_status(spec, state)  # a device cannot make a patrol approved
+        if spec.name == "attendance" and self._follow_merged_person(state):
+            model = spec.fields.model_validate(state)
         parents = self._parents(spec, state)
         derived = self._derive_scope(spec, state, parents)
         if spec.scope_field in state:  # an observation shows the sector it lies in
@@ -617,6 +628,8 @@ class PushEngine:
             raise Rejected("base_version", "unknown_base_version", "the server has no such version")
         current = records.state_from(spec, row.values)
         _, merged_state = self._validated(spec, {**current, **change.fields})
+        if spec.name == "attendance" and "person_id" in change.fields:
+            self._follow_merged_person(merged_state)
         incoming = {name: merged_state[name] for name in change.fields}
         self._check_stays_put(spec, current, incoming)
         self._check_patrol_status(spec, incoming)
@@ -837,6 +850,25 @@ class PushEngine:
             and patrol is not None
             and patrol.values["status"] == PatrolStatus.approved
         )
+
+    def _kept_person(self, person: Record) -> Record | None:
+        """The live person ``person`` was merged into, if it was (issue 7's merge)."""
+        kept_id = person.values.get("merged_into")
+        if kept_id is None:
+            return None
+        kept = self.ws.record(person.spec, _uuid(kept_id), lock=True)
+        return kept if kept is not None and not kept.deleted else None
+
+    def _follow_merged_person(self, state: dict[str, Any]) -> bool:
+        """Point an attendance at the kept person when it names a merged one; whether
+        it did. A merge always names a person who is not merged, so one step is enough."""
+        person_id = state.get("person_id")
+        person = self.ws.record(ENTITIES["person"], _uuid(person_id), lock=False)
+        kept_id = person.values.get("merged_into") if person is not None else None
+        if kept_id is None:
+            return False
+        state["person_id"] = str(kept_id)
+        return True
 
     def _duplicate_attendance(self, row: Record) -> uuid.UUID | None:
         if row.spec.name != "attendance":

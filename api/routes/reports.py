@@ -6,11 +6,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import EngineDep, SessionDep, SettingsDep, require
+from schemas.agreements import AgreementReport, AgreementReportQuery
 from schemas.enums import Role
 from schemas.queries import Format
 from schemas.reports import EffortQuery, PatrolEffortReport, ThreatQuery, ThreatReport
 from schemas.trainings import AttendanceReport, AttendanceReportQuery
-from sync import attendance_report, patrol_reports
+from sync import agreement_report, attendance_report, patrol_reports
+from sync import agreements as sync_agreements
 from sync.csv_files import CSV_MEDIA_TYPE
 from sync.principal import Principal
 
@@ -88,3 +90,32 @@ def attendance(
     return attendance_report.attendance_report(
         session, principal=principal, query=query, zone=settings.zone
     )
+
+
+@router.get(
+    "/agreements",
+    response_model=AgreementReport,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+)
+def agreements(
+    query: Annotated[AgreementReportQuery, Query()],
+    principal: AttendanceReader,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Any:
+    """Families under agreement today, per community (or sector) of the caller's scope
+    — every one, also those where nobody signed — and in total: households, households
+    with an agreement reading active, coverage %, hectares (total, forest, coffee),
+    renewals due in 30 and 60 days, lapsed agreements. ``sync/agreement_report.py``
+    defines every figure. ``format=csv`` answers a CSV file, one row per group and the
+    totals."""
+    report = agreement_report.agreement_report(
+        session, principal=principal, query=query, today=sync_agreements.today(settings.zone)
+    )
+    if query.format is Format.csv:
+        return StreamingResponse(
+            agreement_report.report_csv(report, zone=settings.zone),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="agreements-report.csv"'},
+        )
+    return report

@@ -16,43 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import Caller, World, assert_problem
-from tests.sync_support import change, push
+from tests.people_support import Recorder
 
 BOM = b"\xef\xbb\xbf"
 PERIOD = {"from": "2018-01-01", "to": "2020-12-31"}
-
-
-class Recorder:
-    """An extension worker's tablet: records pile up offline, then go in one push."""
-
-    def __init__(self, device: Caller) -> None:
-        self.device = device
-        self.seq = 0
-        self.outbox: list[dict[str, Any]] = []
-
-    def record(self, entity: str, fields: dict[str, Any]) -> str:
-        record_id = str(uuid.uuid4())
-        self.seq += 1
-        self.outbox.append(change(entity, record_id, "create", self.seq, fields))
-        return record_id
-
-    def person(self, community: str, given: str, surname: str, sex: str) -> str:
-        fields = {"given_names": given, "paternal_surname": surname, "sex": sex}
-        return self.record("person", {**fields, "community_id": community})
-
-    def session(self, community: str, program: str, starts_at: str, **fields: Any) -> str:
-        body = {"program": program, "community_id": community, "starts_at": starts_at}
-        return self.record("training_session", {**body, "status": "held", **fields})
-
-    def attend(self, session_id: str, person_id: str, role: str = "participant") -> str:
-        return self.record(
-            "attendance", {"session_id": session_id, "person_id": person_id, "role": role}
-        )
-
-    def sync(self) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = push(self.device, *self.outbox)["results"]
-        self.outbox = []
-        return results
 
 
 @pytest.fixture
