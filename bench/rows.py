@@ -428,6 +428,10 @@ class Renderer:
             value = state[name]
             row[position] = null if value is None else render(value)
         row[table.scope] = scope
+        if spec.derived is not None:  # a person's folded name, as push derives it
+            for name, value in spec.derived(state).items():
+                position, render = table.derived[name]
+                row[position] = null if value is None else render(value)
         # Each JSON document serialised once, and spliced whole into the version and
         # the pull snapshot. None is stored as JSON null, as SQLAlchemy's JSON does.
         documents: dict[str, orjson.Fragment] = {}
@@ -518,6 +522,10 @@ class _Table:
         self.scope = position(spec.scope_field)
         self.point_count = position("point_count") if spec.name == "track_segment" else None
         self.documents = [(position(name), name) for name in sorted(spec.documents)]
+        self.derived = {
+            name: (position(name), _renderer(table.columns[name], postgresql))
+            for name in spec.derived_columns
+        }
         self.fields = [
             (position(name), name, _renderer(table.columns[name], postgresql))
             for name in spec.fields.model_fields

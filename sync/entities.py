@@ -8,7 +8,7 @@ received yet is deferred until it arrives), and its policy (append-only).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -65,8 +65,10 @@ class EntitySpec:
     append_only: bool = False
     # Server-owned columns shown to devices besides the fields (review, merges, scope).
     server_fields: tuple[str, ...] = ()
-    # Columns the server derives from the fields (a person's folded name), not shown.
-    derived: Callable[[Any], dict[str, Any]] | None = None
+    # Columns the server derives from the fields in JSON form (a person's folded
+    # name), named in ``derived_columns``; never shown to devices.
+    derived: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    derived_columns: tuple[str, ...] = ()
 
     @cached_property
     def scope_field(self) -> str:
@@ -122,9 +124,10 @@ ENTITIES: dict[str, EntitySpec] = {
             server_fields=("merged_into",),
             derived=lambda person: {
                 "name_key": name_key(
-                    person.given_names, person.paternal_surname, person.maternal_surname
+                    person["given_names"], person["paternal_surname"], person["maternal_surname"]
                 )
             },
+            derived_columns=("name_key",),
         ),
         EntitySpec("household", Household, HouseholdFields, Domain.people),
         EntitySpec(

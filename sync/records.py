@@ -72,7 +72,7 @@ def columns(spec: EntitySpec, model: Fields, state: dict[str, Any]) -> dict[str,
         name: state[name] if name in documents else getattr(model, name) for name in spec.settable
     }
     if spec.derived is not None:
-        values.update(spec.derived(model))
+        values.update(spec.derived(state))
     return values
 
 
