@@ -9,7 +9,7 @@ PORT ?= 8000
 # Tests on PostgreSQL make their own databases on this server (trust auth, see README).
 export FIELDSYNC_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint types pytest migrate bench clean
+.PHONY: install run test lint types pytest migrate bench demo clean
 
 install: $(STAMP)
 
@@ -45,6 +45,13 @@ pytest: install
 # "--only review" for the ranger leads' queue and patrol detail alone.
 bench: install
 	$(BIN)/fieldsync bench --postgres-url $(FIELDSYNC_TEST_POSTGRES_URL) $(BENCH_ARGS)
+
+# The Alto Mayo programme as demo data, built through the API on the database `make run`
+# serves (SQLite by default) in a minute or two; DEMO_ARGS="--scale 0.1" for a smaller one
+# (`fieldsync demo --help`). It refuses a database that holds field records already.
+demo: install
+	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync demo $(DEMO_ARGS)
+	@echo 'Now `make run` and open http://$(HOST):$(PORT)/docs, signed in as printed above.'
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

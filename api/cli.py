@@ -4,6 +4,7 @@
     fieldsync db upgrade [REVISION] | db downgrade REVISION | db current
     fieldsync users create-admin USERNAME [--full-name NAME] [--password-stdin]
     fieldsync bench [OPTIONS]      (``fieldsync bench --help``; docs/performance.md)
+    fieldsync demo [OPTIONS]       (``fieldsync demo --help``; make demo)
 
 Every command reads ``FIELDSYNC_DATABASE_URL`` (and the other ``FIELDSYNC_*``
 settings); ``serve`` refuses to start without a safe ``FIELDSYNC_SECRET_KEY``.
@@ -27,7 +28,7 @@ from sync.settings import SettingsError, get_settings
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.run is not _bench:
+    if rest and args.run not in (_bench, _demo):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     try:
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="benchmark sync on SQLite and PostgreSQL (make bench)", add_help=False
     )
     bench.set_defaults(run=_bench)
+
+    # Likewise: ``fieldsync demo --help``.
+    demo = commands.add_parser(
+        "demo", help="build a realistic demo programme through the API (make demo)", add_help=False
+    )
+    demo.set_defaults(run=_demo)
     return parser
 
 
@@ -108,6 +115,13 @@ def _bench(args: argparse.Namespace) -> int:
     from bench.run import main as bench
 
     return bench(args.rest)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # Imported here, as the benchmark is: the server never loads the demo.
+    from demo.run import main as demo
+
+    return demo(args.rest)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

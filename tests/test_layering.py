@@ -67,6 +67,7 @@ def test_the_import_walker_sees_every_form_of_import() -> None:
         ("schemas", HTTP_FRAMEWORKS | {"api", "sync", "bench"}),
         ("migrations", {"api", "bench"}),
         ("bench", HTTP_FRAMEWORKS | {"api", "tests"}),
+        ("demo", HTTP_FRAMEWORKS | {"api", "tests"}),
     ],
 )
 def test_a_layer_imports_nothing_from_the_layers_above_it(
@@ -107,13 +108,15 @@ def test_importing_a_layer_loads_nothing_from_the_layers_above_it(
 
 
 def test_only_the_bench_command_imports_the_benchmark_and_only_when_it_runs() -> None:
-    """The server's code never loads ``bench``: ``api.cli`` imports it inside the
-    command's function, so even ``fieldsync serve`` does not."""
-    assert forbidden_imports("api", {"bench"}) == {"api/cli.py": {"bench"}}
+    """The server's code never loads ``bench`` nor ``demo``: ``api.cli`` imports each
+    inside its command's function, so even ``fieldsync serve`` does not."""
+    assert forbidden_imports("api", {"bench", "demo"}) == {"api/cli.py": {"bench", "demo"}}
+    for package in ("sync", "schemas", "migrations", "bench"):
+        assert forbidden_imports(package, {"demo"}) == {}, package
     tree = ast.parse((ROOT / "api" / "cli.py").read_text())
     top_level = {
         node.module
         for node in tree.body
         if isinstance(node, ast.ImportFrom) and node.module is not None
     } | {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
-    assert not {name for name in top_level if name.split(".")[0] == "bench"}
+    assert not {name for name in top_level if name.split(".")[0] in ("bench", "demo")}
