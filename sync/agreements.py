@@ -44,12 +44,11 @@ from schemas.agreements import (
 )
 from schemas.records import AgreementStatus
 from schemas.text import folded
-from sync.csv_files import csv_text
+from sync.csv_files import csv_text, paged
 from sync.database import transaction
 from sync.errors import NotFound
 from sync.history import history
 from sync.principal import Principal
-from sync.trainings import _paged
 
 CHUNK = 500
 """Rows read at a time for a CSV file."""
@@ -334,9 +333,7 @@ def agreements_csv(
     session: every match, or the page asked when ``limit`` or ``offset`` is given."""
 
     def rows(db: Session) -> Iterator[list[Any]]:
-        matching = _paged(
-            _agreements_query(principal, query, today).order_by(*_order(query)), query
-        )
+        matching = paged(_agreements_query(principal, query, today).order_by(*_order(query)), query)
         result = db.scalars(matching.execution_options(yield_per=CHUNK))
         for chunk in result.partitions(CHUNK):
             for read in agreement_reads(db, chunk, today):

@@ -26,6 +26,17 @@ ROWS_PER_PIECE = 500
 """Rows per piece of text handed on: big enough to amortise, small enough to stream."""
 
 
+def paged(query: Any, paging: Any) -> Any:
+    """A CSV is every row, unless the caller gave ``limit`` or ``offset``: then that page.
+
+    ``paging`` is the request's query model; only what the caller set counts."""
+    if "offset" in paging.model_fields_set:
+        query = query.offset(paging.offset)
+    if "limit" in paging.model_fields_set:
+        query = query.limit(paging.limit)
+    return query
+
+
 def local_time(moment: datetime | None, zone: tzinfo) -> str | None:
     """RFC 3339 in ``zone``: ``2026-03-02T08:00:00-05:00``."""
     return moment.astimezone(zone).isoformat() if moment is not None else None

@@ -33,7 +33,7 @@ from schemas.registry import (
     RegistryQuery,
 )
 from schemas.text import folded
-from sync.csv_files import csv_text
+from sync.csv_files import csv_text, paged
 from sync.database import transaction
 from sync.errors import NotFound
 from sync.history import history
@@ -143,21 +143,13 @@ PEOPLE_COLUMNS = (
 )  # fmt: skip
 
 
-def _paged(query: Any, paging: RegistryQuery) -> Any:
-    if "offset" in paging.model_fields_set:
-        query = query.offset(paging.offset)
-    if "limit" in paging.model_fields_set:
-        query = query.limit(paging.limit)
-    return query
-
-
 def people_csv(
     engine: Engine, *, principal: Principal, query: PeopleQuery, shown: bool, zone: Any
 ) -> Iterator[str]:
     """The people of ``list_people`` as CSV, read ``CHUNK`` at a time."""
 
     def rows(db: Session) -> Iterator[list[Any]]:
-        matching = _paged(_people_query(principal, query).order_by(*PEOPLE_ORDER), query)
+        matching = paged(_people_query(principal, query).order_by(*PEOPLE_ORDER), query)
         for chunk in db.scalars(matching.execution_options(yield_per=CHUNK)).partitions(CHUNK):
             names = _community_names(db, {p.community_id for p in chunk})
             for p in chunk:
@@ -320,7 +312,7 @@ def households_csv(
     engine: Engine, *, principal: Principal, query: HouseholdQuery, shown: bool, zone: Any
 ) -> Iterator[str]:
     def rows(db: Session) -> Iterator[list[Any]]:
-        matching = _paged(_households_query(principal, query).order_by(*HOUSEHOLD_ORDER), query)
+        matching = paged(_households_query(principal, query).order_by(*HOUSEHOLD_ORDER), query)
         for chunk in db.scalars(matching.execution_options(yield_per=CHUNK)).partitions(CHUNK):
             for h in household_reads(db, chunk, shown=shown):
                 place = h.location or {}

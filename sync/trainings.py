@@ -49,7 +49,7 @@ from schemas.trainings import (
     SessionQuery,
     SessionRead,
 )
-from sync.csv_files import csv_text
+from sync.csv_files import csv_text, paged
 from sync.database import transaction
 from sync.errors import NotFound
 from sync.period import period
@@ -276,22 +276,13 @@ SESSION_COLUMNS = (
 )  # fmt: skip
 
 
-def _paged(query: Any, paging: Paging) -> Any:
-    """A CSV is every row, unless the caller gave ``limit`` or ``offset``."""
-    if "offset" in paging.model_fields_set:
-        query = query.offset(paging.offset)
-    if "limit" in paging.model_fields_set:
-        query = query.limit(paging.limit)
-    return query
-
-
 def sessions_csv(
     engine: Engine, *, principal: Principal, query: SessionQuery, zone: tzinfo
 ) -> Iterator[str]:
     """The sessions of ``list_sessions`` as CSV, ``CHUNK`` at a time, from its own session."""
 
     def rows(db: Session) -> Iterator[list[Any]]:
-        matching = _paged(_sessions_query(principal, query, zone).order_by(*SESSION_ORDER), query)
+        matching = paged(_sessions_query(principal, query, zone).order_by(*SESSION_ORDER), query)
         result = db.scalars(matching.execution_options(yield_per=CHUNK))
         for chunk in result.partitions(CHUNK):
             for read in session_reads(db, chunk):
@@ -406,7 +397,7 @@ def attendance_csv(
     engine: Engine, *, principal: Principal, query: AttendanceQuery, zone: tzinfo
 ) -> Iterator[str]:
     matching = _attendance_query(principal, query, zone).where(*_attendance_conditions(query))
-    return _attendance_csv(engine, _paged(matching.order_by(*ATTENDANCE_ORDER), query), zone)
+    return _attendance_csv(engine, paged(matching.order_by(*ATTENDANCE_ORDER), query), zone)
 
 
 # ---------------------------------------------------------------- one person
@@ -453,5 +444,5 @@ def person_attendance_csv(
     engine: Engine, person: Person, *, principal: Principal, query: PersonAttendanceQuery,
     zone: tzinfo,
 ) -> Iterator[str]:  # fmt: skip
-    matching = _paged(_history(principal, person, zone).order_by(*HISTORY_ORDER), query)
+    matching = paged(_history(principal, person, zone).order_by(*HISTORY_ORDER), query)
     return _attendance_csv(engine, matching, zone)
