@@ -49,6 +49,7 @@ from sync.database import transaction
 from sync.errors import NotFound
 from sync.history import history
 from sync.principal import Principal
+from sync.scope import in_communities
 
 CHUNK = 500
 """Rows read at a time for a CSV file."""
@@ -120,28 +121,13 @@ def due_within(
 # ---------------------------------------------------------------- scope and filters
 
 
-def in_scope(principal: Principal, column: Any) -> ColumnElement[bool] | None:
-    """``column`` (a community id) is one ``principal`` may read; ``None``: all are."""
-    if principal.sees_everything:
-        return None
-    return col(column).in_(principal.community_ids)
-
-
 def place_conditions(
     principal: Principal, filters: AgreementFilters, column: Any
 ) -> list[ColumnElement[bool]]:
     """``column`` (a community id) is in scope and in the community or sector asked."""
-    where: list[ColumnElement[bool]] = []
-    scope = in_scope(principal, column)
-    if scope is not None:
-        where.append(scope)
-    if filters.community_id is not None:
-        where.append(col(column) == filters.community_id)
-    if filters.sector_id is not None:
-        where.append(
-            col(column).in_(select(Community.id).where(Community.sector_id == filters.sector_id))
-        )
-    return where
+    return in_communities(
+        principal, column, community_id=filters.community_id, sector_id=filters.sector_id
+    )
 
 
 def _search(text: str) -> list[ColumnElement[bool]]:

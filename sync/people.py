@@ -39,33 +39,23 @@ from sync.errors import NotFound
 from sync.history import history
 from sync.principal import Principal
 from sync.privacy import hidden_fields
+from sync.scope import in_communities
 
 CHUNK = 500
-
-
-def _escaped(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def name_matches(column: Any, q: str) -> ColumnElement[bool]:
     """Every word of ``q``, folded, appears in ``column`` (a folded name)."""
     words = folded(q).split() or [""]
-    return sa.and_(*(column.like(f"%{_escaped(word)}%", escape="\\") for word in words))
+    return sa.and_(*(column.contains(word, autoescape=True) for word in words))
 
 
 def _community_filters(
-    principal: Principal, community_column: Any, query: RegistryQuery
+    principal: Principal, column: Any, query: RegistryQuery
 ) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if not principal.sees_everything:
-        where.append(community_column.in_(principal.community_ids))
-    if query.community_id is not None:
-        where.append(community_column == query.community_id)
-    if query.sector_id is not None:
-        where.append(
-            community_column.in_(select(Community.id).where(Community.sector_id == query.sector_id))
-        )
-    return where
+    return in_communities(
+        principal, column, community_id=query.community_id, sector_id=query.sector_id
+    )
 
 
 def _community_names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -276,7 +266,7 @@ def _households_query(principal: Principal, query: HouseholdQuery) -> Any:
         where.append(
             sa.or_(
                 col(Household.head_person_id).in_(head),
-                code.like(f"%{_escaped(query.q.strip().lower())}%", escape="\\"),
+                code.contains(query.q.strip().lower(), autoescape=True),
             )
         )
     return select(Household).where(*where)

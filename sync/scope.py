@@ -8,7 +8,9 @@ see everything. Out of scope reads as absent (404), so existence does not leak.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from schemas import Community
@@ -38,3 +40,22 @@ def visible_community_filter(principal: Principal) -> object | None:
     if principal.role is Role.extension_worker:
         return col(Community.id).in_(principal.community_ids)
     return col(Community.sector_id).in_(principal.sector_ids)
+
+
+def in_communities(
+    principal: Principal,
+    column: Any,
+    *,
+    community_id: uuid.UUID | None = None,
+    sector_id: uuid.UUID | None = None,
+) -> list[ColumnElement[bool]]:
+    """Conditions that ``column`` (a community id) is in ``principal``'s scope, and in
+    the community or the sector asked: the place filter of every people-side list."""
+    where: list[ColumnElement[bool]] = []
+    if not principal.sees_everything:
+        where.append(col(column).in_(principal.community_ids))
+    if community_id is not None:
+        where.append(col(column) == community_id)
+    if sector_id is not None:
+        where.append(col(column).in_(select(Community.id).where(Community.sector_id == sector_id)))
+    return where

@@ -51,9 +51,10 @@ from schemas.trainings import (
 )
 from sync.csv_files import csv_text, paged
 from sync.database import transaction
-from sync.errors import NotFound
+from sync.people import visible_person
 from sync.period import period
 from sync.principal import Principal
+from sync.scope import in_communities
 
 CHUNK = 500
 """Rows read at a time for a CSV file."""
@@ -65,31 +66,19 @@ Kept = aliased(Person, name="kept")
 # ---------------------------------------------------------------- scope and filters
 
 
-def in_scope(principal: Principal) -> ColumnElement[bool] | None:
-    """The sessions ``principal`` may read; ``None`` means all of them."""
-    if principal.sees_everything:
-        return None
-    return col(TrainingSession.community_id).in_(principal.community_ids)
-
-
 def session_conditions(
     principal: Principal, filters: SessionFilters, zone: tzinfo
 ) -> list[ColumnElement[bool]]:
     """Live sessions in scope matching ``filters`` (program, place, period)."""
     where: list[ColumnElement[bool]] = [col(TrainingSession.deleted_at).is_(None)]
-    scope = in_scope(principal)
-    if scope is not None:
-        where.append(scope)
+    where += in_communities(
+        principal,
+        TrainingSession.community_id,
+        community_id=filters.community_id,
+        sector_id=filters.sector_id,
+    )
     if filters.program is not None:
         where.append(col(TrainingSession.program) == filters.program)
-    if filters.community_id is not None:
-        where.append(col(TrainingSession.community_id) == filters.community_id)
-    if filters.sector_id is not None:
-        where.append(
-            col(TrainingSession.community_id).in_(
-                select(Community.id).where(Community.sector_id == filters.sector_id)
-            )
-        )
     span = period(filters.from_, filters.to, zone=zone)
     if span.start is not None:
         where.append(col(TrainingSession.starts_at) >= span.start)
@@ -401,16 +390,6 @@ def attendance_csv(
 
 
 # ---------------------------------------------------------------- one person
-
-
-def visible_person(session: Session, principal: Principal, person_id: uuid.UUID) -> Person:
-    """The live person ``person_id`` if ``principal`` may see them; 404 otherwise."""
-    person = session.get(Person, person_id)
-    if person is None or person.deleted_at is not None:
-        raise NotFound("no such person")
-    if not principal.sees_everything and person.community_id not in principal.community_ids:
-        raise NotFound("no such person")
-    return person
 
 
 HISTORY_ORDER = (

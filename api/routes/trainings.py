@@ -21,7 +21,7 @@ from schemas.trainings import (
     SessionPage,
     SessionQuery,
 )
-from sync import trainings
+from sync import people, trainings
 from sync.csv_files import CSV_MEDIA_TYPE
 from sync.principal import Principal
 
@@ -95,7 +95,7 @@ def person_attendance(
     """One person's training history, oldest first, with the sessions attended under
     records merged into them. A person out of the caller's communities is a 404."""
     if query.format is Format.csv:
-        person = trainings.visible_person(session, principal, person_id)
+        person = people.visible_person(session, principal, person_id)
         pieces = trainings.person_attendance_csv(
             engine, person, principal=principal, query=query, zone=settings.zone
         )
