@@ -385,6 +385,34 @@ def person_fields(
     return fields
 
 
+def agreement_terms(rng: random.Random) -> dict[str, Any]:
+    """What a family commits to and receives, and its land: the same in every renewal."""
+    total = round(rng.uniform(3, 40), 1)
+    forest = round(total * rng.uniform(0.4, 0.8), 1)
+    return {
+        "area_total_ha": total,
+        "area_forest_ha": forest,
+        "area_coffee_ha": round((total - forest) * rng.uniform(0.3, 0.9), 1),
+        "commitments": sorted(
+            rng.sample(
+                [
+                    "no_primary_forest_clearing",
+                    "no_farm_expansion",
+                    "no_hunting_threatened_species",
+                    "agroforestry",
+                ],
+                rng.randint(2, 4),
+            )
+        ),
+        "benefits": sorted(
+            rng.sample(
+                ["technical_assistance", "coffee_market_access", "financial_training"],
+                rng.randint(1, 3),
+            )
+        ),
+    }
+
+
 def household_story(rng: random.Random, community: CommunityPlace, when: datetime) -> list[Record]:
     """A family: its household, its members (3 to 6), and most of the time the
     conservation agreement its head signs."""
@@ -418,10 +446,9 @@ def household_story(rng: random.Random, community: CommunityPlace, when: datetim
     ]
     if rng.random() < 0.8:
         signed = (when + timedelta(days=rng.randint(0, 3))).date()
-        total = round(rng.uniform(3, 40), 1)
-        forest = round(total * rng.uniform(0.4, 0.8), 1)
+        code = f"AC-{signed.year}-{rng.randint(1, 9999):04d}"
         agreement = {
-            "code": f"AC-{signed.year}-{rng.randint(1, 9999):04d}",
+            "code": code,
             "household_id": str(household_id),
             "signatory_person_id": str(head),
             "community_id": str(community.id),
@@ -429,26 +456,7 @@ def household_story(rng: random.Random, community: CommunityPlace, when: datetim
             "valid_from": signed.isoformat(),
             "valid_until": date(signed.year + 3, signed.month, min(signed.day, 28)).isoformat(),
             "status": "draft",
-            "area_total_ha": total,
-            "area_forest_ha": forest,
-            "area_coffee_ha": round((total - forest) * rng.uniform(0.3, 0.9), 1),
-            "commitments": sorted(
-                rng.sample(
-                    [
-                        "no_primary_forest_clearing",
-                        "no_farm_expansion",
-                        "no_hunting_threatened_species",
-                        "agroforestry",
-                    ],
-                    rng.randint(2, 4),
-                )
-            ),
-            "benefits": sorted(
-                rng.sample(
-                    ["technical_assistance", "coffee_market_access", "financial_training"],
-                    rng.randint(1, 3),
-                )
-            ),
+            **agreement_terms(rng),
             "consent": {
                 "method": rng.choice(("signature", "signature", "thumbprint", "witnessed_verbal")),
                 "given_on": signed.isoformat(),

@@ -274,7 +274,7 @@ class Fieldwork:
         for number, family in enumerate(signing, start=1):
             worker = self.workers[self.home_of[family.place]]
             signed = (family.registered_at + timedelta(days=rng.randint(1, 4))).date()
-            terms = agreement_terms(rng)
+            terms = generator.agreement_terms(rng)
             previous: uuid.UUID | None = None
             renewal = 0
             while signed < self.today:
@@ -659,34 +659,6 @@ def unique_document(record: Record, documents: set[str]) -> None:
         number = str(int(number) + 1)
     documents.add(number)
     record.fields["doc_number"] = number
-
-
-def agreement_terms(rng: random.Random) -> dict[str, Any]:
-    """What a family commits to and receives, and its land: the same in every renewal."""
-    total = round(rng.uniform(3, 40), 1)
-    forest = round(total * rng.uniform(0.4, 0.8), 1)
-    return {
-        "area_total_ha": total,
-        "area_forest_ha": forest,
-        "area_coffee_ha": round((total - forest) * rng.uniform(0.3, 0.9), 1),
-        "commitments": sorted(
-            rng.sample(
-                [
-                    "no_primary_forest_clearing",
-                    "no_farm_expansion",
-                    "no_hunting_threatened_species",
-                    "agroforestry",
-                ],
-                rng.randint(2, 4),
-            )
-        ),
-        "benefits": sorted(
-            rng.sample(
-                ["technical_assistance", "coffee_market_access", "financial_training"],
-                rng.randint(1, 3),
-            )
-        ),
-    }
 
 
 def terms_consent(rng: random.Random) -> str:
