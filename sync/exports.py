@@ -317,23 +317,14 @@ def patrols_csv(engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinf
 # ---------------------------------------------------------------- GeoJSON
 
 
-def _position(fix: effort.Fix) -> list[float]:
-    return [fix.lon, fix.lat]
-
-
 def track_features(
     patrol: Patrol, track: effort.Track, sector_code: str | None, zone: tzinfo
 ) -> Iterator[dict[str, Any]]:
     """One feature per stretch of the track without a gap: a LineString, or a Point."""
     for number, run in enumerate((run for run in track.runs if run), start=1):
-        positions = [_position(fix) for fix in run]
         yield {
             "type": "Feature",
-            "geometry": (
-                {"type": "LineString", "coordinates": positions}
-                if len(positions) > 1
-                else {"type": "Point", "coordinates": positions[0]}
-            ),
+            "geometry": patrols.run_geometry(run),
             "properties": {
                 "kind": "track",
                 "patrol_id": str(patrol.id),

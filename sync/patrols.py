@@ -397,6 +397,15 @@ def effort_read(figures: effort.Effort) -> EffortRead:
     )
 
 
+def run_geometry(run: Sequence[effort.Fix]) -> dict[str, Any]:
+    """A stretch of track without a gap as GeoJSON: a LineString of ``[lon, lat]``
+    positions, or a Point for a lone fix (a LineString needs two)."""
+    positions = [[fix.lon, fix.lat] for fix in run]
+    if len(positions) > 1:
+        return {"type": "LineString", "coordinates": positions}
+    return {"type": "Point", "coordinates": positions[0]}
+
+
 def track_geojson(track: effort.Track) -> dict[str, Any]:
     """The track as a GeoJSON FeatureCollection: one LineString per stretch without a
     gap (a lone fix between two gaps is a Point), positions ``[lon, lat]``, with the
@@ -405,15 +414,10 @@ def track_geojson(track: effort.Track) -> dict[str, Any]:
     for run in track.runs:
         if not run:
             continue
-        positions = [[fix.lon, fix.lat] for fix in run]
         features.append(
             {
                 "type": "Feature",
-                "geometry": (
-                    {"type": "LineString", "coordinates": positions}
-                    if len(positions) > 1
-                    else {"type": "Point", "coordinates": positions[0]}
-                ),
+                "geometry": run_geometry(run),
                 "properties": {
                     "started_at": _plain(run[0].t),
                     "ended_at": _plain(run[-1].t),
