@@ -47,6 +47,7 @@ from schemas.agreements import (
 from sync.agreements import Renewal, due_within, place_conditions, reads_active, reads_expired
 from sync.csv_files import csv_text
 from sync.principal import Principal
+from sync.scope import check_places
 
 HECTARE_DIGITS = 2
 PCT_DIGITS = 1
@@ -179,6 +180,7 @@ def agreement_report(
 ) -> AgreementReport:
     """Households, coverage, hectares, renewals due and lapsed agreements, per
     community or sector of the caller's scope and in total, as of ``today``."""
+    check_places(session, principal, community_id=query.community_id, sector_id=query.sector_id)
     communities = _communities(session, principal, query)
     in_report = select(Community.id).where(*place_conditions(principal, query, Community.id))
     tallies = {community_id: Tally() for community_id in communities}

@@ -49,7 +49,7 @@ from sync.database import transaction
 from sync.errors import NotFound
 from sync.history import history
 from sync.principal import Principal
-from sync.scope import in_communities
+from sync.scope import check_places, in_communities
 
 CHUNK = 500
 """Rows read at a time for a CSV file."""
@@ -275,6 +275,7 @@ def list_agreements(
 ) -> AgreementPage:
     """Agreements matching the filters as they read on ``today``, with the total:
     newest first, or for ``renewal_due_within`` the soonest due first."""
+    check_places(session, principal, community_id=query.community_id, sector_id=query.sector_id)
     matching = _agreements_query(principal, query, today)
     total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
     found = list(

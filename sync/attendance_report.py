@@ -48,7 +48,13 @@ from schemas.trainings import (
 from sync.csv_files import csv_text
 from sync.period import local_month
 from sync.principal import Principal
-from sync.trainings import _with_people, kept_person_id, kept_sex, session_conditions
+from sync.trainings import (
+    _with_people,
+    check_filters,
+    kept_person_id,
+    kept_sex,
+    session_conditions,
+)
 
 SHARE_DIGITS = 3
 
@@ -184,6 +190,7 @@ def attendance_report(
     session: Session, *, principal: Principal, query: AttendanceReportQuery, zone: tzinfo
 ) -> AttendanceReport:
     """Participants, attendances, sessions, women and men, in total and per group."""
+    check_filters(session, principal, query, zone)
     sessions = _sessions(session, principal, query, zone)
     totals = Tally()
     groups: dict[str, Tally] = {}

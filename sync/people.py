@@ -39,7 +39,7 @@ from sync.errors import NotFound
 from sync.history import history
 from sync.principal import Principal
 from sync.privacy import hidden_fields
-from sync.scope import in_communities
+from sync.scope import check_places, in_communities
 
 CHUNK = 500
 
@@ -113,6 +113,7 @@ def list_people(
     session: Session, *, principal: Principal, query: PeopleQuery, shown: bool
 ) -> PersonPage:
     """People matching the filters, by name, with the total."""
+    check_places(session, principal, community_id=query.community_id, sector_id=query.sector_id)
     matching = _people_query(principal, query)
     total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
     found = list(
@@ -279,6 +280,7 @@ def list_households(
     session: Session, *, principal: Principal, query: HouseholdQuery, shown: bool
 ) -> HouseholdPage:
     """Households matching the filters (``q``: the head's name or the code), with the total."""
+    check_places(session, principal, community_id=query.community_id, sector_id=query.sector_id)
     matching = _households_query(principal, query)
     total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
     found = list(

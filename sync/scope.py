@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from schemas import Community
+from schemas import Community, Sector
 from schemas.enums import Role
+from sync.errors import NotFound
 from sync.principal import Principal
 
 
@@ -59,3 +60,26 @@ def in_communities(
     if sector_id is not None:
         where.append(col(column).in_(select(Community.id).where(Community.sector_id == sector_id)))
     return where
+
+
+def check_places(
+    session: Session,
+    principal: Principal,
+    *,
+    community_id: uuid.UUID | None = None,
+    sector_id: uuid.UUID | None = None,
+) -> None:
+    """A 404 for a community or a sector asked for that the caller cannot see (or that
+    does not exist): an empty answer would read as "nobody there"."""
+    if community_id is not None:
+        community = session.get(Community, community_id)
+        if community is None or (
+            not principal.sees_everything and community_id not in principal.community_ids
+        ):
+            raise NotFound("no such community")
+    if sector_id is not None:
+        visible = visible_sector_ids(session, principal)
+        if session.get(Sector, sector_id) is None or (
+            visible is not None and sector_id not in visible
+        ):
+            raise NotFound("no such sector")

@@ -51,10 +51,11 @@ from schemas.trainings import (
 )
 from sync.csv_files import csv_text, paged
 from sync.database import transaction
+from sync.errors import NotFound
 from sync.people import visible_person
 from sync.period import period
 from sync.principal import Principal
-from sync.scope import in_communities
+from sync.scope import check_places, in_communities
 
 CHUNK = 500
 """Rows read at a time for a CSV file."""
@@ -85,6 +86,26 @@ def session_conditions(
     if span.end is not None:
         where.append(col(TrainingSession.starts_at) < span.end)
     return where
+
+
+def check_filters(
+    session: Session, principal: Principal, filters: SessionFilters, zone: tzinfo
+) -> None:
+    """Before anything is read or streamed: a period that runs backwards is a 422, and
+    a community, sector, session or person the caller cannot see is a 404."""
+    period(filters.from_, filters.to, zone=zone)
+    check_places(session, principal, community_id=filters.community_id, sector_id=filters.sector_id)
+    session_id = getattr(filters, "session_id", None)
+    if session_id is not None:
+        record = session.get(TrainingSession, session_id)
+        scope = principal.sees_everything or (
+            record is not None and record.community_id in principal.community_ids
+        )
+        if record is None or record.deleted_at is not None or not scope:
+            raise NotFound("no such training session")
+    person_id = getattr(filters, "person_id", None)
+    if person_id is not None:
+        visible_person(session, principal, person_id)
 
 
 def kept_person_id() -> ColumnElement[uuid.UUID]:
@@ -249,6 +270,7 @@ def list_sessions(
     session: Session, *, principal: Principal, query: SessionQuery, zone: tzinfo
 ) -> SessionPage:
     """Sessions matching the filters, newest first, with their counts and a total."""
+    check_filters(session, principal, query, zone)
     matching = _sessions_query(principal, query, zone)
     total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
     found = list(
@@ -356,6 +378,7 @@ def list_attendance(
 ) -> AttendancePage:
     """Attendance matching the filters, newest sessions first, each row with its session
     and person (no document number nor phone), and the total."""
+    check_filters(session, principal, query, zone)
     matching = _attendance_query(principal, query, zone).where(*_attendance_conditions(query))
     return _page(session, matching, ATTENDANCE_ORDER, query)
 

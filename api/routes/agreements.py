@@ -15,7 +15,7 @@ from api.routes.trainings import CSV_ANSWER, csv_file
 from schemas.agreements import AgreementDetail, AgreementPage, AgreementQuery
 from schemas.enums import Role
 from schemas.queries import Format
-from sync import agreements
+from sync import agreements, scope
 from sync.principal import Principal
 
 router = APIRouter(prefix="/agreements", tags=["agreements"])
@@ -38,6 +38,9 @@ def list_agreements(
     ``renewal_due_within=N`` lists the active agreements ending within N days that no
     agreement renews yet, the soonest first."""
     if query.format is Format.csv:
+        scope.check_places(  # before streaming: a 404 cannot follow a 200
+            session, principal, community_id=query.community_id, sector_id=query.sector_id
+        )
         pieces = agreements.agreements_csv(
             engine,
             principal=principal,

@@ -32,7 +32,7 @@ from schemas.registry import (
     PersonPage,
     RegistryQuery,
 )
-from sync import duplicates, people, privacy
+from sync import duplicates, people, privacy, scope
 from sync.principal import Principal
 
 router = APIRouter(tags=["families"])
@@ -69,6 +69,9 @@ def list_people(
 ) -> Any:
     """People in the caller's communities, by name; ``q`` searches names ignoring
     accents and case; merged records are left out unless ``status`` asks for them."""
+    scope.check_places(
+        session, principal, community_id=query.community_id, sector_id=query.sector_id
+    )
     shown = _shown(request, engine, principal, query)
     if query.format is Format.csv:
         pieces = people.people_csv(
@@ -120,6 +123,9 @@ def list_households(
 ) -> Any:
     """Households in the caller's communities; ``q`` searches the head's name (accents
     and case ignored) and the household code."""
+    scope.check_places(
+        session, principal, community_id=query.community_id, sector_id=query.sector_id
+    )
     shown = _shown(request, engine, principal, query)
     if query.format is Format.csv:
         pieces = people.households_csv(

@@ -55,7 +55,7 @@ def list_sessions(
     women and men (each person once; a school session by its headcount) and its
     facilitators; with the total."""
     if query.format is Format.csv:
-        trainings.session_conditions(principal, query, settings.zone)  # 422 before streaming
+        trainings.check_filters(session, principal, query, settings.zone)  # before streaming
         pieces = trainings.sessions_csv(
             engine, principal=principal, query=query, zone=settings.zone
         )
@@ -75,7 +75,7 @@ def list_attendance(
     its person (never a document number nor a phone); ``person_id`` includes the
     records merged into that person; with the total."""
     if query.format is Format.csv:
-        trainings.session_conditions(principal, query, settings.zone)
+        trainings.check_filters(session, principal, query, settings.zone)
         pieces = trainings.attendance_csv(
             engine, principal=principal, query=query, zone=settings.zone
         )

@@ -209,8 +209,9 @@ def test_an_extension_worker_counts_their_communities(programme: dict[str, Any])
     body = report(programme["worker"])
     assert figures(body) == (5, 8, 5, 2, 2)
     assert headcount(body) == (1, 22, 12, 10)
-    far = report(programme["far_worker"], community_id=programme["communities"][0])
-    assert figures(far) == (0, 0, 0, 0, 0)
+    c1 = programme["communities"][0]
+    far = programme["far_worker"].get("/reports/attendance", params={"community_id": c1})
+    assert_problem(far, 404, "not_found")
 
 
 def test_the_report_as_csv(programme: dict[str, Any]) -> None:
@@ -365,6 +366,31 @@ def test_a_backwards_period_is_a_422_also_for_csv(programme: dict[str, Any]) -> 
         for fmt in ("json", "csv"):
             answer = programme["coordinator"].get(path, params={**backwards, "format": fmt})
             assert_problem(answer, 422, "validation_failed")
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_ids_out_of_scope_are_a_404_before_anything_is_sent(
+    programme: dict[str, Any], fmt: str
+) -> None:
+    """Another worker's community, sector, session or person, or one that does not
+    exist, is absent (404), not an empty list that reads as "nobody trained there"."""
+    far: Caller = programme["far_worker"]
+    c1 = programme["communities"][0]
+    s1 = programme["sectors"][0]
+    session, person = programme["sessions"]["s1"], programme["people"]["ana"]
+    for path, params in [
+        ("/training-sessions", {"community_id": c1}),
+        ("/training-sessions", {"sector_id": s1}),
+        ("/attendance", {"session_id": session}),
+        ("/attendance", {"person_id": person}),
+        ("/attendance", {"community_id": str(uuid.uuid4())}),
+        ("/reports/attendance", {"sector_id": s1}),
+    ]:
+        assert_problem(far.get(path, params={**params, "format": fmt}), 404, "not_found")
+    coordinator: Caller = programme["coordinator"]
+    unknown = {"sector_id": str(uuid.uuid4()), "format": fmt}
+    assert_problem(coordinator.get("/training-sessions", params=unknown), 404)
+    assert coordinator.get("/attendance", params={"session_id": session}).status_code == 200
 
 
 def test_rangers_have_no_business_here(programme: dict[str, Any], world: World) -> None:

@@ -110,8 +110,12 @@ def test_people_are_scoped_by_community(families: dict[str, Any], world: World) 
     assert far.get("/households").json()["total"] == 0
     worker: Caller = families["worker"]
     assert worker.get("/people").json()["total"] == 3
-    c2 = families["communities"][1]
+    c1, c2 = families["communities"]
     assert families["coordinator"].get("/people", params={"community_id": c2}).json()["total"] == 1
+    for path in ("/people", "/households"):
+        for fmt in ("json", "csv"):
+            answer = far.get(path, params={"community_id": c1, "format": fmt})
+            assert_problem(answer, 404, "not_found")
     for role in ("ranger", "ranger_lead"):
         caller = world.user(role, sector_ids=[families["sector"]])
         for path in ("/people", "/households", "/people/duplicates", f"/people/{families['jose']}"):
