@@ -12,7 +12,12 @@ batteries without losing or duplicating an edit:
   its ``change_id`` and ``base_version`` fixed when it was made. A change leaves the
   outbox only once the server has given it a result; resent, it is the same change
   (same ``change_id``, same content), so the server answers it from its memory.
-- ``meta``: the pull cursor, the next ``seq``, the device's tokens.
+- ``meta``: the pull cursor, the next ``seq``, the device's identity (its id, its
+  user, its tokens) and the server's URL.
+
+A tablet starts with ``enroll(code)``: the one-time enrollment code an admin, a
+coordinator or a ranger lead made for it is traded for its identity, stored before it
+is used. (A client may also be given an identity already made, as the tests do.)
 
 Push sends the outbox oldest first, in batches; a network failure or a ``5xx``
 resends the same batch (with exponential backoff); a ``401`` for an invalid or
@@ -42,6 +47,7 @@ from typing import Any
 
 import httpx
 
+from schemas.accounts import Enrollment
 from schemas.sync import (
     Change,
     ChangeResult,
@@ -104,7 +110,14 @@ class Unreachable(SyncError):
 
 class AuthFailed(SyncError):
     """The device's tokens are refused for good (revoked, deactivated, replayed):
-    it must be enrolled again. Its outbox is kept."""
+    it must be enrolled again (``enroll`` with a new code). Its outbox is kept."""
+
+
+class NotEnrolled(AuthFailed):
+    """The state file holds no device yet: ``enroll(code)`` first."""
+
+    def __init__(self, state_path: Path) -> None:
+        super().__init__(f"{state_path} holds no enrolled device: enroll it with a code first")
 
 
 # ---------------------------------------------------------------- local rows
@@ -152,16 +165,19 @@ class LocalRecord:
 
 
 class DeviceClient:
-    """One enrolled tablet: its local store, its outbox, and push and pull.
+    """One tablet: its local store, its outbox, and enrollment, push and pull.
 
-    ``server`` is a base URL (``http://host/api/v1``) or an ``httpx.Client`` whose
-    ``base_url`` is that (the caller keeps owning it). The tokens given are used only
-    when ``state_path`` holds none yet: once stored, the stored (rotated) ones win.
+    ``server`` is a base URL (``http://host/api/v1``), kept in the state file, or an
+    ``httpx.Client`` whose ``base_url`` is that (the caller keeps owning it), or
+    ``None`` for the URL the state file keeps. A new state file holds no device until
+    ``enroll(code)``, unless an identity is given (``device_id``, ``access_token`` and
+    ``refresh_token``, together): it is used only when ``state_path`` holds none yet;
+    once stored, the stored (rotated) tokens win.
     """
 
     def __init__(
         self,
-        server: str | httpx.Client,
+        server: str | httpx.Client | None,
         state_path: str | Path,
         *,
         device_id: str | uuid.UUID | None = None,
@@ -176,24 +192,32 @@ class DeviceClient:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if isinstance(server, httpx.Client):
-            self._http = server
-            self._owns_http = False
-        else:
-            self._http = httpx.Client(base_url=server, timeout=timeout)
-            self._owns_http = True
-        self.batch_size = batch_size
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.pull_limit = pull_limit
-        self._sleep = sleep
         self.state_path = Path(state_path)
         self._db = sqlite3.connect(str(state_path), isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        if isinstance(server, httpx.Client):
+            self._http = server
+            self._owns_http = False
+        else:
+            url = server if server is not None else self._meta("server_url")
+            if url is None:
+                self._db.close()
+                raise ValueError(f"{self.state_path} keeps no server URL: give one")
+            self._http = httpx.Client(base_url=url, timeout=timeout)
+            self._owns_http = True
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.pull_limit = pull_limit
+        self._sleep = sleep
         with self._transaction():
+            if isinstance(server, str) and server != self._meta("server_url"):
+                self._set_meta("server_url", server)
+            if self._meta("next_seq") is None:
+                self._set_meta("next_seq", "1")
             self._adopt_identity(device_id, access_token, refresh_token)
 
     def _adopt_identity(
@@ -203,17 +227,66 @@ class DeviceClient:
         refresh_token: str | None,
     ) -> None:
         stored = self._meta("device_id")
+        given = (device_id, access_token, refresh_token)
         if stored is None:
+            if all(part is None for part in given):
+                return  # not enrolled yet: enroll(code) makes the identity
             if device_id is None or access_token is None or refresh_token is None:
-                raise ValueError("a new state file needs device_id, access_token, refresh_token")
+                raise ValueError("an identity is device_id, access_token and refresh_token")
             self._set_meta("device_id", str(uuid.UUID(str(device_id))))
             self._set_meta("access_token", access_token)
             self._set_meta("refresh_token", refresh_token)
-            self._set_meta("next_seq", "1")
         elif device_id is not None and uuid.UUID(str(device_id)) != uuid.UUID(stored):
             raise ValueError(
                 f"{self.state_path} holds the state of device {stored}, not {device_id}"
             )
+
+    # ------------------------------------------------------------ enrollment
+
+    def enroll(self, code: str) -> Enrollment:
+        """Trade a one-time enrollment code (as typed: case, spaces and dashes do not
+        matter) for the device's id, its user and its token pair, stored before they
+        are used; the answer as the server gave it.
+
+        A code works once: an enrollment whose answer was lost is retried with the
+        same code, which succeeds only if the server never saw the first try (if it
+        did, the code is spent: ask for a new one). On a state file that already holds
+        a device (one revoked, say), the new enrollment takes its place: the outbox is
+        kept, to be sent by the new device, and the server's state is pulled afresh,
+        since the new device's scope may differ. The unsent edits of one user are never
+        handed to another: that is a ``ValueError``, and nothing is stored."""
+        response = self._with_retries(
+            lambda: self._http.post("/devices/enroll", json={"enrollment_code": code})
+        )
+        if response.status_code != 200:
+            raise SyncError(
+                f"the enrollment code was refused: {_detail(response)}",
+                status=response.status_code,
+                code=_code(response),
+            )
+        enrollment = Enrollment.model_validate_json(response.content)
+        with self._transaction():
+            held_by = self._meta("user_id")
+            unsent = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            if unsent and held_by is not None and held_by != str(enrollment.user_id):
+                raise ValueError(
+                    f"{self.state_path} holds {unsent} unsent edits of user {held_by}; "
+                    f"the code enrolled a device of user {enrollment.user_id}: use another "
+                    "state file (the code is spent; device "
+                    f"{enrollment.device_id} can be revoked)"
+                )
+            re_enrolled = self._meta("device_id") is not None
+            self._set_meta("device_id", str(enrollment.device_id))
+            self._set_meta("user_id", str(enrollment.user_id))
+            self._set_meta("access_token", enrollment.access_token)
+            self._set_meta("refresh_token", enrollment.refresh_token)
+            if re_enrolled:
+                self._drop_server_state()
+        return enrollment
+
+    @property
+    def enrolled(self) -> bool:
+        return self._meta("device_id") is not None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -237,7 +310,18 @@ class DeviceClient:
 
     @property
     def device_id(self) -> uuid.UUID:
-        return uuid.UUID(self._required_meta("device_id"))
+        return uuid.UUID(self._identity("device_id"))
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        """The device's user, as its enrollment named them (``None`` for an identity
+        given to the client, not enrolled through it)."""
+        held = self._meta("user_id")
+        return None if held is None else uuid.UUID(held)
+
+    @property
+    def server_url(self) -> str:
+        return str(self._http.base_url).removesuffix("/")
 
     @property
     def cursor(self) -> str | None:
@@ -250,9 +334,9 @@ class DeviceClient:
     @property
     def tokens(self) -> dict[str, str]:
         return {
-            "device_id": self._required_meta("device_id"),
-            "access_token": self._required_meta("access_token"),
-            "refresh_token": self._required_meta("refresh_token"),
+            "device_id": self._identity("device_id"),
+            "access_token": self._identity("access_token"),
+            "refresh_token": self._identity("refresh_token"),
         }
 
     def records(self, entity: str) -> dict[str, dict[str, Any]]:
@@ -351,6 +435,14 @@ class DeviceClient:
 
     # ------------------------------------------------------------ sync
 
+    def me(self) -> dict[str, Any]:
+        """The device's user as the server sees them now (``GET /auth/me``): whether
+        the server answers and still accepts the device."""
+        response = self._call("GET", "/auth/me")
+        _raise_for(response)
+        user: dict[str, Any] = response.json()
+        return user
+
     def sync(self) -> list[ChangeResult]:
         """Push, then pull: the device ends with the server's state and its own edits."""
         results = self.push()
@@ -383,8 +475,9 @@ class DeviceClient:
             results.extend(self._take_results(batch, answer))
             after = batch[-1].seq
 
-    def pull(self) -> int:
-        """Pull pages until caught up; how many changes were pulled."""
+    def pull(self, on_change: Callable[[PulledChange], None] | None = None) -> int:
+        """Pull pages until caught up; how many changes were pulled. ``on_change`` is
+        shown each change once its page is stored."""
         pulled = 0
         reset = False
         while True:
@@ -414,6 +507,9 @@ class DeviceClient:
                 self._set_meta("cursor", page.cursor)
                 self._raise_next_seq(page.last_seq)
             pulled += len(page.changes)
+            if on_change is not None:
+                for change in page.changes:
+                    on_change(change)
             if not page.has_more:
                 return pulled
 
@@ -524,16 +620,17 @@ class DeviceClient:
     def _forget_server_state(self) -> None:
         """Before pulling everything again: only what the device itself holds remains."""
         with self._transaction():
-            self._db.execute(
-                "DELETE FROM record WHERE NOT EXISTS (SELECT 1 FROM outbox o "
-                "WHERE o.entity = record.entity AND o.id = record.id)"
-            )
-            self._db.execute(
-                "UPDATE record SET version = NULL, base_fields = NULL, base_deleted = 0"
-            )
-            for row in self._db.execute("SELECT entity, id FROM record").fetchall():
-                self._recompute(row["entity"], row["id"])
-            self._db.execute("DELETE FROM meta WHERE key = 'cursor'")
+            self._drop_server_state()
+
+    def _drop_server_state(self) -> None:
+        self._db.execute(
+            "DELETE FROM record WHERE NOT EXISTS (SELECT 1 FROM outbox o "
+            "WHERE o.entity = record.entity AND o.id = record.id)"
+        )
+        self._db.execute("UPDATE record SET version = NULL, base_fields = NULL, base_deleted = 0")
+        for row in self._db.execute("SELECT entity, id FROM record").fetchall():
+            self._recompute(row["entity"], row["id"])
+        self._db.execute("DELETE FROM meta WHERE key = 'cursor'")
 
     # ------------------------------------------------------------ the local view
 
@@ -601,7 +698,7 @@ class DeviceClient:
         while True:
             authorized = {
                 **(headers or {}),
-                "Authorization": f"Bearer {self._required_meta('access_token')}",
+                "Authorization": f"Bearer {self._identity('access_token')}",
             }
 
             def send(headers: dict[str, str] = authorized) -> httpx.Response:
@@ -624,7 +721,7 @@ class DeviceClient:
         A refresh whose answer was lost is retried with the same token: if the server
         never saw it, that succeeds; if it did, the device's sign-in is gone either way
         (the new pair is lost, and the replay revokes the family)."""
-        refresh_token = self._required_meta("refresh_token")
+        refresh_token = self._identity("refresh_token")
         response = self._with_retries(
             lambda: self._http.post("/auth/refresh", json={"refresh_token": refresh_token})
         )
@@ -678,6 +775,12 @@ class DeviceClient:
         value = self._meta(key)
         if value is None:
             raise LookupError(f"the state file has no {key}")
+        return value
+
+    def _identity(self, key: str) -> str:
+        value = self._meta(key)
+        if value is None:
+            raise NotEnrolled(self.state_path)
         return value
 
     def _set_meta(self, key: str, value: str) -> None:
@@ -751,4 +854,12 @@ def _raise_for(response: httpx.Response) -> None:
         )
 
 
-__all__ = ["AuthFailed", "DeviceClient", "LocalRecord", "Pending", "SyncError", "Unreachable"]
+__all__ = [
+    "AuthFailed",
+    "DeviceClient",
+    "LocalRecord",
+    "NotEnrolled",
+    "Pending",
+    "SyncError",
+    "Unreachable",
+]

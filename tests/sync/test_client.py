@@ -24,7 +24,7 @@ from api.app import create_app
 from schemas.sync import Status
 from schemas.types import utcnow
 from sync import security
-from sync.client import AuthFailed, DeviceClient, Unreachable
+from sync.client import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
 from tests.conftest import Caller, World, make_settings
 
 BASE_URL = "http://testserver/api/v1"
@@ -347,6 +347,116 @@ def test_a_client_made_from_a_url_owns_its_connection(
             a.pull()
 
 
+# ---------------------------------------------------------------- enrollment
+
+
+def enrollment_code(world: World, owner: Caller, label: str = "Tablet 7") -> dict[str, Any]:
+    """A one-time code for a new device of ``owner``, as the office hands it out."""
+    answer = world.admin.post("/devices", json={"label": label, "user_id": str(owner.user_id)})
+    assert answer.status_code == 201, answer.text
+    code: dict[str, Any] = answer.json()
+    return code
+
+
+def test_enroll_trades_a_code_for_the_identity_the_device_then_syncs_with(
+    world: World, sector: dict[str, Any], rangers: tuple[Caller, Caller], tmp_path: Path
+) -> None:
+    ranger, _ = rangers
+    made = enrollment_code(world, ranger)
+    path = tmp_path / "a.db"
+    with DeviceClient(world.client, path, backoff=0) as a:
+        assert not a.enrolled
+        with pytest.raises(NotEnrolled):
+            a.pull()
+        with pytest.raises(NotEnrolled):
+            a.create("patrol", uuid.uuid4(), patrol(sector))
+
+        typed = made["enrollment_code"].lower().replace("-", " ")  # as read out, say
+        enrollment = a.enroll(typed)
+
+        assert a.enrolled
+        assert a.device_id == enrollment.device_id == uuid.UUID(made["device_id"])
+        assert a.user_id == enrollment.user_id == ranger.user_id
+        assert a.tokens["access_token"] == enrollment.access_token
+        assert a.me()["username"] == ranger.username
+        pulled: list[tuple[str, str]] = []
+        assert a.pull(on_change=lambda c: pulled.append((c.entity, str(c.id)))) == len(pulled)
+        assert ("sector", sector["id"]) in pulled
+        record = uuid.uuid4()
+        a.create("patrol", record, patrol(sector))
+        assert [(r.status, r.version) for r in a.push()] == [(Status.applied, 1)]
+    device = world.admin.get(f"/devices/{made['device_id']}").json()
+    assert device["status"] == "active"
+    # A restart finds the identity in the state file, and the device goes on.
+    with DeviceClient(world.client, path, backoff=0) as again:
+        assert (again.device_id, again.user_id) == (enrollment.device_id, ranger.user_id)
+        again.update("patrol", record, {"comment": "de vuelta"})
+        assert [(r.status, r.version) for r in again.sync()] == [(Status.applied, 2)]
+
+
+def test_a_spent_code_is_refused_and_leaves_the_state_file_unenrolled(
+    world: World, rangers: tuple[Caller, Caller], tmp_path: Path
+) -> None:
+    ranger, _ = rangers
+    code = enrollment_code(world, ranger)["enrollment_code"]
+    with DeviceClient(world.client, tmp_path / "a.db", backoff=0) as a:
+        a.enroll(code)
+    with DeviceClient(world.client, tmp_path / "b.db", backoff=0) as b:
+        with pytest.raises(SyncError) as refused:
+            b.enroll(code)
+        assert (refused.value.status, refused.value.code) == (401, "invalid_enrollment_code")
+        assert not b.enrolled
+
+
+def test_re_enrolling_a_revoked_device_keeps_its_outbox_and_pulls_its_scope_afresh(
+    world: World, sector: dict[str, Any], rangers: tuple[Caller, Caller], tmp_path: Path
+) -> None:
+    ranger, _ = rangers
+    with DeviceClient(world.client, tmp_path / "a.db", backoff=0) as a:
+        first = a.enroll(enrollment_code(world, ranger)["enrollment_code"])
+        kept = uuid.uuid4()
+        a.create("patrol", kept, patrol(sector))
+        a.sync()
+        unsent = uuid.uuid4()
+        a.create("patrol", unsent, patrol(sector, objective="Quebrada"))
+        world.admin.post(f"/devices/{first.device_id}/revoke")
+        with pytest.raises(AuthFailed):
+            a.push()
+
+        second = a.enroll(enrollment_code(world, ranger, "Tablet 8")["enrollment_code"])
+
+        assert a.device_id == second.device_id != first.device_id
+        assert a.cursor is None  # the new device pulls its scope from the start
+        assert [c.id for c in a.outbox()] == [str(unsent)]
+        [result] = a.sync()
+        assert (result.status, result.version) == (Status.applied, 1)
+        assert set(a.records("patrol")) == {str(kept), str(unsent)}
+        assert a.record("patrol", kept).version == 1  # type: ignore[union-attr]
+
+
+def test_the_unsent_edits_of_one_user_are_never_handed_to_another(
+    world: World, sector: dict[str, Any], rangers: tuple[Caller, Caller], tmp_path: Path
+) -> None:
+    rosa, juan = rangers
+    with DeviceClient(world.client, tmp_path / "a.db", backoff=0) as a:
+        hers = a.enroll(enrollment_code(world, rosa)["enrollment_code"])
+        a.create("patrol", uuid.uuid4(), patrol(sector))
+        with pytest.raises(ValueError, match="unsent edits of user"):
+            a.enroll(enrollment_code(world, juan)["enrollment_code"])
+        assert (a.device_id, a.user_id) == (hers.device_id, rosa.user_id)
+        assert [r.status for r in a.push()] == [Status.applied]
+
+
+def test_a_state_file_keeps_the_server_url_it_was_given(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:9/api/v1"
+    DeviceClient(url, tmp_path / "a.db").close()
+    with DeviceClient(None, tmp_path / "a.db") as again:
+        assert again.server_url == url
+        assert not again.enrolled
+    with pytest.raises(ValueError, match="keeps no server URL"):
+        DeviceClient(None, tmp_path / "new.db")
+
+
 # ---------------------------------------------------------------- restarts
 
 
@@ -387,8 +497,8 @@ def test_a_state_file_of_another_device_is_refused(
     tablet(world, ranger, tmp_path / "a.db").close()
     with pytest.raises(ValueError, match="holds the state of device"):
         DeviceClient(world.client, tmp_path / "a.db", device_id=uuid.uuid4())
-    with pytest.raises(ValueError, match="needs device_id"):
-        DeviceClient(world.client, tmp_path / "new.db")
+    with pytest.raises(ValueError, match="an identity is device_id, access_token"):
+        DeviceClient(world.client, tmp_path / "new.db", device_id=uuid.uuid4())
 
 
 # ---------------------------------------------------------------- retries
