@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from schemas.queries import QueryParams
 from schemas.types import JSONDocument, JSONText, UTCDateTime, new_id, utcnow
 from schemas.wire import RequestBody
 
@@ -305,8 +306,16 @@ class PullResponse(BaseModel):
 
 
 class ConflictField(BaseModel):
-    server: Any
-    device: Any
+    server: Any = PydanticField(description="The server's value; null for a create.")
+    device: Any = PydanticField(description="The value the device sent.")
+
+
+class ConflictUser(BaseModel):
+    """A user as a resolver reads them; names null for a user no longer known."""
+
+    user_id: uuid.UUID
+    username: str | None = None
+    full_name: str | None = None
 
 
 class ConflictRead(BaseModel):
@@ -316,14 +325,28 @@ class ConflictRead(BaseModel):
     status: ConflictStatus
     kind: str = PydanticField(
         description="`fields` (both sides changed), `locked` (an approved patrol), "
-        "`deleted` (the server deleted it) or `create_locked`."
+        "`deleted` (the server deleted it) or `create_locked` (a record made on the "
+        "device under an approved patrol: the server holds none yet)."
     )
-    fields: dict[str, ConflictField]
+    device_op: Op = PydanticField(
+        description="What the device sent: `create` (`fields` are the whole record it "
+        "made, every `server` side null), `update` (the fields it changed), or `delete` "
+        "(no fields: the device deleted the record)."
+    )
+    fields: dict[str, ConflictField] = PydanticField(
+        description="Field by field, both sides; empty for a delete."
+    )
     base_version: int | None
     server_version: int
     change_id: uuid.UUID | None
     device_id: uuid.UUID | None
+    device_label: str | None = PydanticField(description="Which tablet sent the change.")
     user_id: uuid.UUID | None
+    user: ConflictUser | None = PydanticField(description="Whose change: the device's user.")
+    server_user: ConflictUser | None = PydanticField(
+        description="Who made the server's version the change met, if known (null for "
+        "`create_locked`, where the server holds no version)."
+    )
     recorded_at: datetime | None
     created_at: datetime
     resolved_at: datetime | None
@@ -332,9 +355,29 @@ class ConflictRead(BaseModel):
     resolved_version: int | None
 
 
+class ConflictPage(BaseModel):
+    items: list[ConflictRead]
+    total: int = PydanticField(description="How many conflicts match, over every page.")
+    limit: int
+    offset: int
+
+
+class ConflictQuery(QueryParams):
+    status: ConflictStatus | None = PydanticField(
+        default=ConflictStatus.open, description="Open ones by default."
+    )
+    entity: str | None = PydanticField(default=None, max_length=64)
+    limit: int = PydanticField(default=100, ge=1, le=1000)
+    offset: int = PydanticField(default=0, ge=0)
+
+
 class ResolveRequest(RequestBody):
     resolution: Resolution
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = PydanticField(
+        default_factory=dict,
+        description="The fields a `custom` resolution sets (at least one); none with "
+        "the other resolutions.",
+    )
 
 
 class DeferredRead(BaseModel):
@@ -364,3 +407,4 @@ class RejectedChange(BaseModel):
     errors: list[ChangeError]
     change: dict[str, Any]
     received_at: datetime
+

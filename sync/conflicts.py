@@ -9,12 +9,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
 
-from schemas import Conflict, SyncChange
+from schemas import Conflict, Device, RecordVersion, SyncChange, User
 from schemas.enums import Role
 from schemas.records import SyncedColumns
-from schemas.sync import ConflictRead, ConflictStatus, Resolution, ResolveRequest
+from schemas.sync import (
+    ConflictField,
+    ConflictPage,
+    ConflictQuery,
+    ConflictRead,
+    ConflictStatus,
+    ConflictUser,
+    Op,
+    Resolution,
+    ResolveRequest,
+)
 from schemas.types import utcnow
 from sync import records
 from sync.changelog import Changelog
@@ -25,27 +36,28 @@ from sync.principal import Principal
 from sync.push import publish
 
 
-def list_conflicts(
-    session: Session,
-    *,
-    principal: Principal,
-    status: ConflictStatus | None,
-    entity: str | None,
-    limit: int,
-    offset: int,
-) -> list[ConflictRead]:
-    query = select(Conflict).order_by(col(Conflict.created_at), col(Conflict.id))
-    if status is not None:
-        query = query.where(Conflict.status == status)
-    if entity is not None:
-        query = query.where(Conflict.entity == entity)
+def list_conflicts(session: Session, *, principal: Principal, query: ConflictQuery) -> ConflictPage:
+    """A page of conflicts, oldest first, and how many match in all."""
+    matching = select(Conflict)
+    if query.status is not None:
+        matching = matching.where(Conflict.status == query.status)
+    if query.entity is not None:
+        matching = matching.where(Conflict.entity == query.entity)
     if principal.role is Role.ranger_lead:
-        query = query.where(col(Conflict.sector_id).in_(principal.sector_ids))
-    return [_read(c) for c in session.exec(query.offset(offset).limit(limit))]
+        matching = matching.where(col(Conflict.sector_id).in_(principal.sector_ids))
+    total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    page = session.exec(
+        matching.order_by(col(Conflict.created_at), col(Conflict.id))
+        .offset(query.offset)
+        .limit(query.limit)
+    )
+    return ConflictPage(
+        items=reads(session, list(page)), total=total, limit=query.limit, offset=query.offset
+    )
 
 
 def get(session: Session, *, principal: Principal, conflict_id: uuid.UUID) -> ConflictRead:
-    return _read(_visible(session, principal, conflict_id))
+    return reads(session, [_visible(session, principal, conflict_id)])[0]
 
 
 def resolve(
@@ -56,11 +68,7 @@ def resolve(
     if conflict.status is not ConflictStatus.open:
         raise ConflictError("this conflict was already resolved", code="already_resolved")
     spec = ENTITIES[conflict.entity]
-    if request.resolution is not Resolution.custom and request.fields:
-        raise Unprocessable(
-            "fields go with the custom resolution only",
-            errors=[FieldProblem("fields", "unexpected", "only for resolution custom")],
-        )
+    _check_fields_go_with_custom(request)
     unknown = sorted(set(request.fields) - spec.settable)
     if unknown:
         raise Unprocessable(
@@ -125,14 +133,48 @@ def resolve(
     session.add(conflict)
     publish(log, spec, row, state)
     log.publish()  # last: it takes the clock, held until commit
-    return _read(conflict)
+    return reads(session, [conflict])[0]
+
+
+def _check_fields_go_with_custom(request: ResolveRequest) -> None:
+    """``custom`` names what it sets; the other two take a side whole and name nothing.
+    A ``custom`` with no fields would be recorded as a choice nobody made."""
+    if request.resolution is Resolution.custom and not request.fields:
+        raise Unprocessable(
+            "a custom resolution names the fields it sets",
+            code="custom_without_fields",
+            errors=[FieldProblem("fields", "required", "at least one field for custom")],
+        )
+    if request.resolution is not Resolution.custom and request.fields:
+        raise Unprocessable(
+            f"{request.resolution} takes one side whole: fields go with custom only",
+            code="fields_without_custom",
+            errors=[FieldProblem("fields", "unexpected", "only for resolution custom")],
+        )
+
+
+# Push stores a create held back (``create_locked``) whole under this key, as the
+# device sent it; answers show it field by field like any other conflict.
+CREATE_KEY = "__create__"
 
 
 def _device_side(conflict: Conflict) -> dict[str, Any]:
-    if "__create__" in conflict.fields:
-        device: dict[str, Any] = conflict.fields["__create__"]["device"]
+    if CREATE_KEY in conflict.fields:
+        device: dict[str, Any] = conflict.fields[CREATE_KEY]["device"]
         return dict(device)
     return {name: sides["device"] for name, sides in conflict.fields.items()}
+
+
+def _shown_fields(conflict: Conflict) -> dict[str, ConflictField]:
+    if CREATE_KEY in conflict.fields:
+        return {
+            name: ConflictField(server=None, device=value)
+            for name, value in _device_side(conflict).items()
+        }
+    return {
+        name: ConflictField(server=sides["server"], device=sides["device"])
+        for name, sides in conflict.fields.items()
+    }
 
 
 def _made_from(
@@ -166,5 +208,116 @@ def _visible(
     return conflict
 
 
-def _read(conflict: Conflict) -> ConflictRead:
-    return ConflictRead.model_validate(conflict, from_attributes=True)
+def reads(session: Session, conflicts: list[Conflict]) -> list[ConflictRead]:
+    """Conflicts as resolvers read them, with names: whose change and which tablet,
+    and who made the server's version. A few queries for a page, not a few per row."""
+    if not conflicts:
+        return []
+    change_ids = [c.change_id for c in conflicts if c.change_id is not None]
+    ops = dict(
+        session.execute(
+            select(SyncChange.change_id, SyncChange.op).where(
+                col(SyncChange.change_id).in_(change_ids)
+            )
+        ).all()
+    )
+    device_ids = {c.device_id for c in conflicts if c.device_id is not None}
+    labels = dict(
+        session.execute(select(Device.id, Device.label).where(col(Device.id).in_(device_ids))).all()
+    )
+    server_authors = _server_authors(session, conflicts)
+    people = _users(
+        session,
+        {c.user_id for c in conflicts if c.user_id} | {u for u in server_authors.values() if u},
+    )
+    answers = []
+    for conflict in conflicts:
+        author = server_authors.get(conflict.id)
+        answers.append(
+            ConflictRead(
+                id=conflict.id,
+                entity=conflict.entity,
+                record_id=conflict.record_id,
+                status=conflict.status,
+                kind=conflict.kind,
+                device_op=_device_op(conflict, ops.get(conflict.change_id)),
+                fields=_shown_fields(conflict),
+                base_version=conflict.base_version,
+                server_version=conflict.server_version,
+                change_id=conflict.change_id,
+                device_id=conflict.device_id,
+                device_label=labels.get(conflict.device_id),
+                user_id=conflict.user_id,
+                user=_user_ref(people, conflict.user_id),
+                server_user=_user_ref(people, author),
+                recorded_at=conflict.recorded_at,
+                created_at=conflict.created_at,
+                resolved_at=conflict.resolved_at,
+                resolved_by=conflict.resolved_by,
+                resolution=conflict.resolution,
+                resolved_version=conflict.resolved_version,
+            )
+        )
+    return answers
+
+
+def _device_op(conflict: Conflict, sent_op: str | None) -> Op:
+    if conflict.kind == "create_locked" or CREATE_KEY in conflict.fields:
+        return Op.create
+    return Op(sent_op) if sent_op in set(Op) else Op.update
+
+
+def _server_authors(
+    session: Session, conflicts: list[Conflict]
+) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Per conflict, the user of the server's version the change met: the newest version
+    up to ``server_version`` that this change did not make (push may have applied the
+    change's other fields in the version it names)."""
+    wanted = {(c.entity, c.record_id) for c in conflicts if c.server_version > 0}
+    if not wanted:
+        return {}
+    versions: dict[tuple[str, uuid.UUID], list[tuple[int, uuid.UUID | None, uuid.UUID | None]]]
+    versions = {}
+    rows = session.execute(
+        sa.select(
+            col(RecordVersion.entity),
+            col(RecordVersion.record_id),
+            col(RecordVersion.version),
+            col(RecordVersion.user_id),
+            col(RecordVersion.change_id),
+        ).where(col(RecordVersion.record_id).in_({record_id for _, record_id in wanted}))
+    )
+    for entity, record_id, version, user_id, change_id in rows:
+        if (entity, record_id) in wanted:
+            versions.setdefault((entity, record_id), []).append((version, user_id, change_id))
+    authors: dict[uuid.UUID, uuid.UUID | None] = {}
+    for conflict in conflicts:
+        met = [
+            (version, user_id)
+            for version, user_id, change_id in versions.get(
+                (conflict.entity, conflict.record_id), []
+            )
+            if version <= conflict.server_version
+            and (conflict.change_id is None or change_id != conflict.change_id)
+        ]
+        if met:
+            authors[conflict.id] = max(met, key=lambda pair: pair[0])[1]
+    return authors
+
+
+def _users(session: Session, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, ConflictUser]:
+    rows = session.execute(
+        select(User.id, User.username, User.full_name).where(col(User.id).in_(user_ids))
+    )
+    return {
+        user_id: ConflictUser(user_id=user_id, username=username, full_name=full_name)
+        for user_id, username, full_name in rows
+    }
+
+
+def _user_ref(
+    people: dict[uuid.UUID, ConflictUser], user_id: uuid.UUID | None
+) -> ConflictUser | None:
+    if user_id is None:
+        return None
+    return people.get(user_id) or ConflictUser(user_id=user_id)

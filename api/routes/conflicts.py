@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import SessionDep, require
 from schemas.enums import Role
-from schemas.sync import ConflictRead, ConflictStatus, ResolveRequest
+from schemas.sync import ConflictPage, ConflictQuery, ConflictRead, ResolveRequest
 from sync import conflicts
 from sync.principal import Principal
 
@@ -18,18 +18,12 @@ Resolver = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Ro
 
 @router.get("")
 def list_conflicts(
-    principal: Resolver,
-    session: SessionDep,
-    status: ConflictStatus | None = ConflictStatus.open,
-    entity: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[ConflictRead]:
-    """Conflicts, oldest first (open ones by default); ranger leads see those of the
-    patrol records of their sectors."""
-    return conflicts.list_conflicts(
-        session, principal=principal, status=status, entity=entity, limit=limit, offset=offset
-    )
+    query: Annotated[ConflictQuery, Query()], principal: Resolver, session: SessionDep
+) -> ConflictPage:
+    """Conflicts, oldest first (open ones by default), a page at a time with the total,
+    each with whose change it was, which tablet sent it and who made the server's
+    version; ranger leads see those of the patrol records of their sectors."""
+    return conflicts.list_conflicts(session, principal=principal, query=query)
 
 
 @router.get("/{conflict_id}")
@@ -42,6 +36,7 @@ def get_conflict(conflict_id: uuid.UUID, principal: Resolver, session: SessionDe
 def resolve_conflict(
     conflict_id: uuid.UUID, body: ResolveRequest, principal: Resolver, session: SessionDep
 ) -> ConflictRead:
-    """``keep_server``, ``take_device``, or ``custom`` with ``fields``: a new version of
-    the record, which devices receive on their next pull."""
+    """``keep_server``, ``take_device``, or ``custom`` with ``fields`` (custom only, and
+    at least one): a new version of the record, which devices receive on their next
+    pull."""
     return conflicts.resolve(session, principal=principal, conflict_id=conflict_id, request=body)

@@ -178,7 +178,7 @@ def test_a_resolution_is_a_new_version_that_devices_pull(
 
     coordinator: Caller = patrol_world["coordinator"]
     listed = coordinator.get("/conflicts", params={"status": "open", "entity": "patrol"}).json()
-    assert [c["id"] for c in listed] == [clash["conflict_id"]]
+    assert [c["id"] for c in listed["items"]] == [clash["conflict_id"]]
     body = {"resolution": resolution, "fields": custom}
     answer = coordinator.post(f"/conflicts/{clash['conflict_id']}/resolve", json=body)
 
@@ -194,7 +194,7 @@ def test_a_resolution_is_a_new_version_that_devices_pull(
         409,
         "already_resolved",
     )
-    assert coordinator.get("/conflicts").json() == []
+    assert coordinator.get("/conflicts").json()["items"] == []
 
 
 def test_conflicts_are_for_coordinators_and_the_leads_of_the_sector(
@@ -208,9 +208,9 @@ def test_conflicts_are_for_coordinators_and_the_leads_of_the_sector(
     clash = b.send("patrol", patrol_id, "update", {"objective": "B"}, base_version=1)
 
     assert_problem(patrol_world["ranger"].get("/conflicts"), 403)
-    assert patrol_world["outsider"].get("/conflicts").json() == []
+    assert patrol_world["outsider"].get("/conflicts").json()["total"] == 0
     assert_problem(patrol_world["outsider"].get(f"/conflicts/{clash['conflict_id']}"), 404)
-    assert len(patrol_world["lead"].get("/conflicts").json()) == 1
+    assert patrol_world["lead"].get("/conflicts").json()["total"] == 1
 
 
 def test_a_custom_resolution_is_validated(patrol_world: dict[str, Any]) -> None:
@@ -227,9 +227,119 @@ def test_a_custom_resolution_is_validated(patrol_world: dict[str, Any]) -> None:
     )
     assert_problem(lead.post(url, json={"resolution": "custom", "fields": {"version": 9}}), 422)
     assert_problem(
-        lead.post(url, json={"resolution": "keep_server", "fields": {"comment": "x"}}), 422
+        lead.post(url, json={"resolution": "keep_server", "fields": {"comment": "x"}}),
+        422,
+        "fields_without_custom",
+    )
+    assert_problem(
+        lead.post(url, json={"resolution": "take_device", "fields": {"comment": "x"}}),
+        422,
+        "fields_without_custom",
+    )
+    assert_problem(lead.post(url, json={"resolution": "custom"}), 422, "custom_without_fields")
+    assert_problem(
+        lead.post(url, json={"resolution": "custom", "fields": {}}), 422, "custom_without_fields"
     )
     assert lead.get(f"/conflicts/{clash['conflict_id']}").json()["status"] == "open"
+
+
+def test_a_conflict_names_whose_change_which_tablet_and_who_made_the_servers_version(
+    patrol_world: dict[str, Any], world: World
+) -> None:
+    sector_id = patrol_world["sector"]["id"]
+    ana = world.user("ranger", username="ana-quispe", sector_ids=[sector_id])
+    beto = world.user("ranger", username="beto-rojas", sector_ids=[sector_id])
+    a = Tablet(world.device(ana, label="Tablet 07"))
+    b = Tablet(world.device(beto, label="Tablet 12"))
+    patrol_id = str(uuid.uuid4())
+    a.send("patrol", patrol_id, "create", {"sector_id": sector_id})
+    a.send("patrol", patrol_id, "update", {"objective": "from A"}, base_version=1)
+    clash = b.send("patrol", patrol_id, "update", {"objective": "from B"}, base_version=1)
+
+    page = patrol_world["coordinator"].get("/conflicts").json()
+
+    assert (page["total"], page["limit"], page["offset"]) == (1, 100, 0)
+    conflict = page["items"][0]
+    assert conflict["id"] == clash["conflict_id"]
+    assert conflict["device_op"] == "update"
+    assert conflict["device_label"] == "Tablet 12"
+    assert conflict["user"] == {
+        "user_id": str(beto.user_id),
+        "username": "beto-rojas",
+        "full_name": "Beto-Rojas",
+    }
+    assert conflict["server_user"]["username"] == "ana-quispe"
+    assert conflict["fields"] == {"objective": {"server": "from A", "device": "from B"}}
+    detail = patrol_world["coordinator"].get(f"/conflicts/{clash['conflict_id']}").json()
+    assert detail == conflict
+
+
+def test_conflicts_come_a_page_at_a_time_with_the_total(patrol_world: dict[str, Any]) -> None:
+    a: Tablet = patrol_world["tablet"]
+    b: Tablet = patrol_world["second"]
+    made = []
+    for _ in range(3):
+        patrol_id = str(uuid.uuid4())
+        a.send("patrol", patrol_id, "create", {"sector_id": patrol_world["sector"]["id"]})
+        a.send("patrol", patrol_id, "update", {"objective": "A"}, base_version=1)
+        made.append(b.send("patrol", patrol_id, "update", {"objective": "B"}, base_version=1))
+    coordinator: Caller = patrol_world["coordinator"]
+
+    page = coordinator.get("/conflicts", params={"limit": 2, "offset": 1}).json()
+
+    assert page["total"] == 3
+    assert [c["id"] for c in page["items"]] == [m["conflict_id"] for m in made[1:]]
+    assert_problem(coordinator.get("/conflicts", params={"limit": 0}), 422)
+    assert_problem(coordinator.get("/conflicts", params={"sattus": "open"}), 422)
+
+
+def test_a_create_held_back_shows_the_record_field_by_field_and_no_internal_key(
+    patrol_world: dict[str, Any], world: World
+) -> None:
+    world.admin.post(
+        "/observation-categories",
+        json={"key": "threat.logging", "name_es": "Tala", "name_en": "Logging"},
+    )
+    tablet: Tablet = patrol_world["tablet"]
+    lead: Caller = patrol_world["lead"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+    lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"})
+    fields = {
+        "patrol_id": patrol_id,
+        "category_key": "threat.logging",
+        "observed_at": "2026-11-02T10:00:00-05:00",
+        "lat": -5.9,
+        "lon": -77.3,
+    }
+    held = tablet.send("observation", str(uuid.uuid4()), "create", fields)
+
+    conflict = lead.get(f"/conflicts/{held['conflict_id']}").json()
+
+    assert (conflict["kind"], conflict["device_op"]) == ("create_locked", "create")
+    assert conflict["fields"] == {
+        name: {"server": None, "device": value} for name, value in fields.items()
+    }
+    assert conflict["server_user"] is None
+    assert "__create__" not in str(lead.get("/conflicts").json())
+
+
+def test_a_delete_of_an_approved_patrol_says_delete_and_who_approved_it(
+    patrol_world: dict[str, Any],
+) -> None:
+    tablet: Tablet = patrol_world["tablet"]
+    lead: Caller = patrol_world["lead"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+    lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"})
+
+    deleted = tablet.send("patrol", patrol_id, "delete", base_version=3)
+
+    conflict = lead.get(f"/conflicts/{deleted['conflict_id']}").json()
+    assert (conflict["kind"], conflict["device_op"], conflict["fields"]) == (
+        "locked",
+        "delete",
+        {},
+    )
+    assert conflict["server_user"]["user_id"] == str(lead.user_id)
 
 
 def test_a_record_keeps_the_sector_it_was_made_in(
