@@ -1081,8 +1081,18 @@ def attribute_problems(
             "list": isinstance(value, str) and value in (attribute.get("options") or []),
         }[kind]
         if not ok:
-            problems.append(FieldProblem(where, "invalid_attribute", f"expected a {kind}"))
+            problems.append(FieldProblem(where, "invalid_attribute", _expected(attribute)))
     return problems
+
+
+def _expected(attribute: dict[str, Any]) -> str:
+    """What an attribute takes, in words a ranger can act on: a list names its options."""
+    kind = attribute["type"]
+    if kind == "list":
+        return "expected one of: " + ", ".join(attribute.get("options") or [])
+    if kind == "date":
+        return "expected a date (2026-03-01)"
+    return f"expected a {kind}"
 
 
 def _is_date(value: str) -> bool:

@@ -92,6 +92,13 @@ def test_an_attribute_off_its_category_rejects_the_observation(
     ]
 
 
+def test_a_value_off_a_lists_options_names_the_allowed_values(
+    tablet: tuple[Tablet, str],
+) -> None:
+    result = _observe(*tablet, {"trees": 1, "tool": "machete"})
+    assert result["errors"][0]["message"] == "expected one of: motosierra, hacha"
+
+
 def test_an_unknown_category_rejects_the_observation(tablet: tuple[Tablet, str]) -> None:
     device, sector_id = tablet
     result = device.send(
