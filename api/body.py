@@ -1,12 +1,21 @@
-"""Reading a request body within a size limit, gzip or not.
+"""Reading a request body within a size limit, gzip or not, and parsing it as JSON.
 
 The limit holds for the bytes on the wire *and* after inflating, so a small gzip
 bomb is refused as soon as it inflates past the limit, never held whole in memory.
+
+Every JSON body, push's and the rest, is read by ``parse_json``: UTF-8 only, no NaN or
+Infinity, no number too large for a float, and at most ``MAX_JSON_DEPTH`` levels of
+nesting. A body of 100,000 ``[`` is a ``400 malformed_json``, not a ``RecursionError``.
 """
 
+import json
+import math
 import zlib
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 
 from sync.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -41,6 +50,88 @@ async def read_body(request: Request, limit: int) -> bytes:
     if inflater is not None and not inflater.eof:
         raise BadRequest("the gzip body ends early", code="bad_gzip")
     return b"".join(parts)
+
+
+# The deepest record a tablet sends is a few levels (a batch, a change, its fields, a
+# list of attachments or a track's points); 64 leaves room and stays far below what the
+# parsers and writers of the stack can recurse through (orjson writes 254 levels).
+MAX_JSON_DEPTH = 64
+
+
+def parse_json(raw: bytes) -> Any:
+    """The document in ``raw``; ``json.JSONDecodeError`` if it is not JSON as the
+    protocol defines it (FastAPI and push answer that as ``400 malformed_json``)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise json.JSONDecodeError("the body is not UTF-8", "", error.start) from None
+    try:
+        document = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:  # NaN, 1e999
+        raise json.JSONDecodeError(str(error), text[:64], 0) from None
+    except RecursionError:
+        raise _too_deep(text) from None
+    if nested_deeper_than(document, MAX_JSON_DEPTH):
+        raise _too_deep(text)
+    return document
+
+
+def nested_deeper_than(document: Any, limit: int) -> bool:
+    """Whether ``document`` has more than ``limit`` levels of arrays and objects. Level
+    by level, with no recursion; ``type() is`` because this runs over every track point
+    of a batch, and JSON makes exact dicts and lists."""
+    level = [document] if type(document) is dict or type(document) is list else []
+    for _ in range(limit):
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is list or type(child) is dict:
+                    below.append(child)
+        if not below:
+            return False
+        level = below
+    return bool(level)
+
+
+def _too_deep(text: str) -> json.JSONDecodeError:
+    return json.JSONDecodeError(f"nested more than {MAX_JSON_DEPTH} levels deep", text[:64], 0)
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON has no such thing."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A number too large for a float (1e999) is refused, not read as infinity."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text} is too large")
+    return value
+
+
+class JSONRequest(Request):
+    """A request whose ``json()`` is ``parse_json``: what FastAPI reads every JSON body
+    with, on the routes of ``JSONRoute``."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json(await self.body())
+        return self._json
+
+
+class JSONRoute(APIRoute):
+    """The routes of the API: bodies parsed by ``parse_json``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def parse_with_limits(request: Request) -> Response:
+            return await handler(JSONRequest(request.scope, request.receive))
+
+        return parse_with_limits
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

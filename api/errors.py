@@ -88,13 +88,15 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     raw = error.errors()
-    if any(e.get("type") == "json_invalid" for e in raw):
+    invalid = next((e for e in raw if e.get("type") == "json_invalid"), None)
+    if invalid is not None:
+        reason = (invalid.get("ctx") or {}).get("error") or invalid.get("msg")
         return problem_response(
             request,
             status=400,
             code="malformed_json",
             title="Malformed JSON",
-            detail="the request body is not valid JSON",
+            detail=f"the request body is not valid JSON ({reason})",
         )
     errors = [
         FieldError(field=_field_name(e.get("loc", ())), code=e["type"], message=e["msg"])

@@ -18,7 +18,7 @@ from pydantic import Field as PydanticField
 from schemas.history import VersionRead
 from schemas.queries import Format, QueryParams
 from schemas.records import AgreementStatus
-from schemas.trainings import Paging
+from schemas.trainings import ListQuery
 
 # ---------------------------------------------------------------- wire: questions
 
@@ -30,7 +30,7 @@ class AgreementFilters(QueryParams):
     )
 
 
-class AgreementQuery(AgreementFilters, Paging):
+class AgreementQuery(AgreementFilters, ListQuery):
     status: AgreementStatus | None = PydanticField(
         default=None,
         description="The status as it reads today: `expired` takes in the `active` "

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
-from schemas.queries import Bound, QueryParams
+from schemas.queries import Bound, Paging, QueryParams
 from schemas.records import ActionTaken, PatrolStatus, PatrolType
 from schemas.types import UTCDateTime
 
@@ -47,9 +47,8 @@ class PatrolFilters(QueryParams):
     )
 
 
-class PatrolQuery(PatrolFilters):
-    limit: int = PydanticField(default=50, ge=1, le=500)
-    offset: int = PydanticField(default=0, ge=0)
+class PatrolQuery(PatrolFilters, Paging):
+    pass
 
 
 # ---------------------------------------------------------------- review history

@@ -9,7 +9,13 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+
+from schemas.wire import has_nul
+
+# No list is paged this deep by offset (a million rows in); the bound keeps the number
+# within every column type and database driver, where 2**63 was a 500 on PostgreSQL.
+MAX_OFFSET = 1_000_000
 
 
 def parse_bound(value: Any) -> date | datetime:
@@ -46,9 +52,28 @@ Bound = Annotated[
 
 
 class QueryParams(BaseModel):
-    """Query parameters: unknown ones are refused."""
+    """Query parameters: unknown ones are refused, and so is the NUL character, which
+    PostgreSQL cannot compare with text."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError("a query parameter must not contain the NUL character")
+        return data
+
+
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
+
+
+class Paging(QueryParams):
+    """A page of a list: ``limit`` rows after ``offset``. Every paged list shares it;
+    a list with another default or cap narrows ``limit`` in its own model."""
+
+    limit: int = Field(default=50, ge=1, le=500, description="Rows in the page.")
+    offset: Offset = 0
 
 
 class Format(StrEnum):

@@ -17,7 +17,7 @@ from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from schemas.history import VersionRead
-from schemas.queries import Format, QueryParams
+from schemas.queries import Format, Paging, QueryParams
 from schemas.records import DocType, Sex
 from schemas.types import JSONDocument, UTCDateTime
 from schemas.wire import RequestBody
@@ -54,7 +54,7 @@ class PersonalDataAccess(SQLModel, table=True):
 # ---------------------------------------------------------------- wire: questions
 
 
-class RegistryQuery(QueryParams):
+class RegistryQuery(Paging):
     community_id: uuid.UUID | None = None
     sector_id: uuid.UUID | None = None
     q: str | None = PydanticField(
@@ -68,8 +68,6 @@ class RegistryQuery(QueryParams):
         description="Personal data (document number, phone, home location), to roles "
         "that may see it; `false` leaves it out. Each answer carrying it is logged.",
     )
-    limit: int = PydanticField(default=50, ge=1, le=500)
-    offset: int = PydanticField(default=0, ge=0)
     format: Format = Format.json
 
 
@@ -90,10 +88,9 @@ class DetailQuery(QueryParams):
     pii: bool = True
 
 
-class DuplicateQuery(QueryParams):
+class DuplicateQuery(Paging):
     community_id: uuid.UUID | None = None
     limit: int = PydanticField(default=100, ge=1, le=500)
-    offset: int = PydanticField(default=0, ge=0)
 
 
 class MergeRequest(RequestBody):
@@ -101,10 +98,9 @@ class MergeRequest(RequestBody):
     merge_id: uuid.UUID
 
 
-class AccessLogQuery(QueryParams):
+class AccessLogQuery(Paging):
     user_id: uuid.UUID | None = None
     limit: int = PydanticField(default=100, ge=1, le=1000)
-    offset: int = PydanticField(default=0, ge=0)
 
 
 # ---------------------------------------------------------------- wire: answers

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
-from schemas.queries import QueryParams
+from schemas.queries import Paging, QueryParams
 from schemas.types import JSONDocument, JSONText, UTCDateTime, new_id, utcnow
 from schemas.wire import RequestBody
 
@@ -408,3 +408,20 @@ class RejectedChange(BaseModel):
     change: dict[str, Any]
     received_at: datetime
 
+
+class HeldChangesQuery(Paging):
+    limit: int = PydanticField(default=100, ge=1, le=1000, description="Rows in the page.")
+
+
+class RejectedPage(BaseModel):
+    items: list[RejectedChange]
+    total: int = PydanticField(description="How many rejected changes are kept, over every page.")
+    limit: int
+    offset: int
+
+
+class DeferredPage(BaseModel):
+    items: list[DeferredRead]
+    total: int = PydanticField(description="How many changes wait, over every page.")
+    limit: int
+    offset: int

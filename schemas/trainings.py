@@ -12,15 +12,13 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 
-from schemas.queries import Bound, Format, QueryParams
+from schemas.queries import Bound, Format, Paging, QueryParams
 from schemas.records import AttendanceRole, Program, SessionStatus, Sex
 
 # ---------------------------------------------------------------- wire: questions
 
 
-class Paging(QueryParams):
-    limit: int = PydanticField(default=50, ge=1, le=500)
-    offset: int = PydanticField(default=0, ge=0)
+class ListQuery(Paging):
     format: Format = PydanticField(
         default=Format.json,
         description="`csv`: every matching row as a CSV file (UTF-8 with a BOM), streamed; "
@@ -40,11 +38,11 @@ class SessionFilters(QueryParams):
     )
 
 
-class SessionQuery(SessionFilters, Paging):
+class SessionQuery(SessionFilters, ListQuery):
     status: SessionStatus | None = None
 
 
-class AttendanceQuery(SessionFilters, Paging):
+class AttendanceQuery(SessionFilters, ListQuery):
     session_id: uuid.UUID | None = None
     person_id: uuid.UUID | None = PydanticField(
         default=None, description="The person, and the records merged into them."
@@ -52,7 +50,7 @@ class AttendanceQuery(SessionFilters, Paging):
     sex: Sex | None = None
 
 
-class PersonAttendanceQuery(Paging):
+class PersonAttendanceQuery(ListQuery):
     pass
 
 

@@ -3,16 +3,30 @@ what they wait for — for admins to read."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from schemas import DeferredChange, RefusedChange, SyncChange
-from schemas.sync import ChangeError, DeferredRead, RejectedChange, Status
+from schemas.sync import (
+    ChangeError,
+    DeferredPage,
+    DeferredRead,
+    HeldChangesQuery,
+    RejectedChange,
+    RejectedPage,
+    Status,
+)
 
 
-def list_rejected(session: Session, *, limit: int, offset: int) -> list[RejectedChange]:
+def list_rejected(session: Session, *, query: HeldChangesQuery) -> RejectedPage:
     """Rejected changes, newest first: those stored under their own id, and those
     refused before they could be (a ``change_id`` reused for other content)."""
-    window = offset + limit
+    offset, window = query.offset, query.offset + query.limit
+    total = (
+        session.scalar(
+            select(func.count()).select_from(SyncChange).where(SyncChange.status == Status.rejected)
+        )
+        or 0
+    ) + (session.scalar(select(func.count()).select_from(RefusedChange)) or 0)
     stored = session.exec(
         select(SyncChange)
         .where(SyncChange.status == Status.rejected)
@@ -55,18 +69,19 @@ def list_rejected(session: Session, *, limit: int, offset: int) -> list[Rejected
         for row in refused
     ]
     listed.sort(key=lambda r: (r.received_at, r.seq), reverse=True)
-    return listed[offset:window]
+    return RejectedPage(items=listed[offset:window], total=total, limit=query.limit, offset=offset)
 
 
-def list_deferred(session: Session, *, limit: int, offset: int) -> list[DeferredRead]:
+def list_deferred(session: Session, *, query: HeldChangesQuery) -> DeferredPage:
+    total = session.scalar(select(func.count()).select_from(DeferredChange)) or 0
     rows = session.exec(
         select(SyncChange, DeferredChange)
         .join(DeferredChange, col(DeferredChange.change_id) == SyncChange.change_id)
         .order_by(col(SyncChange.received_at), col(SyncChange.seq))
-        .offset(offset)
-        .limit(limit)
+        .offset(query.offset)
+        .limit(query.limit)
     )
-    return [
+    items = [
         DeferredRead(
             change_id=change.change_id,
             device_id=change.device_id,
@@ -82,3 +97,4 @@ def list_deferred(session: Session, *, limit: int, offset: int) -> list[Deferred
         )
         for change, waiting in rows
     ]
+    return DeferredPage(items=items, total=total, limit=query.limit, offset=query.offset)

@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from schemas import Attendance, Community, Person, TrainingSession, User
+from schemas.queries import Paging
 from schemas.records import AttendanceRole, Sex
 from schemas.trainings import (
     AttendancePage,
@@ -40,7 +41,6 @@ from schemas.trainings import (
     AttendanceRead,
     Facilitator,
     Headcount,
-    Paging,
     PersonAttendanceQuery,
     PersonBrief,
     SessionBrief,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.body import JSONRoute
 from api.deps import EngineDep, SessionDep, SettingsDep, require
 from api.routes.trainings import CSV_ANSWER, csv_file
 from schemas.agreements import AgreementDetail, AgreementPage, AgreementQuery
@@ -18,7 +19,7 @@ from schemas.queries import Format
 from sync import agreements, scope
 from sync.principal import Principal
 
-router = APIRouter(prefix="/agreements", tags=["agreements"])
+router = APIRouter(route_class=JSONRoute, prefix="/agreements", tags=["agreements"])
 
 # Families' records are the office's and the extension workers' (their communities).
 Reader = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))]

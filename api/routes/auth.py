@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
+from api.body import JSONRoute
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from schemas.accounts import RefreshRequest, TokenPair, UserRead
 from sync import auth, users
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(route_class=JSONRoute, prefix="/auth", tags=["auth"])
 
 
 @router.post("/token")

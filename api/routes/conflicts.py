@@ -5,13 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from api.body import JSONRoute
 from api.deps import SessionDep, require
 from schemas.enums import Role
 from schemas.sync import ConflictPage, ConflictQuery, ConflictRead, ResolveRequest
 from sync import conflicts
 from sync.principal import Principal
 
-router = APIRouter(prefix="/conflicts", tags=["conflicts"])
+router = APIRouter(route_class=JSONRoute, prefix="/conflicts", tags=["conflicts"])
 
 Resolver = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead))]
 

@@ -4,6 +4,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
+from api.body import JSONRoute
 from api.deps import CurrentPrincipal, DeviceManager, SessionDep, SettingsDep
 from schemas.accounts import (
     DeviceCreate,
@@ -15,7 +16,7 @@ from schemas.accounts import (
 )
 from sync import devices
 
-router = APIRouter(prefix="/devices", tags=["devices"])
+router = APIRouter(route_class=JSONRoute, prefix="/devices", tags=["devices"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

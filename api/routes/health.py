@@ -3,10 +3,11 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from api.body import JSONRoute
 from api.deps import EngineDep
 from sync import health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=JSONRoute, tags=["health"])
 
 
 class Health(BaseModel):

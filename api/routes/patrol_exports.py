@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from api.body import JSONRoute
 from api.deps import EngineDep, SessionDep, SettingsDep
 from api.routes.patrols import Reader
 from schemas.patrols import PatrolFilters
 from sync import exports, patrols
 
-router = APIRouter(prefix="/patrols", tags=["patrols"])
+router = APIRouter(route_class=JSONRoute, prefix="/patrols", tags=["patrols"])
 
 
 def _file(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:

@@ -5,13 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from api.body import JSONRoute
 from api.deps import SessionDep, SettingsDep, require
 from schemas.enums import Role
 from schemas.patrols import PatrolDetail, PatrolPage, PatrolQuery
 from sync import patrols, review
 from sync.principal import Principal
 
-router = APIRouter(prefix="/patrols", tags=["patrols"])
+router = APIRouter(route_class=JSONRoute, prefix="/patrols", tags=["patrols"])
 
 # Rangers read the patrols of their sectors (their tablets pull them anyway);
 # extension workers hold communities, not sectors, and have no business here.

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from api.body import JSONRoute
 from api.deps import Admin, EngineDep, SessionDep, SettingsDep, require
 from api.routes.trainings import csv_file
 from schemas.enums import Role
@@ -35,7 +36,7 @@ from schemas.registry import (
 from sync import duplicates, people, privacy, scope
 from sync.principal import Principal
 
-router = APIRouter(tags=["families"])
+router = APIRouter(route_class=JSONRoute, tags=["families"])
 
 Reader = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))]
 Merger = Annotated[Principal, Depends(require(Role.admin, Role.coordinator))]

@@ -7,6 +7,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
+from api.body import JSONRoute
 from api.deps import Admin, CurrentPrincipal, SessionDep
 from schemas.reference import (
     CommunityCreate,
@@ -21,7 +22,7 @@ from schemas.reference import (
 )
 from sync import reference
 
-router = APIRouter(tags=["reference data"])
+router = APIRouter(route_class=JSONRoute, tags=["reference data"])
 
 
 @router.post("/sectors", status_code=status.HTTP_201_CREATED)

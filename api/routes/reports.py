@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from api.body import JSONRoute
 from api.deps import EngineDep, SessionDep, SettingsDep, require
 from schemas.agreements import AgreementReport, AgreementReportQuery
 from schemas.enums import Role
@@ -16,7 +17,7 @@ from sync import agreements as sync_agreements
 from sync.csv_files import CSV_MEDIA_TYPE
 from sync.principal import Principal
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = APIRouter(route_class=JSONRoute, prefix="/reports", tags=["reports"])
 
 # Reports are for those who answer for sectors: rangers read their own patrols, and
 # extension workers hold communities, not sectors.

@@ -1,7 +1,5 @@
 """The sync protocol: push and pull for devices, the rejected changes for admins."""
 
-import json
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -11,15 +9,22 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.body import read_body
+from api.body import JSONRoute, parse_json, read_body
 from api.deps import Admin, CurrentPrincipal, SessionDep, SettingsDep
-from schemas.sync import DeferredRead, PullResponse, PushRequest, PushResponse, RejectedChange
+from schemas.sync import (
+    DeferredPage,
+    HeldChangesQuery,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+    RejectedPage,
+)
 from sync import pull as pulling
 from sync import push as pushing
 from sync import rejected
 from sync.errors import PayloadTooLarge
 
-router = APIRouter(prefix="/sync", tags=["sync"])
+router = APIRouter(route_class=JSONRoute, prefix="/sync", tags=["sync"])
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,10 @@ async def read_batch(request: Request, settings: SettingsDep) -> Batch:
 
 def _parse_batch(raw: bytes, max_batch: int) -> Batch:
     try:
-        document: Any = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
-    except (ValueError, UnicodeDecodeError):
+        document: Any = parse_json(raw)
+    except ValueError as error:
         raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "not JSON"}]
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"not JSON: {error}"}]
         ) from None
     changes = document.get("changes") if isinstance(document, dict) else None
     if isinstance(changes, list) and len(changes) > max_batch:
@@ -59,28 +64,8 @@ def _parse_batch(raw: bytes, max_batch: int) -> Batch:
     return Batch(batch, pushing.prepare(batch))
 
 
-def _not_json(constant: str) -> Any:
-    """NaN and Infinity: Python reads them, JSON has no such thing."""
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _finite(text: str) -> float:
-    """A number too large for a float (1e999) is refused, not read as infinity."""
-    value = float(text)
-    if value in (math.inf, -math.inf):
-        raise ValueError(f"{text} is too large")
-    return value
-
-
-@router.post(
-    "/push",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": PushRequest.model_json_schema()}},
-        }
-    },
-)
+# The body's schema is added to the OpenAPI document by ``api.openapi``.
+@router.post("/push")
 async def push(
     # The batch is declared first, so it is read before the session dependency opens.
     batch: Annotated[Batch, Depends(read_batch)],
@@ -121,22 +106,16 @@ def pull(
 
 @router.get("/rejected")
 def list_rejected(
-    _admin: Admin,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[RejectedChange]:
+    query: Annotated[HeldChangesQuery, Query()], _admin: Admin, session: SessionDep
+) -> RejectedPage:
     """Changes that were rejected, newest first, with their reasons and content."""
-    return rejected.list_rejected(session, limit=limit, offset=offset)
+    return rejected.list_rejected(session, query=query)
 
 
 @router.get("/deferred")
 def list_deferred(
-    _admin: Admin,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[DeferredRead]:
+    query: Annotated[HeldChangesQuery, Query()], _admin: Admin, session: SessionDep
+) -> DeferredPage:
     """Changes still waiting for a record the server has not received, oldest first,
     with what each waits for."""
-    return rejected.list_deferred(session, limit=limit, offset=offset)
+    return rejected.list_deferred(session, query=query)

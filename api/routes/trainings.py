@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from api.body import JSONRoute
 from api.deps import EngineDep, SessionDep, SettingsDep, require
 from schemas.enums import Role
 from schemas.queries import Format
@@ -25,7 +26,7 @@ from sync import people, trainings
 from sync.csv_files import CSV_MEDIA_TYPE
 from sync.principal import Principal
 
-router = APIRouter(tags=["trainings"])
+router = APIRouter(route_class=JSONRoute, tags=["trainings"])
 
 # People's records are the office's and the extension workers' (their communities).
 Reader = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))]

@@ -4,11 +4,12 @@ import uuid
 
 from fastapi import APIRouter, status
 
+from api.body import JSONRoute
 from api.deps import Admin, CurrentPrincipal, OfficeStaff, SessionDep, SettingsDep
 from schemas.accounts import UserCreate, UserRead, UserUpdate
 from sync import users
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(route_class=JSONRoute, prefix="/users", tags=["users"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

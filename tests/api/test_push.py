@@ -171,7 +171,7 @@ def conflict(engine: Engine, conflict_id: str) -> Conflict:
 def rejected_by_id(world: World) -> dict[str, dict[str, Any]]:
     answer = world.admin.get("/sync/rejected")
     assert answer.status_code == 200, answer.text
-    return {item["change_id"]: item for item in answer.json()}
+    return {item["change_id"]: item for item in answer.json()["items"]}
 
 
 def set_patrol_status(engine: Engine, patrol_id: str, status: str) -> None:
@@ -288,7 +288,7 @@ def test_a_change_id_sent_again_with_other_content_is_rejected_as_reused(
     # Kept, with its reason and its content, where an admin can see it.
     kept = [
         r
-        for r in world.admin.get("/sync/rejected").json()
+        for r in world.admin.get("/sync/rejected").json()["items"]
         if r["change_id"] == original["change_id"]
     ]
     assert [(r["errors"][0]["code"], r["change"]["fields"]) for r in kept] == [

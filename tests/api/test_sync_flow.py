@@ -109,7 +109,7 @@ def test_admins_see_what_deferred_changes_wait_for_until_it_arrives(world: World
     answer = push(tablet, change("attendance", attendance_id, "create", 1, fields))
 
     assert answer["results"][0]["status"] == "deferred"
-    waiting = world.admin.get("/sync/deferred").json()
+    waiting = world.admin.get("/sync/deferred").json()["items"]
     assert [(w["record_id"], w["waiting_for_entity"], w["waiting_for_id"]) for w in waiting] == [
         (attendance_id, "training_session", session_id)
     ]
@@ -130,7 +130,12 @@ def test_admins_see_what_deferred_changes_wait_for_until_it_arrives(world: World
         change("training_session", session_id, "create", 2, session),
         change("person", person_id, "create", 3, person),
     )
-    assert world.admin.get("/sync/deferred").json() == []
+    assert world.admin.get("/sync/deferred").json() == {
+        "items": [],
+        "total": 0,
+        "limit": 100,
+        "offset": 0,
+    }
     pulled = {c["id"]: c for c in tablet.get("/sync/pull").json()["changes"]}
     assert pulled[attendance_id]["op"] == "upsert"
     assert pulled[attendance_id]["fields"]["community_id"] == community["id"]
@@ -157,7 +162,7 @@ def test_a_change_with_a_nul_or_an_overlong_name_is_rejected_alone(world: World)
         ("rejected", "unknown_op"),
         ("applied", None),
     ]
-    listed = world.admin.get("/sync/rejected").json()
+    listed = world.admin.get("/sync/rejected").json()["items"]
     assert {r["change_id"] for r in listed} == {
         nul["change_id"],
         long_entity["change_id"],

@@ -864,11 +864,13 @@ def test_a_change_the_database_refuses_is_rejected_alone_and_the_rest_applies_on
     stored = {str(c["change_id"]): c for c in _rows(engine, "sync_change")}
     assert sorted(stored) == sorted([earlier["change_id"]] + [c["change_id"] for c in sent])
     assert stored[sent[2]["change_id"]]["status"] == "rejected"
-    listed = {item["change_id"]: item for item in scene.world.admin.get("/sync/rejected").json()}
+    listed = {
+        item["change_id"]: item for item in scene.world.admin.get("/sync/rejected").json()["items"]
+    }
     assert [e["code"] for e in listed[sent[2]["change_id"]]["errors"]] == ["storage_conflict"]
     # What waited for the refused patrol still waits: from an earlier batch (its wake
     # undone with the patrol) and from this one.
-    waiting = scene.world.admin.get("/sync/deferred").json()
+    waiting = scene.world.admin.get("/sync/deferred").json()["items"]
     assert sorted((w["change_id"], w["waiting_for_id"]) for w in waiting) == sorted(
         [(earlier["change_id"], rid("PC")), (sent[3]["change_id"], rid("PC"))]
     )

@@ -1,0 +1,210 @@
+"""What fuzzing and an outside review found: each input that once made a 500, kept as
+a test of its own (issues 12 and 13). Every one is a problem+json with a stable code.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.body import MAX_JSON_DEPTH, nested_deeper_than, parse_json
+from schemas.enums import Role
+from schemas.queries import MAX_OFFSET
+from tests.conftest import World, assert_problem
+from tests.sync_support import change
+
+JSON = {"Content-Type": "application/json"}
+
+
+def nested(levels: int, inner: str = "") -> str:
+    return "[" * levels + inner + "]" * levels
+
+
+# ---------------------------------------------------------------- the JSON parser
+
+
+@pytest.mark.parametrize(
+    ("document", "limit", "deeper"),
+    [
+        (1, 0, False),
+        ([], 1, False),
+        ([], 0, True),
+        ([[1, [2]]], 3, False),
+        ([[1, [2]]], 2, True),
+        ({"a": [{"b": {}}]}, 4, False),
+        ({"a": [{"b": {}}]}, 3, True),
+        ({"a": "[[[[[[[[[["}, 1, False),  # brackets in text are text
+        ([[], [[[]]], []], 4, False),
+        ([[], [[[]]], []], 3, True),
+    ],
+)
+def test_nesting_is_counted_in_arrays_and_objects_only(
+    document: Any, limit: int, deeper: bool
+) -> None:
+    assert nested_deeper_than(document, limit) is deeper
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        nested(100_000).encode(),
+        nested(MAX_JSON_DEPTH + 1).encode(),
+        b'{"z": ' + nested(450).encode() + b"}",
+        b"NaN",
+        b"[1e999]",
+        '{"a": 1}'.encode("utf-16"),
+        b'{"a": "\xff"}',
+    ],
+    ids=["100k-deep", "one-too-deep", "450-deep-in-an-object", "nan", "1e999", "utf-16", "latin-1"],
+)
+def test_what_is_not_json_by_the_protocol_is_a_decode_error(raw: bytes) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        parse_json(raw)
+
+
+def test_the_deepest_document_allowed_parses_and_big_numbers_stay_exact() -> None:
+    assert parse_json(nested(MAX_JSON_DEPTH, "1").encode()) is not None
+    assert parse_json(b'{"logs": 1000000000000000000000000000000}') == {"logs": 10**30}
+
+
+# ---------------------------------------------------------------- nested bodies
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 990, 100_000])
+def test_a_deeply_nested_push_is_malformed_json_and_applies_nothing(
+    world: World, levels: int
+) -> None:
+    ranger = world.user(Role.ranger, sector_ids=[world.sector()["id"]])
+    tablet = world.device(ranger)
+
+    answer = tablet.post("/sync/push", content=nested(levels), headers=JSON)
+
+    problem = assert_problem(answer, 400, "malformed_json")
+    assert "nested" in problem["detail"] or "depth" in problem["detail"]
+
+
+def test_deep_nesting_inside_a_change_is_malformed_json_gzipped_too(world: World) -> None:
+    sector = world.sector()
+    ranger = world.user(Role.ranger, sector_ids=[sector["id"]])
+    tablet = world.device(ranger)
+    patrol = change("patrol", str(uuid.uuid4()), "create", 1, {"sector_id": sector["id"]})
+    body = json.dumps(
+        {"protocol": 1, "device_id": tablet.tokens["device_id"], "changes": [patrol]}
+    ).replace('"fields": {', '"fields": {"deep": ' + nested(300) + ", ")
+
+    answer = tablet.post(
+        "/sync/push",
+        content=gzip.compress(body.encode()),
+        headers={**JSON, "Content-Encoding": "gzip"},
+    )
+
+    assert_problem(answer, 400, "malformed_json")
+    pulled = tablet.get("/sync/pull").json()
+    assert pulled["last_seq"] is None
+    assert [c for c in pulled["changes"] if c["entity"] == "patrol"] == []
+
+
+@pytest.mark.parametrize("path", ["/auth/refresh", "/devices/enroll"])
+@pytest.mark.parametrize("levels", [450, 100_000])
+def test_a_deeply_nested_body_without_a_token_is_malformed_json(
+    client: TestClient, path: str, levels: int
+) -> None:
+    answer = client.post(path, content='{"z": ' + nested(levels) + "}", headers=JSON)
+
+    assert_problem(answer, 400, "malformed_json")
+
+
+def test_a_body_nested_within_the_limit_is_answered_by_validation(client: TestClient) -> None:
+    answer = client.post(
+        "/auth/refresh", content='{"z": ' + nested(MAX_JSON_DEPTH - 1) + "}", headers=JSON
+    )
+
+    assert_problem(answer, 422, "validation_failed")
+
+
+def test_nul_deep_in_an_admin_body_is_a_validation_error(world: World) -> None:
+    answer = world.admin.post(
+        "/sectors", content='{"code": "X", "name": ' + nested(40, '"a\\u0000"') + "}", headers=JSON
+    )
+
+    assert_problem(answer, 422, "validation_failed")
+
+
+# ---------------------------------------------------------------- query parameters
+
+
+PAGED_LISTS = [
+    "/patrols",
+    "/sync/deferred",
+    "/sync/rejected",
+    "/people",
+    "/households",
+    "/agreements",
+    "/training-sessions",
+    "/attendance",
+    "/people/duplicates",
+    "/personal-data-log",
+]
+
+
+@pytest.mark.parametrize("path", PAGED_LISTS)
+@pytest.mark.parametrize("offset", [MAX_OFFSET + 1, 2**63, 1079219461141358725159182240055296, -1])
+def test_an_offset_no_list_can_reach_is_a_validation_error(
+    world: World, path: str, offset: int
+) -> None:
+    answer = world.admin.get(path, params={"offset": offset})
+
+    problem = assert_problem(answer, 422, "validation_failed")
+    assert [e["field"] for e in problem["errors"]] == ["offset"]
+
+
+@pytest.mark.parametrize("path", PAGED_LISTS)
+def test_the_deepest_offset_allowed_answers_an_empty_page(world: World, path: str) -> None:
+    answer = world.admin.get(path, params={"offset": MAX_OFFSET})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/people", {"q": "a\x00b"}),
+        ("/households", {"q": "a\x00b"}),
+        ("/agreements", {"status": "a\x00b"}),
+        ("/patrols", {"category": "a\x00b"}),
+    ],
+)
+def test_a_nul_in_a_query_parameter_is_a_validation_error(
+    world: World, path: str, params: dict[str, str]
+) -> None:
+    answer = world.admin.get(path, params=params)
+
+    assert_problem(answer, 422, "validation_failed")
+
+
+# ---------------------------------------------------------------- the OpenAPI document
+
+
+def test_the_push_body_is_a_component_every_reference_of_which_resolves(
+    client: TestClient,
+) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/api/v1/sync/push"]["post"]["requestBody"]
+    schemas = spec["components"]["schemas"]
+
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PushRequest"
+    }
+    text = json.dumps(spec)
+    assert "#/$defs/" not in text
+    for name in {part.split('"')[0] for part in text.split("#/components/schemas/")[1:]}:
+        assert name in schemas, name
+    assert schemas["PushRequest"]["properties"]["changes"]["items"] == {
+        "$ref": "#/components/schemas/Change"
+    }
