@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
-from schemas.queries import Paging, QueryParams
+from schemas.queries import Paging
 from schemas.types import JSONDocument, JSONText, UTCDateTime, new_id, utcnow
 from schemas.wire import RequestBody
 
@@ -362,13 +362,12 @@ class ConflictPage(BaseModel):
     offset: int
 
 
-class ConflictQuery(QueryParams):
+class ConflictQuery(Paging):
     status: ConflictStatus | None = PydanticField(
         default=ConflictStatus.open, description="Open ones by default."
     )
     entity: str | None = PydanticField(default=None, max_length=64)
-    limit: int = PydanticField(default=100, ge=1, le=1000)
-    offset: int = PydanticField(default=0, ge=0)
+    limit: int = PydanticField(default=100, ge=1, le=1000, description="Rows in the page.")
 
 
 class ResolveRequest(RequestBody):

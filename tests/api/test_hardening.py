@@ -149,6 +149,7 @@ PAGED_LISTS = [
     "/attendance",
     "/people/duplicates",
     "/personal-data-log",
+    "/conflicts",
 ]
 
 
@@ -178,6 +179,7 @@ def test_the_deepest_offset_allowed_answers_an_empty_page(world: World, path: st
         ("/households", {"q": "a\x00b"}),
         ("/agreements", {"status": "a\x00b"}),
         ("/patrols", {"category": "a\x00b"}),
+        ("/conflicts", {"entity": "a\x00b"}),
     ],
 )
 def test_a_nul_in_a_query_parameter_is_a_validation_error(
