@@ -5,6 +5,8 @@
     fieldsync users create-admin USERNAME [--full-name NAME] [--password-stdin]
     fieldsync bench [OPTIONS]      (``fieldsync bench --help``; docs/performance.md)
     fieldsync demo [OPTIONS]       (``fieldsync demo --help``; make demo)
+    fieldsync device enroll CODE | push [FILE] | pull | status
+                                   (a tablet in the shell; ``fieldsync device --help``)
 
 Every command reads ``FIELDSYNC_DATABASE_URL`` (and the other ``FIELDSYNC_*``
 settings); ``serve`` refuses to start without a safe ``FIELDSYNC_SECRET_KEY``.
@@ -28,7 +30,7 @@ from sync.settings import SettingsError, get_settings
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.run not in (_bench, _demo):
+    if rest and args.run not in (_bench, _demo, _device):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     try:
@@ -82,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="build a realistic demo programme through the API (make demo)", add_help=False
     )
     demo.set_defaults(run=_demo)
+
+    # Likewise: ``fieldsync device --help``.
+    device = commands.add_parser(
+        "device", help="a tablet in the shell: enroll, push, pull, status", add_help=False
+    )
+    device.set_defaults(run=_device)
     return parser
 
 
@@ -122,6 +130,12 @@ def _demo(args: argparse.Namespace) -> int:
     from demo.run import main as demo
 
     return demo(args.rest)
+
+
+def _device(args: argparse.Namespace) -> int:
+    from api.device_command import main as device
+
+    return device(args.rest)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
