@@ -49,9 +49,10 @@ bench: install
 # The Alto Mayo programme as demo data, built through the API on the database `make run`
 # serves (SQLite by default) in a minute or two; DEMO_ARGS="--scale 0.1" for a smaller one
 # (`fieldsync demo --help`). It refuses a database that holds field records already.
+# HOST and PORT are where `make run` will serve it: the demo prints that address (or,
+# with DEMO_ARGS="--url URL --admin NAME", the running server's it built on).
 demo: install
-	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync demo $(DEMO_ARGS)
-	@echo 'Now `make run` and open http://$(HOST):$(PORT)/docs, signed in as printed above.'
+	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync demo --host $(HOST) --port $(PORT) $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

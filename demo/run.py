@@ -7,7 +7,9 @@ build the programme over HTTP (``demo.office``, ``demo.field``), count the figur
 SQL (``demo.figures``) and check them against the targets, ask the attendance report
 if the server has it, stop the server, and print what was made and how to sign in.
 ``--url`` uses a server already running on that same database instead (``make run``
-in another terminal), signed in as ``--admin``.
+in another terminal), signed in as ``--admin``. ``--host`` and ``--port`` say where
+``make run`` will serve the data afterwards (``make demo`` passes its ``HOST`` and
+``PORT``), for the address printed at the end; with ``--url``, that is the URL's.
 
 The demo is for development: it refuses ``FIELDSYNC_ENV=production``, and a
 database that already holds field records, unless ``--force`` (then the figures
@@ -49,6 +51,9 @@ from sync.database import create_db_engine, transaction
 from sync.settings import Environment, Settings, get_settings
 
 DEFAULT_SEED = "alto-mayo"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+ANY_ADDRESS = ("0.0.0.0", "::", "")  # noqa: S104 (names to recognise, not bound)
 HTTP_TIMEOUT = 300.0
 REPORT = "/reports/attendance"
 
@@ -80,6 +85,17 @@ def parser() -> argparse.ArgumentParser:
         "--url", default=None, help="a running server on the same database (http://127.0.0.1:8000)"
     )
     made.add_argument("--admin", default=None, help="with --url: an admin's username")
+    made.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"the host `make run` will serve on, for the address printed (default {DEFAULT_HOST})",
+    )
+    made.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"the port `make run` will serve on, for the address printed (default {DEFAULT_PORT})",
+    )
     made.add_argument(
         "--password-stdin",
         action="store_true",
@@ -172,11 +188,7 @@ def run(args: argparse.Namespace, settings: Settings, targets: Targets) -> int:
             admin = (args.admin, "(yours)")
     finally:
         engine.dispose()
-    docs = (
-        "`make run`, open http://127.0.0.1:8000/docs"
-        if args.url is None
-        else f"open {api.removesuffix('/api/v1')}/docs"
-    )
+    docs = next_step(args.url, host=args.host, port=args.port)
     _describe(counted, built, targets, today, admin, docs, time.perf_counter() - started)
     return 0
 
@@ -223,6 +235,20 @@ def build(
 
 
 # ---------------------------------------------------------------- around the build
+
+
+def next_step(url: str | None, *, host: str, port: int) -> str:
+    """Where to see the data: the server at ``url`` if the demo used one, else the one
+    ``make run`` will start on ``host`` and ``port``."""
+    if url is not None:
+        base = url.rstrip("/").removesuffix("/api/v1")
+        return f"open {base}/docs"
+    given = [f"HOST={host}"] if host != DEFAULT_HOST else []
+    given += [f"PORT={port}"] if port != DEFAULT_PORT else []
+    command = " ".join(["make run", *given])
+    browse = DEFAULT_HOST if host in ANY_ADDRESS else host
+    browse = f"[{browse}]" if ":" in browse else browse
+    return f"`{command}`, open http://{browse}:{port}/docs"
 
 
 def _make_admin(engine: Engine, settings: Settings, password: str) -> None:

@@ -10,6 +10,7 @@ conflicts (never fewer than 2).
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 from datetime import UTC, date
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Connection
 from bench.server import clean_environment, run_command
 from demo.figures import table
 from demo.run import main as demo_main
+from demo.run import next_step
 from demo.targets import Targets
 from schemas import (
     Agreement,
@@ -257,3 +259,37 @@ def test_the_demo_refuses_production_without_force(
         get_settings.cache_clear()
     assert "production" in capsys.readouterr().out
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "said"),
+    [
+        (None, "127.0.0.1", 8000, "`make run`, open http://127.0.0.1:8000/docs"),
+        (None, "127.0.0.1", 9000, "`make run PORT=9000`, open http://127.0.0.1:9000/docs"),
+        (
+            None,
+            "0.0.0.0",  # noqa: S104 (a name in a table)
+            8080,
+            "`make run HOST=0.0.0.0 PORT=8080`, open http://127.0.0.1:8080/docs",
+        ),
+        ("http://10.0.0.5:9000", "127.0.0.1", 8000, "open http://10.0.0.5:9000/docs"),
+        ("http://10.0.0.5:9000/api/v1/", "127.0.0.1", 8000, "open http://10.0.0.5:9000/docs"),
+    ],
+)
+def test_the_address_printed_at_the_end_is_where_the_data_is_served(
+    url: str | None, host: str, port: int, said: str
+) -> None:
+    assert next_step(url, host=host, port=port) == said
+
+
+def test_make_demo_tells_the_demo_its_host_and_port() -> None:
+    root = Path(__file__).resolve().parent.parent
+    planned = subprocess.run(
+        ["make", "-n", "-C", str(root), "demo", "HOST=0.0.0.0", "PORT=9000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    [command] = [line for line in planned.splitlines() if "fieldsync demo" in line]
+    assert "fieldsync demo --host 0.0.0.0 --port 9000" in command
