@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
 
+from schemas.figures import Hectares, Share
 from schemas.history import VersionRead
 from schemas.queries import Format, QueryParams
 from schemas.records import AgreementStatus
@@ -140,16 +141,16 @@ class AgreementFigures(BaseModel):
     households_with_active_agreement: int = PydanticField(
         description="Live households with at least one live agreement reading `active`."
     )
-    coverage_pct: float | None = PydanticField(
-        description="The share of households with an active agreement, in percent, 1 decimal; "
+    coverage_share: Share | None = PydanticField(
+        description="`households_with_active_agreement / households`, a fraction 0 to 1; "
         "null without households."
     )
-    hectares_total: float = PydanticField(
+    hectares_total: Hectares = PydanticField(
         description="Over the agreements reading `active` (an agreement renewed by one "
         "that reads `active` counts once, as its renewal); missing areas count 0."
     )
-    hectares_forest: float
-    hectares_coffee: float
+    hectares_forest: Hectares
+    hectares_coffee: Hectares
     renewals_due_30: int = PydanticField(
         description="Active agreements ending within 30 days that no live agreement renews."
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from schemas.figures import Hours, Km, NamedFigures
 from schemas.queries import Bound, Paging, QueryParams
 from schemas.records import ActionTaken, PatrolStatus, PatrolType
 from schemas.types import UTCDateTime
@@ -129,8 +130,8 @@ class PatrolSummary(BaseModel):
     updated_at: datetime = PydanticField(
         description="When the server received the latest version: the queue's order."
     )
-    patrol_hours: float | None = PydanticField(description="`ended_at - started_at`.")
-    field_hours: float | None = PydanticField(description="Patrol hours minus rest.")
+    patrol_hours: Hours | None = PydanticField(description="`ended_at - started_at`.")
+    field_hours: Hours | None = PydanticField(description="Patrol hours minus rest.")
     observation_count: int
     point_count: int
 
@@ -155,7 +156,7 @@ class ObservationRead(BaseModel):
     attributes: dict[str, Any]
     notes: str | None
     action_taken: ActionTaken
-    distance_to_track_km: float | None = PydanticField(
+    distance_to_track_km: Km | None = PydanticField(
         description="How far from the nearest point of the track; none without a track."
     )
 
@@ -171,13 +172,14 @@ class ReviewRead(BaseModel):
 class EffortRead(BaseModel):
     """Derived from the patrol and its track; never stored by the device."""
 
-    patrol_hours: float | None
-    field_hours: float | None
-    distance_km: float
+    patrol_hours: Hours | None
+    field_hours: Hours | None
+    distance_km: Km
     point_count: int
     transport: str = PydanticField(description="The transport class speeds are judged by.")
-    flags: list[dict[str, Any]] = PydanticField(
-        description="Each with its `code` (docs/protocol.md lists them) and its particulars."
+    flags: list[NamedFigures] = PydanticField(
+        description="Each with its `code` (docs/protocol.md lists them) and its particulars "
+        "(km, km/h and minutes to 2 decimals)."
     )
 
 
@@ -185,9 +187,9 @@ class PatrolDetail(BaseModel):
     patrol: PatrolSummary
     leader: UserRef | None
     observations: list[ObservationRead]
-    track: dict[str, Any] = PydanticField(
+    track: NamedFigures = PydanticField(
         description="A GeoJSON FeatureCollection: one LineString per stretch without a "
-        "gap, with `coordTimes`."
+        "gap, with `coordTimes` (positions exact, `distance_km` to 2 decimals)."
     )
     reviews: list[ReviewRead]
     effort: EffortRead

@@ -1,9 +1,10 @@
 """The patrol reports ranger leads send the park agency: what they ask, what they get.
 
 ``sync/patrol_reports.py`` defines every figure (which patrols count, how km and hours
-are measured). Figures are rounded once, on the way out — km to 3 decimals (a metre),
-hours to 2 (under a minute), rates to 3 — and totals are summed before rounding, so a
-total may differ from the sum of its rounded groups in the last digit.
+are measured). Figures are exact here and rounded only in JSON answers, as every
+figure is (``schemas/figures.py``: km, hours and rates to 2 decimals); the CSV keeps
+them exact. Totals are summed before rounding, so a total may differ from the sum of
+its rounded groups in the last digit.
 """
 
 import uuid
@@ -14,8 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 
+from schemas.figures import Hours, Km, Rate
 from schemas.patrols import CategoryKey
-from schemas.queries import Bound, QueryParams
+from schemas.queries import Bound, Format, QueryParams
 
 ReportedStatus = Literal["submitted", "returned", "approved"]
 """The statuses a report may narrow to: drafts and cancelled patrols never count."""
@@ -46,6 +48,9 @@ class ReportQuery(QueryParams):
         default=None, description="On or before this (a date: the whole day); none: no end."
     )
     sector_id: uuid.UUID | None = PydanticField(default=None, description="Only this sector.")
+    format: Format = PydanticField(
+        default=Format.json, description="`csv`: one row per group, then the totals."
+    )
 
 
 class EffortQuery(ReportQuery):
@@ -89,9 +94,9 @@ class EffortFigures(BaseModel):
     patrol_days: int = PydanticField(
         description="Local calendar days the patrols touch (one for a patrol with no valid end)."
     )
-    patrol_hours: float = PydanticField(description="From start to end, where both are known.")
-    field_hours: float = PydanticField(description="Patrol hours minus declared rest.")
-    km: float = PydanticField(description="Walked length of the tracks, gaps left out.")
+    patrol_hours: Hours = PydanticField(description="From start to end, where both are known.")
+    field_hours: Hours = PydanticField(description="Patrol hours minus declared rest.")
+    km: Km = PydanticField(description="Walked length of the tracks, gaps left out.")
     patrols_without_hours: int = PydanticField(
         description="Patrols with no end, or an end before the start: in `patrols`, "
         "not in the hours."
@@ -112,8 +117,8 @@ class PatrolEffortReport(Report):
 
 class ThreatFigures(BaseModel):
     observations: int
-    km: float = PydanticField(description="The km walked the observations are weighed against.")
-    per_10_km: float | None = PydanticField(
+    km: Km = PydanticField(description="The km walked the observations are weighed against.")
+    per_10_km: Rate | None = PydanticField(
         description="`observations / km * 10`; null when no km were walked."
     )
 

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 
+from schemas.figures import Share
 from schemas.queries import Bound, Format, Paging, QueryParams
 from schemas.records import AttendanceRole, Program, SessionStatus, Sex
 
@@ -172,8 +173,8 @@ class AttendanceFigures(BaseModel):
     sessions: int
     women: int
     men: int
-    women_share: float | None = PydanticField(
-        description="`women / participants`, 0 to 1 (3 decimals); null without participants."
+    women_share: Share | None = PydanticField(
+        description="`women / participants`, a fraction 0 to 1; null without participants."
     )
     headcount: HeadcountFigures
 

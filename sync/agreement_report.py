@@ -6,7 +6,8 @@ an agreement reads on a day, what renews it and what is due):
 
 - **households**: live households of the community;
 - **households_with_active_agreement**: those of them with at least one live
-  agreement reading ``active``; **coverage_pct** = their share in percent, one decimal, null
+  agreement reading ``active``; **coverage_share** = their share, a fraction 0 to 1
+  (exact here and in the CSV, 3 decimals in JSON: ``schemas/figures.py``), null
   without households;
 - **hectares_total / forest / coffee**: summed over the live agreements reading
   ``active`` (a missing area counts 0). An agreement renewed by one that itself
@@ -49,9 +50,6 @@ from sync.csv_files import csv_text
 from sync.principal import Principal
 from sync.scope import check_places
 
-HECTARE_DIGITS = 2
-PCT_DIGITS = 1
-
 
 @dataclass
 class Tally:
@@ -72,12 +70,10 @@ class Tally:
         return AgreementFigures(
             households=self.households,
             households_with_active_agreement=self.with_active,
-            coverage_pct=round(100 * self.with_active / self.households, PCT_DIGITS)
-            if self.households
-            else None,
-            hectares_total=round(self.hectares_total, HECTARE_DIGITS),
-            hectares_forest=round(self.hectares_forest, HECTARE_DIGITS),
-            hectares_coffee=round(self.hectares_coffee, HECTARE_DIGITS),
+            coverage_share=self.with_active / self.households if self.households else None,
+            hectares_total=self.hectares_total,
+            hectares_forest=self.hectares_forest,
+            hectares_coffee=self.hectares_coffee,
             renewals_due_30=self.due_30,
             renewals_due_60=self.due_60,
             lapsed=self.lapsed,
@@ -221,7 +217,7 @@ def agreement_report(
 
 
 REPORT_COLUMNS = (
-    "group", "label", "households", "households_with_active_agreement", "coverage_pct",
+    "group", "label", "households", "households_with_active_agreement", "coverage_share",
     "hectares_total", "hectares_forest", "hectares_coffee", "renewals_due_30",
     "renewals_due_60", "lapsed",
 )  # fmt: skip
@@ -230,7 +226,7 @@ REPORT_COLUMNS = (
 def _row(key: str, label: str | None, figures: AgreementFigures) -> list[Any]:
     return [
         key, label, figures.households, figures.households_with_active_agreement,
-        figures.coverage_pct, figures.hectares_total, figures.hectares_forest,
+        figures.coverage_share, figures.hectares_total, figures.hectares_forest,
         figures.hectares_coffee, figures.renewals_due_30, figures.renewals_due_60,
         figures.lapsed,
     ]  # fmt: skip

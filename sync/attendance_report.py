@@ -14,7 +14,8 @@ tablets recorded an attendance and however many times a person was registered:
   recording the same attendance are folded into one by push.
 - **Attendances**: person-sessions, each once. **Women** and **men**: participants
   by the (kept) person's sex; ``other`` and ``unknown`` are participants in neither.
-  **women_share** = women / participants (3 decimals), null without participants.
+  **women_share** = women / participants, a fraction 0 to 1 (exact here and in the
+  CSV, 3 decimals in JSON: ``schemas/figures.py``), null without participants.
 - **Headcount sessions** (school sessions recorded by headcount, nobody named) are
   counted apart, in ``headcount``: sessions, people (female + male), women, men.
   Their attendance rows, if any, are not counted as participants.
@@ -56,8 +57,6 @@ from sync.trainings import (
     session_conditions,
 )
 
-SHARE_DIGITS = 3
-
 
 @dataclass(frozen=True)
 class Held:
@@ -96,7 +95,7 @@ class Tally:
             sessions=len(self.sessions),
             women=women,
             men=men,
-            women_share=round(women / participants, SHARE_DIGITS) if participants else None,
+            women_share=women / participants if participants else None,
             headcount=HeadcountFigures(
                 sessions=len(self.headcount_sessions),
                 people=self.headcount_women + self.headcount_men,

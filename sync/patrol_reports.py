@@ -41,8 +41,8 @@ with their Spanish and English names, by key.
 counted patrols or observations, a ranger with patrols, a category with
 observations. Nothing in scope is an empty list and zero totals, not an error.
 
-**Rounding.** Sums are exact (``math.fsum``) and rounded once, on the way out: km to
-3 decimals, hours to 2, rates to 3 (``schemas/reports.py``).
+**Rounding.** Sums are exact (``math.fsum``) and stay exact in the report and its CSV;
+a JSON answer rounds km, hours and rates to 2 decimals (``schemas/figures.py``).
 
 **Cost.** One query for the patrols, streamed in chunks of ``CHUNK``; one for the
 track segments of each chunk (never one per patrol), dropped once measured, so
@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
@@ -79,6 +79,7 @@ from schemas.reports import (
     ThreatReport,
 )
 from sync import effort
+from sync.csv_files import csv_text
 from sync.patrols import filtered, hours, of_category, segments_of
 from sync.period import days_spanned, local_month, period
 from sync.principal import Principal
@@ -88,8 +89,6 @@ COUNTED = (PatrolStatus.submitted, PatrolStatus.returned, PatrolStatus.approved)
 
 CHUNK = 500
 """Patrols measured at a time: at ~100 points each, some 50,000 points in memory."""
-
-KM_DIGITS, HOURS_DIGITS, RATE_DIGITS = 3, 2, 3
 
 
 # ---------------------------------------------------------------- one patrol
@@ -190,9 +189,9 @@ class _Effort:
         return EffortFigures(
             patrols=self.patrols,
             patrol_days=self.patrol_days,
-            patrol_hours=round(math.fsum(self.patrol_hours), HOURS_DIGITS),
-            field_hours=round(math.fsum(self.field_hours), HOURS_DIGITS),
-            km=round(self.total_km(), KM_DIGITS),
+            patrol_hours=math.fsum(self.patrol_hours),
+            field_hours=math.fsum(self.field_hours),
+            km=self.total_km(),
             patrols_without_hours=self.without_hours,
         )
 
@@ -200,8 +199,8 @@ class _Effort:
 def _threat_figures(observations: int, km: float) -> ThreatFigures:
     return ThreatFigures(
         observations=observations,
-        km=round(km, KM_DIGITS),
-        per_10_km=round(observations / km * 10, RATE_DIGITS) if km > 0 else None,
+        km=km,
+        per_10_km=observations / km * 10 if km > 0 else None,
     )
 
 
@@ -379,4 +378,46 @@ def threat_report(
     )
 
 
-__all__ = ["COUNTED", "Walked", "effort_report", "threat_report", "walked"]
+# ---------------------------------------------------------------- as CSV
+
+EFFORT_FIGURES = (
+    "patrols", "patrol_days", "patrol_hours", "field_hours", "km", "patrols_without_hours",
+)  # fmt: skip
+THREAT_FIGURES = ("observations", "km", "per_10_km")
+
+
+def _report_csv(
+    names: Sequence[str],
+    groups: Iterable[tuple[Sequence[str | None], Any]],
+    totals: Any,
+    labels: int,
+    zone: tzinfo,
+) -> Iterator[str]:
+    """One row per group, then the totals (``group`` = ``total``), figures exact."""
+    header = ["group", "label", "label_en"][: 1 + labels] + list(names)
+    rows = [[*keys, *(getattr(figures, name) for name in names)] for keys, figures in groups]
+    rows.append(["total", *[None] * labels, *(getattr(totals, name) for name in names)])
+    yield from csv_text(header, rows, zone=zone)
+
+
+def effort_csv(report: PatrolEffortReport, *, zone: tzinfo) -> Iterator[str]:
+    """The effort report as a CSV: group, label and the figures, exact."""
+    groups = (((group.key, group.label), group) for group in report.groups)
+    yield from _report_csv(EFFORT_FIGURES, groups, report.totals, 1, zone)
+
+
+def threat_csv(report: ThreatReport, *, zone: tzinfo) -> Iterator[str]:
+    """The threats report as a CSV: group, its Spanish and English labels, the figures."""
+    groups = (((group.key, group.label, group.label_en), group) for group in report.groups)
+    yield from _report_csv(THREAT_FIGURES, groups, report.totals, 2, zone)
+
+
+__all__ = [
+    "COUNTED",
+    "Walked",
+    "effort_csv",
+    "effort_report",
+    "threat_csv",
+    "threat_report",
+    "walked",
+]

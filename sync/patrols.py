@@ -138,8 +138,10 @@ def list_patrols(
 
 
 def summaries(session: Session, patrols: Sequence[Patrol]) -> list[PatrolSummary]:
-    """Queue rows for ``patrols``: two grouped queries for their counts, not one per row."""
+    """Queue rows for ``patrols``, their members named: two grouped queries for their
+    counts and one for the names, not one per row."""
     ids = [patrol.id for patrol in patrols]
+    people = users(session, {user_id for patrol in patrols for user_id in _member_ids(patrol)})
     observations: dict[uuid.UUID, int] = {}
     points: dict[uuid.UUID, int] = {}
     if ids:
@@ -158,9 +160,26 @@ def summaries(session: Session, patrols: Sequence[Patrol]) -> list[PatrolSummary
             ).all()
         )
     return [
-        summary(patrol, observations.get(patrol.id, 0), int(points.get(patrol.id) or 0))
+        summary(patrol, observations.get(patrol.id, 0), int(points.get(patrol.id) or 0), people)
         for patrol in patrols
     ]
+
+
+def _member_ids(patrol: Patrol) -> set[uuid.UUID]:
+    return {uuid.UUID(str(m["user_id"])) for m in patrol.members or [] if m.get("user_id")}
+
+
+def named_members(
+    members: Iterable[dict[str, Any]], people: dict[uuid.UUID, UserRef]
+) -> list[PatrolMember]:
+    """Members as the tablet sent them, each named: as recorded, or the user's full name."""
+    named = []
+    for member in members:
+        read = PatrolMember.model_validate(member)
+        if not read.name:
+            read.name = _name(people, read.user_id)
+        named.append(read)
+    return named
 
 
 def hours(patrol: Patrol) -> tuple[float | None, float | None]:
@@ -173,7 +192,12 @@ def hours(patrol: Patrol) -> tuple[float | None, float | None]:
     return minutes / 60, max(0.0, minutes - (patrol.rest_minutes or 0)) / 60
 
 
-def summary(patrol: Patrol, observation_count: int, point_count: int) -> PatrolSummary:
+def summary(
+    patrol: Patrol,
+    observation_count: int,
+    point_count: int,
+    people: dict[uuid.UUID, UserRef],
+) -> PatrolSummary:
     patrol_hours, field_hours = hours(patrol)
     return PatrolSummary(
         id=patrol.id,
@@ -182,7 +206,7 @@ def summary(patrol: Patrol, observation_count: int, point_count: int) -> PatrolS
         patrol_type=patrol.patrol_type,
         objective=patrol.objective,
         leader_id=patrol.leader_id,
-        members=[PatrolMember.model_validate(member) for member in patrol.members or []],
+        members=named_members(patrol.members or [], people),
         transport=patrol.transport,
         started_at=patrol.started_at,
         ended_at=patrol.ended_at,
@@ -297,7 +321,7 @@ def detail(session: Session, *, principal: Principal, patrol_id: uuid.UUID) -> P
     )
     user_ids = {r.reviewed_by for r in reviews}
     user_ids |= {patrol.leader_id} if patrol.leader_id else set()
-    user_ids |= {uuid.UUID(str(m["user_id"])) for m in patrol.members or [] if m.get("user_id")}
+    user_ids |= _member_ids(patrol)
     people = users(session, user_ids)
     categories = {
         key: (name_es, name_en)
@@ -307,11 +331,7 @@ def detail(session: Session, *, principal: Principal, patrol_id: uuid.UUID) -> P
             ).where(col(ObservationCategory.key).in_({o.category_key for o in observations}))
         )
     }
-    head = summary(patrol, len(observations), figures.point_count)
-    head.members = [
-        member.model_copy(update={"name": member.name or _name(people, member.user_id)})
-        for member in head.members
-    ]
+    head = summary(patrol, len(observations), figures.point_count, people)
     polylines = [[(fix.lat, fix.lon) for fix in run] for run in track.runs if run]
     return PatrolDetail(
         patrol=head,

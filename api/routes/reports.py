@@ -24,36 +24,60 @@ router = APIRouter(route_class=JSONRoute, prefix="/reports", tags=["reports"])
 Reporter = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead))]
 
 
-@router.get("/patrol-effort")
+@router.get(
+    "/patrol-effort",
+    response_model=PatrolEffortReport,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+)
 def patrol_effort(
     query: Annotated[EffortQuery, Query()],
     principal: Reporter,
     session: SessionDep,
     settings: SettingsDep,
-) -> PatrolEffortReport:
+) -> Any:
     """Patrols, patrol-days, patrol and field hours and km walked, per sector, local month
     or ranger, and in total, for the patrols started in the period in the caller's
     sectors (submitted, returned and approved, or the one ``status`` asked).
-    ``sync/patrol_reports.py`` defines every figure. Unknown parameters are refused (422)."""
-    return patrol_reports.effort_report(
+    ``sync/patrol_reports.py`` defines every figure. ``format=csv`` answers a CSV file,
+    one row per group and the totals, figures exact. Unknown parameters are refused (422)."""
+    report = patrol_reports.effort_report(
         session, principal=principal, query=query, zone=settings.zone
     )
+    if query.format is Format.csv:
+        return StreamingResponse(
+            patrol_reports.effort_csv(report, zone=settings.zone),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="patrol-effort-report.csv"'},
+        )
+    return report
 
 
-@router.get("/threats")
+@router.get(
+    "/threats",
+    response_model=ThreatReport,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+)
 def threats(
     query: Annotated[ThreatQuery, Query()],
     principal: Reporter,
     session: SessionDep,
     settings: SettingsDep,
-) -> ThreatReport:
+) -> Any:
     """Observations made in the period per category, sector or local month, each weighed
     against the km walked by the patrols counted for it: the rate per 10 km walked.
-    ``category`` takes a key or a dotted prefix (``threat``). Unknown parameters are
+    ``category`` takes a key or a dotted prefix (``threat``). ``format=csv`` answers a
+    CSV file, one row per group and the totals, figures exact. Unknown parameters are
     refused (422)."""
-    return patrol_reports.threat_report(
+    report = patrol_reports.threat_report(
         session, principal=principal, query=query, zone=settings.zone
     )
+    if query.format is Format.csv:
+        return StreamingResponse(
+            patrol_reports.threat_csv(report, zone=settings.zone),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="threats-report.csv"'},
+        )
+    return report
 
 
 # Attendance figures are for the office and the extension workers (their communities).
@@ -106,7 +130,7 @@ def agreements(
 ) -> Any:
     """Families under agreement today, per community (or sector) of the caller's scope
     — every one, also those where nobody signed — and in total: households, households
-    with an agreement reading active, coverage %, hectares (total, forest, coffee),
+    with an agreement reading active, their share (a fraction), hectares (total, forest, coffee),
     renewals due in 30 and 60 days, lapsed agreements. ``sync/agreement_report.py``
     defines every figure. ``format=csv`` answers a CSV file, one row per group and the
     totals."""

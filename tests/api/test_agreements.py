@@ -173,7 +173,7 @@ def named(programme: dict[str, Any], *names: str) -> set[str]:
 # ---------------------------------------------------------------- the report
 
 FIGURES = (
-    "households", "households_with_active_agreement", "coverage_pct", "hectares_total",
+    "households", "households_with_active_agreement", "coverage_share", "hectares_total",
     "hectares_forest", "hectares_coffee", "renewals_due_30", "renewals_due_60", "lapsed",
 )  # fmt: skip
 
@@ -195,14 +195,14 @@ def test_coverage_per_community_counted_by_hand(programme: dict[str, Any]) -> No
     assert body["as_of"] == TODAY.isoformat()
     groups = {group["label"]: figures(group) for group in body["groups"]}
     assert groups == {
-        "Nueva Alianza": (4, 2, 50.0, 7.5, 4.25, 2.25, 1, 2, 1),
-        "Shampuyacu": (2, 1, 50.0, 12.0, 7.0, 4.0, 0, 0, 0),
-        "Yarau": (1, 1, 100.0, 3.0, 2.0, 1.0, 0, 0, 0),
+        "Nueva Alianza": (4, 2, 0.5, 7.5, 4.25, 2.25, 1, 2, 1),
+        "Shampuyacu": (2, 1, 0.5, 12.0, 7.0, 4.0, 0, 0, 0),
+        "Yarau": (1, 1, 1.0, 3.0, 2.0, 1.0, 0, 0, 0),
         "Aguas Verdes": (2, 0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0),
         "Playa Hermosa": (0, 0, None, 0.0, 0.0, 0.0, 0, 0, 0),
     }
     assert [group["label"] for group in body["groups"]] == sorted(groups)  # by name
-    assert figures(body) == (9, 4, 44.4, 22.5, 13.25, 7.25, 1, 2, 1)
+    assert figures(body) == (9, 4, 0.444, 22.5, 13.25, 7.25, 1, 2, 1)
 
 
 def test_coverage_per_sector_every_sector_shown(programme: dict[str, Any]) -> None:
@@ -214,10 +214,10 @@ def test_coverage_per_sector_every_sector_shown(programme: dict[str, Any]) -> No
         (s3, "AM-03 — Sector AM-03"),
     ]
     by_key = {group["key"]: figures(group) for group in body["groups"]}
-    assert by_key[s1] == (8, 3, 37.5, 19.5, 11.25, 6.25, 1, 2, 1)
-    assert by_key[s2] == (1, 1, 100.0, 3.0, 2.0, 1.0, 0, 0, 0)
+    assert by_key[s1] == (8, 3, 0.375, 19.5, 11.25, 6.25, 1, 2, 1)
+    assert by_key[s2] == (1, 1, 1.0, 3.0, 2.0, 1.0, 0, 0, 0)
     assert by_key[s3] == (0, 0, None, 0.0, 0.0, 0.0, 0, 0, 0)
-    assert figures(body) == (9, 4, 44.4, 22.5, 13.25, 7.25, 1, 2, 1)
+    assert figures(body) == (9, 4, 0.444, 22.5, 13.25, 7.25, 1, 2, 1)
 
 
 def test_report_filters_and_scope(programme: dict[str, Any]) -> None:
@@ -226,7 +226,7 @@ def test_report_filters_and_scope(programme: dict[str, Any]) -> None:
     coordinator: Caller = programme["coordinator"]
     only_b = report(coordinator, community_id=communities["B"])
     assert [group["label"] for group in only_b["groups"]] == ["Shampuyacu"]
-    assert figures(only_b) == (2, 1, 50.0, 12.0, 7.0, 4.0, 0, 0, 0)
+    assert figures(only_b) == (2, 1, 0.5, 12.0, 7.0, 4.0, 0, 0, 0)
     by_sector = report(coordinator, sector_id=s2, group_by="sector")
     assert [group["key"] for group in by_sector["groups"]] == [s2]
     # An extension worker: their communities, and the sectors those lie in.
@@ -236,7 +236,7 @@ def test_report_filters_and_scope(programme: dict[str, Any]) -> None:
         "Nueva Alianza",
         "Shampuyacu",
     ]
-    assert figures(mine) == (8, 3, 37.5, 19.5, 11.25, 6.25, 1, 2, 1)
+    assert figures(mine) == (8, 3, 0.375, 19.5, 11.25, 6.25, 1, 2, 1)
     assert [g["key"] for g in report(programme["worker"], group_by="sector")["groups"]] == [s1]
     far = programme["far_worker"].get(
         "/reports/agreements", params={"community_id": communities["A"]}
@@ -254,8 +254,10 @@ def test_the_report_as_csv(programme: dict[str, Any]) -> None:
         "Aguas Verdes", "Nueva Alianza", "Playa Hermosa", "Shampuyacu", "Yarau", "",
     ]  # fmt: skip
     total = rows[-1]
-    assert (total["group"], total["households"], total["coverage_pct"]) == ("total", "9", "44.4")
-    assert rows[2]["coverage_pct"] == ""
+    # Exact in the CSV, where the JSON answer says 0.444.
+    assert (total["group"], total["households"]) == ("total", "9")
+    assert float(total["coverage_share"]) == 4 / 9
+    assert rows[2]["coverage_share"] == ""
     assert rows[1]["hectares_forest"] == "4.25"
 
 
@@ -289,7 +291,7 @@ def test_eleven_days_on_the_unrenewed_agreement_has_lapsed(
         )
     nueva_alianza = next(g for g in found.groups if g.label == "Nueva Alianza")
     # H-A3 alone is covered; a1 and a2 lapsed; a3n (until today+45) is 34 days away.
-    assert figures(nueva_alianza.model_dump()) == (4, 1, 25.0, 2.5, 1.25, 0.75, 0, 1, 2)
+    assert figures(nueva_alianza.model_dump()) == (4, 1, 0.25, 2.5, 1.25, 0.75, 0, 1, 2)
     assert {str(item.id) for item in page.items} == named(programme, "a1", "a2", "a3o")
     assert found.as_of == later
 

@@ -229,7 +229,9 @@ def test_the_report_as_csv(programme: dict[str, Any]) -> None:
         "total",
     ]
     total = rows[-1]
-    assert (total["participants"], total["women"], total["women_share"]) == ("7", "3", "0.429")
+    # Exact in the CSV, where the JSON answer says 0.429.
+    assert (total["participants"], total["women"]) == ("7", "3")
+    assert float(total["women_share"]) == 3 / 7
     assert rows[2]["headcount_people"] == "30"
 
 

@@ -21,6 +21,8 @@ standalone in AM-02 1 timber, 1 hunting (03-15); the draft 1 timber; P6 1 huntin
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -29,6 +31,7 @@ import pytest
 import sqlalchemy as sa
 
 from sync import patrol_reports
+from sync.csv_files import BOM
 from tests.conftest import Caller, World, assert_problem
 from tests.patrol_support import PatrolTablet, at, walk
 from tests.sync_support import Tablet
@@ -183,7 +186,7 @@ def threats(observations: int, km: float) -> dict[str, Any]:
     return {
         "observations": observations,
         "km": pytest.approx(km, rel=1e-6),
-        "per_10_km": round(observations / km * 10, 3) if km else None,
+        "per_10_km": round(observations / km * 10, 2) if km else None,
     }
 
 
@@ -309,7 +312,7 @@ def test_threats_by_category_weigh_each_against_every_km_walked(park: dict[str, 
         threats(4, 9),
         threats(1, 9),
     ]
-    assert body["groups"][1]["per_10_km"] == pytest.approx(4.444)
+    assert body["groups"][1]["per_10_km"] == pytest.approx(4.44)
     assert body["totals"] == threats(7, 9)
 
 
@@ -366,6 +369,55 @@ def test_threats_of_a_lead_hold_only_their_sectors(park: dict[str, Any], world: 
         "totals": {"observations": 0, "km": 0.0, "per_10_km": None},
         "groups": [],
     }
+
+
+# ---------------------------------------------------------------- as CSV
+
+
+def csv_rows(caller: Caller, name: str, **params: str) -> list[dict[str, str]]:
+    answer = caller.get(f"/reports/{name}", params={**params, "format": "csv"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert answer.content.startswith(BOM.encode())
+    return list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
+
+
+def test_the_effort_report_as_csv_has_a_row_per_group_and_the_totals(
+    park: dict[str, Any],
+) -> None:
+    body = report(park["coordinator"], "patrol-effort", **MARCH)
+    rows = csv_rows(park["coordinator"], "patrol-effort", **MARCH)
+
+    assert list(rows[0]) == ["group", "label", *EFFORT]
+    assert [(row["group"], row["label"]) for row in rows] == [
+        *((g["key"], g["label"]) for g in body["groups"]),
+        ("total", ""),
+    ]
+    total = rows[-1]
+    assert (total["patrols"], total["patrol_days"], total["patrols_without_hours"]) == (
+        "4",
+        "6",
+        "1",
+    )
+    assert float(total["patrol_hours"]) == 6 + 18 + 4
+    assert float(total["km"]) == pytest.approx(9, rel=1e-6)
+    assert body["totals"]["km"] == round(float(total["km"]), 2)
+
+
+def test_the_threats_report_as_csv_keeps_the_rates_exact(park: dict[str, Any]) -> None:
+    rows = csv_rows(park["coordinator"], "threats", **MARCH)
+
+    assert list(rows[0]) == ["group", "label", "label_en", *THREAT]
+    assert [(row["group"], row["label"], row["label_en"]) for row in rows] == [
+        (HUNTING, "Caza", "Hunting"),
+        (TIMBER, "Tala de madera", "Timber logging"),
+        (MAMMAL, "Mamífero", "Mammal"),
+        ("total", "", ""),
+    ]
+    # 4 per 9 km: 4.44 in JSON, every digit in the CSV.
+    assert float(rows[1]["per_10_km"]) == pytest.approx(40 / 9, rel=1e-6)
+    assert rows[1]["per_10_km"] != "4.44"
+    assert rows[-1]["observations"] == "7"
 
 
 # ---------------------------------------------------------------- who and what may be asked

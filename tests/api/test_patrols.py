@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import Caller, World, all_at_once, assert_problem
 from tests.patrol_support import PatrolTablet, at, walk
@@ -176,6 +177,81 @@ def test_the_queue_puts_the_longest_waiting_patrol_first(park: dict[str, Any]) -
     queue = park["lead"].get("/patrols", params={"status": "submitted"})
     assert ids(queue) == [first, second, third]
     assert queue.json()["total"] == 3
+
+
+def test_queue_rows_name_the_members_with_one_query_for_the_page(
+    park: dict[str, Any], world: World
+) -> None:
+    tablet: PatrolTablet = park["tablet"]
+    ranger: Caller = park["ranger"]
+    partner: Caller = park["partner"]
+    for day in range(3):
+        tablet.patrol(
+            sector_id=park["sector"],
+            started_at=MORNING + timedelta(days=day),
+            ended_at=None,
+            leader_id=str(ranger.user_id),
+            members=[
+                {"user_id": str(partner.user_id), "role": "apoyo"},
+                {"user_id": str(ranger.user_id), "name": "Ana (as typed)"},
+                {"name": "Juan Tapia"},
+            ],
+        )
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(world.engine, "before_cursor_execute", seen)
+    try:
+        queue = park["lead"].get("/patrols", params={"status": "submitted"})
+    finally:
+        sa.event.remove(world.engine, "before_cursor_execute", seen)
+
+    assert queue.status_code == 200, queue.text
+    for row in queue.json()["items"]:
+        assert [m["name"] for m in row["members"]] == [
+            partner.username.title(),
+            "Ana (as typed)",
+            "Juan Tapia",
+        ]
+    # The names' query selects full names by id; the caller's own is read by primary key.
+    user_queries = [s for s in statements if "full_name" in s and ".id IN (" in s]
+    assert len(user_queries) == 1, user_queries
+
+
+def test_hours_and_km_are_rounded_in_json_where_people_read_them(park: dict[str, Any]) -> None:
+    """47 min 13 s with 7 min of rest, 47 steps of 37 m: figures with many decimals."""
+    tablet: PatrolTablet = park["tablet"]
+    patrol = tablet.patrol(
+        sector_id=park["sector"],
+        started_at=MORNING,
+        ended_at=MORNING + timedelta(minutes=47, seconds=13),
+        rest_minutes=7,
+        segments=[walk(MORNING, LAT, LON, minutes=47, step_m=37)],
+        observations=[observation("threat.fire", MORNING, LAT, LON + east(1.2345678))],
+    )
+    detail = park["lead"].get(f"/patrols/{patrol}").json()
+    listed = park["lead"].get("/patrols").json()["items"][0]
+
+    def two_decimals(value: float) -> bool:
+        return value == round(value, 2)
+
+    effort = detail["effort"]
+    assert effort["patrol_hours"] == round((47 * 60 + 13) / 3600, 2)
+    assert effort["field_hours"] == round((40 * 60 + 13) / 3600, 2)
+    assert effort["distance_km"] == round(47 * 0.037, 2)
+    for figures in (detail["patrol"], listed):
+        assert two_decimals(figures["patrol_hours"])
+        assert two_decimals(figures["field_hours"])
+    [far] = effort["flags"]
+    assert far["km"] == 1.23
+    assert detail["observations"][0]["distance_to_track_km"] == 1.23
+    [line] = detail["track"]["features"]
+    assert line["properties"]["distance_km"] == round(47 * 0.037, 2)
+    # Positions are not figures: they stay exact.
+    assert line["geometry"]["coordinates"][-1][1] == pytest.approx(LAT + 47 * 0.037 / 111.19508)
+    assert not two_decimals(line["geometry"]["coordinates"][-1][1])
 
 
 def test_deleted_patrols_are_not_listed_nor_shown(park: dict[str, Any]) -> None:
