@@ -97,7 +97,7 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
         check=False,
     )
     assert answer.returncode == 0, answer.stderr
-    for command in ("serve", "db", "users"):
+    for command in ("serve", "db", "users", "demo", "device"):
         assert command in answer.stdout
 
 
