@@ -1,8 +1,9 @@
 """Devices: enrollment codes, enrollment, labels, and revocation of lost tablets."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from api.body import JSONRoute
 from api.deps import CurrentPrincipal, DeviceManager, SessionDep, SettingsDep
@@ -14,7 +15,8 @@ from schemas.accounts import (
     EnrollmentCode,
     EnrollRequest,
 )
-from sync import devices
+from schemas.device_health import DeviceHealthPage, DeviceHealthQuery
+from sync import device_health, devices
 
 router = APIRouter(route_class=JSONRoute, prefix="/devices", tags=["devices"])
 
@@ -42,6 +44,19 @@ def list_devices(principal: CurrentPrincipal, session: SessionDep) -> list[Devic
     """Devices the caller manages (their own, for rangers and extension workers), newest
     first, with their status and when each was last seen."""
     return devices.list_visible(session, principal=principal)
+
+
+# Before ``/{device_id}``, which would read ``health`` as a device id.
+@router.get("/health")
+def devices_health(
+    query: Annotated[DeviceHealthQuery, Query()], principal: DeviceManager, session: SessionDep
+) -> DeviceHealthPage:
+    """A page of the devices the caller manages (ranger leads: their sectors' rangers), silent
+    longest first: its user, when it was last seen and last pushed, and the deferred
+    and rejected changes held for it. ``silent_days=N``: only those not heard from in
+    N days. What the tablet itself reports (app version, pending changes) and the
+    cursor's lag come with issue 17."""
+    return device_health.list_health(session, principal=principal, query=query)
 
 
 @router.get("/{device_id}")
