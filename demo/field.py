@@ -31,7 +31,9 @@ pushes interleave as the field work did; the server sees them as they come, now.
 - **The last six months** — rangers walk patrols in their two sectors
   (``patrol_story``: a track in segments, observations, closed as ``submitted``);
   at the end the ranger lead approves most of those older than two weeks, returns a
-  few, and leaves the rest in the review queue.
+  few, and leaves the rest in the review queue. The first six patrols planned are
+  spoiled as happens in the field (``demo/flags.py``), so that between them they
+  raise every quality flag a reviewer is shown.
 
 Before a visit that needs the other tablet's records (attendance, an edit) the
 visitor syncs the evening before, as a worker does in town; the duplicates happen
@@ -57,6 +59,7 @@ import httpx
 
 from bench import generator
 from bench.generator import PERU, Person, Record
+from demo import flags
 from demo.office import Place, SectorPlace, Staff, sign_in
 from demo.tablet import DemoFailed, Expect, Tablet
 from demo.targets import Targets, at_least_one_each, seeded, split
@@ -557,6 +560,7 @@ class Fieldwork:
                 made, closing = generator.patrol_story(
                     rng, sector.id, sector.box, day, member.user_id, self.categories
                 )
+                made = self.spoiled(len(self.patrols), made, closing, sector.box)
                 started = made[0].recorded_at
                 self.patrols.append((made[0].id, index, started))
                 self.summary.patrols += 1
@@ -569,6 +573,19 @@ class Fieldwork:
                     t.update("patrol", m[0].id, c, ended + timedelta(minutes=5))
 
                 self.at(started, walk)
+
+    def spoiled(
+        self, planned: int, made: list[Record], closing: dict[str, Any], box: generator.Box
+    ) -> list[Record]:
+        """The ``planned``-th patrol, spoiled as ``flags.SPOILERS`` says (most are not)."""
+        if planned >= len(flags.SPOILERS):
+            return made
+        spoiler = flags.SPOILERS[planned]
+        if spoiler is None:  # the second: alongside the first, which its ranger led
+            _, first_ranger, first_start = self.patrols[0]
+            flags.alongside(made, closing, first_start, self.staff.rangers[first_ranger].user_id)
+            return made
+        return spoiler(self.rng(f"flags:{planned}"), made, closing, box, self.categories)
 
     def review(self) -> None:
         """The ranger lead reviews the patrols older than two weeks: most approved,

@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Connection, Engine
 
+from api.app import create_app
 from bench.server import clean_environment, run_command
+from demo import flags
 from demo.figures import table
 from demo.run import main as demo_main
 from demo.run import next_step
@@ -37,9 +40,10 @@ from schemas import (
     TrackSegment,
     TrainingSession,
 )
-from sync.database import create_db_engine
+from sync import users
+from sync.database import create_db_engine, transaction
 from sync.settings import get_settings
-from tests.conftest import SECRET_KEY
+from tests.conftest import PASSWORD, SECRET_KEY, login, make_settings
 from tests.databases import fresh_database
 
 SCALE = "0.02"
@@ -96,6 +100,7 @@ def test_the_demo_builds_the_programme_with_its_figures_exact(backend: str, tmp_
                 check_trainings(connection, targets)
                 check_two_tablets(connection, targets)
                 check_patrols_and_pushes(connection, targets)
+            check_every_flag_is_on_some_patrol(url, engine)
         finally:
             engine.dispose()
         assert "2018-2020: 56 participants, 13 women (23.2%), 43 men" in said
@@ -219,6 +224,25 @@ def check_patrols_and_pushes(connection: Connection, targets: Targets) -> None:
     assert statuses["rejected"] == statuses["deferred"] == 0
     assert statuses["merged"] == 2
     assert statuses["conflict"] == 2
+
+
+def check_every_flag_is_on_some_patrol(url: str, engine: Engine) -> None:
+    """Each quality flag a reviewer is shown, on at least one demo patrol's detail."""
+    settings = make_settings(url)
+    with transaction(engine) as session:
+        users.create_admin(
+            session, username="flag-reader", password=PASSWORD, full_name="F", settings=settings
+        )
+    with TestClient(create_app(settings, engine), base_url="http://testserver/api/v1") as client:
+        token = login(client, "flag-reader").json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        listed = client.get("/patrols", params={"limit": 500}, headers=headers).json()
+        seen: set[str] = set()
+        for patrol in listed["items"]:
+            detail = client.get(f"/patrols/{patrol['id']}", headers=headers)
+            assert detail.status_code == 200, detail.text
+            seen |= {flag["code"] for flag in detail.json()["effort"]["flags"]}
+    assert seen >= set(flags.FLAGS), set(flags.FLAGS) - seen
 
 
 @pytest.mark.slow
