@@ -9,13 +9,15 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
-from api import errors, openapi
+from api import errors, headers, openapi
+from api.limits import RequestLimits
 from api.routes import (
     agreements,
     auth,
     conflicts,
     devices,
     health,
+    home,
     patrol_exports,
     patrols,
     people,
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version=version("fieldsync"),
         summary="Offline-first sync for rangers and extension workers of the Alto Mayo forest.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # api/routes/home.py serves the docs, with no CDN
         redoc_url=None,
         lifespan=lifespan,
         responses=errors.PROBLEM_RESPONSES,
@@ -73,6 +75,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     errors.install(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
+    # Outside the others: no body is read, nor inflated, before its limits are checked.
+    app.add_middleware(RequestLimits, settings=settings)
+    headers.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
     # The exports before the patrols: ``/patrols/export.csv`` is not ``/patrols/{patrol_id}``.
@@ -94,4 +99,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     api.include_router(health.router, include_in_schema=False)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(home.router)
+    app.mount(home.ASSETS_PATH, home.ASSETS, name="docs-assets")
     return app

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 import uvicorn
 from pydantic import ValidationError
 
+from api.protocol import BoundedHeadersProtocol
 from sync import migrate, users
 from sync.database import create_db_engine, transaction
 from sync.errors import FieldsyncError
@@ -114,6 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
+        # httptools with a deadline and a size cap on request headers (api/protocol.py).
+        http=BoundedHeadersProtocol,
     )
     return 0
 

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
 
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Every other body (sign-in, enrollment, an edit): the largest is a few KiB, so
+    # 1 MiB refuses a memory-filling body long before it is read (api/limits.py).
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A client that stops sending its body for this long gets 408 and is disconnected;
+    # one that has not finished its request line and headers in time is disconnected.
+    # A tablet on 2G sends its few hundred bytes of headers in well under a second.
+    body_timeout_seconds: float = Field(default=60, gt=0)
+    header_timeout_seconds: float = Field(default=30, gt=0)
     pull_default_limit: int = Field(default=500, ge=1)
     pull_max_limit: int = Field(default=5000, ge=1)
     # gzip level of answers. 9 costs several times 5's CPU for a few percent fewer
