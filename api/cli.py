@@ -113,7 +113,10 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
+        # The app reads X-Forwarded-For itself, from FIELDSYNC_TRUSTED_PROXIES only
+        # (sync.addresses): uvicorn's own reading trusts 127.0.0.1 by default and
+        # would hide the socket peer that the throttles must see.
+        proxy_headers=False,
         log_level="info",
         # httptools with a deadline and a size cap on request headers (api/protocol.py).
         http=BoundedHeadersProtocol,

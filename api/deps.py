@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from schemas.enums import Role
 from schemas.types import utcnow
-from sync import auth, devices
+from sync import addresses, auth, devices
 from sync.database import open_session
 from sync.errors import Forbidden, Unauthorized
 from sync.principal import Principal
@@ -59,6 +59,16 @@ def get_session(request: Request, engine: EngineDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_client_address(request: Request, settings: SettingsDep) -> str | None:
+    """The caller's address: the socket peer, or what trusted proxies say it is."""
+    peer = request.client.host if request.client else None
+    trusted = addresses.trusted_networks(settings.trusted_proxies)
+    return addresses.client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
+
+
+ClientAddress = Annotated[str | None, Depends(get_client_address)]
 
 
 def get_principal(

@@ -6,6 +6,7 @@ compares against the migrations. ``schemas`` imports neither ``sync`` nor ``api`
 
 from schemas.accounts import (
     Device,
+    EnrollmentFailure,
     LoginFailure,
     RefreshFamily,
     RefreshToken,
@@ -43,6 +44,7 @@ __all__ = [
     "Conflict",
     "DeferredChange",
     "Device",
+    "EnrollmentFailure",
     "Household",
     "LoginFailure",
     "Observation",

@@ -107,13 +107,34 @@ class RefreshToken(SQLModel, table=True):
 
 
 class LoginFailure(SQLModel, table=True):
-    """A failed password login, kept for a while to throttle guessing across processes."""
+    """A failed password login, kept for a while to throttle guessing across processes.
+
+    Counted per (username, address) and per address, so both are looked up by
+    address first; ``client_ip`` is null where the server knew no address.
+    """
 
     __tablename__ = "login_failure"
-    __table_args__ = (sa.Index(None, "username", "failed_at"), sa.Index(None, "failed_at"))
+    __table_args__ = (
+        sa.Index(None, "client_ip", "username", "failed_at"),
+        sa.Index(None, "failed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_type=sa.String(64))
+    failed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    client_ip: str | None = Field(default=None, sa_type=sa.String(64))
+
+
+class EnrollmentFailure(SQLModel, table=True):
+    """A wrong enrollment code, kept for a while to throttle guessing per address.
+
+    The code tried is not kept: a near miss of a real code is almost a secret.
+    """
+
+    __tablename__ = "enrollment_failure"
+    __table_args__ = (sa.Index(None, "client_ip", "failed_at"), sa.Index(None, "failed_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
     failed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     client_ip: str | None = Field(default=None, sa_type=sa.String(64))
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, delete, func, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from schemas import (
     Device,
@@ -24,7 +24,7 @@ from schemas import (
 )
 from schemas.accounts import TokenPair
 from schemas.types import utcnow
-from sync import security
+from sync import security, throttle
 from sync.errors import KeepsChanges, TooManyRequests, Unauthorized
 from sync.principal import Principal
 from sync.settings import Settings
@@ -53,9 +53,20 @@ def login(
 ) -> TokenPair:
     """A token pair for a person at a browser or a script.
 
-    Each attempt is written first and erased only by a success, so the failures
-    counted include those still in flight elsewhere; per-username locks make the
-    count exact on both databases.
+    Failures are counted per (username, client address): ``login_max_failures`` of
+    them in the window lock that pair only, so a guesser locks a username out at the
+    guesser's own address and nowhere else. They are also counted per address across
+    usernames: ``login_address_max_failures`` lock the address, so one address cannot
+    try a likely password on every username. A locked attempt is refused even with the
+    right password, so that guessing learns nothing. Each failure is written in the
+    request that makes it and erased only by a success of the same pair; the count is
+    taken under a lock on the address (which both counts are about), so it is exact
+    across processes and on both databases.
+
+    A deactivated account with the right password is answered exactly as a wrong
+    password: the same ``invalid_credentials``, after the same hash check, and counted
+    as a failure. Were it not counted, a guesser could tell the right password from
+    the wrong ones by which attempt did not bring the lock closer.
     """
     username = username.strip().lower()
     if (
@@ -67,41 +78,47 @@ def login(
         security.verify_password(password, None, settings)
         raise InvalidCredentials("wrong username or password")
     now = utcnow()
-    _lock_login(session, username)
-    window_start = now - timedelta(seconds=settings.login_window_seconds)
-    count, oldest = session.execute(
-        sa.select(func.count(), func.min(LoginFailure.failed_at)).where(
-            col(LoginFailure.username) == username, col(LoginFailure.failed_at) > window_start
-        )
-    ).one()
-    if count >= settings.login_max_failures and oldest is not None:
-        retry_after = (oldest + timedelta(seconds=settings.login_window_seconds)) - now
+    window = timedelta(seconds=settings.login_window_seconds)
+    throttle.lock(session, f"login:{client_ip or ''}")
+    from_address = throttle.at_address(LoginFailure.client_ip, client_ip)
+    pair = throttle.retry_after(
+        session,
+        failed_at=LoginFailure.failed_at,
+        where=from_address & (col(LoginFailure.username) == username),
+        limit=settings.login_max_failures,
+        window=window,
+        now=now,
+    )
+    address = throttle.retry_after(
+        session,
+        failed_at=LoginFailure.failed_at,
+        where=from_address,
+        limit=settings.login_address_max_failures,
+        window=window,
+        now=now,
+    )
+    if pair is not None or address is not None:
         raise TooManyRequests(
-            "too many failed logins for this user; try again later",
-            retry_after_seconds=int(retry_after.total_seconds()) + 1,
+            "too many failed logins from this address; try again later",
+            retry_after_seconds=max(pair or 0, address or 0),
         )
 
     user = session.exec(select(User).where(User.username == username)).first()
-    if not security.verify_password(password, user.password_hash if user else None, settings):
+    verified = security.verify_password(password, user.password_hash if user else None, settings)
+    if user is None or not verified or not user.active:
         session.add(LoginFailure(username=username, failed_at=now, client_ip=client_ip))
-        # Failures older than the window count for nothing: forget them, so guesses at
-        # made-up usernames do not grow the table without end.
-        session.exec(delete(LoginFailure).where(col(LoginFailure.failed_at) <= window_start))
+        throttle.forget_before(session, model=LoginFailure, cutoff=now - window)
         raise InvalidCredentials("wrong username or password")
-    assert user is not None
-    if not user.active:
-        raise Unauthorized("this account is deactivated", code="account_disabled")
-    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == username))
-    return start_family(session, user_id=user.id, device_id=None, now=now, settings=settings)
-
-
-def _lock_login(session: Session, username: str) -> None:
-    # SQLite already serialises writers (BEGIN IMMEDIATE); PostgreSQL needs a lock
-    # per username so that two guesses at once cannot both pass the count.
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            sa.select(func.pg_advisory_xact_lock(func.hashtextextended("login:" + username, 0)))
+    # Only this pair's count, and only within the window: older rows are the sweep's,
+    # and two transactions deleting the same rows could deadlock on PostgreSQL.
+    session.exec(
+        delete(LoginFailure).where(
+            from_address,
+            col(LoginFailure.username) == username,
+            col(LoginFailure.failed_at) > now - window,
         )
+    )
+    return start_family(session, user_id=user.id, device_id=None, now=now, settings=settings)
 
 
 def start_family(

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sync.addresses import trusted_networks
+
 MIN_SECRET_KEY_LENGTH = 32
 DEFAULT_DATABASE_URL = "sqlite:///fieldsync.db"
 LOCAL_STATE_DIR = Path(".fieldsync")
@@ -47,8 +49,18 @@ class Settings(BaseSettings):
     token_issuer: str = "fieldsync"  # noqa: S105 (a name, not a secret)
     token_audience: str = "fieldsync-api"  # noqa: S105
 
+    # Failed logins are counted per (username, client address), so that a guesser locks
+    # a username out only at the guesser's own address, and per address across
+    # usernames (the budget), so that one address cannot try a password on every name.
     login_max_failures: int = Field(default=5, ge=1)
+    login_address_max_failures: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
+    # Wrong enrollment codes, per client address.
+    enrollment_max_failures: int = Field(default=10, ge=1)
+    enrollment_window_seconds: int = Field(default=15 * 60, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma
+    # separated); the client address is the socket peer otherwise (sync.addresses).
+    trusted_proxies: str = ""
 
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -85,6 +97,12 @@ class Settings(BaseSettings):
                 f"unknown time zone {name!r} (an IANA name such as America/Lima)"
             ) from error
         return name
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, setting: str) -> str:
+        trusted_networks(setting)  # refuse at start what could not be read per request
+        return setting
 
     @property
     def zone(self) -> ZoneInfo:

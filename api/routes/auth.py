@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.body import JSONRoute
-from api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from api.deps import ClientAddress, CurrentPrincipal, SessionDep, SettingsDep
 from schemas.accounts import RefreshRequest, TokenPair, UserRead
 from sync import auth, users
 
@@ -16,19 +16,20 @@ router = APIRouter(route_class=JSONRoute, prefix="/auth", tags=["auth"])
 @router.post("/token")
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    request: Request,
+    client_address: ClientAddress,
     session: SessionDep,
     settings: SettingsDep,
 ) -> TokenPair:
     """Sign in with a username and password (OAuth2 password form).
 
-    Repeated failures for one username are throttled: ``429`` with ``Retry-After``.
-    """
+    Failures are throttled per username and client address, and per address across
+    usernames: ``429`` with ``Retry-After``. A deactivated account is refused as a wrong
+    password is."""
     return auth.login(
         session,
         username=form.username,
         password=form.password,
-        client_ip=request.client.host if request.client else None,
+        client_ip=client_address,
         settings=settings,
     )
 

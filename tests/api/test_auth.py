@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,10 +24,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
+from api.app import create_app
 from schemas import LoginFailure, RefreshFamily
 from sync import security
 from sync.settings import Settings
-from tests.conftest import PASSWORD, Caller, World, all_at_once, assert_problem, login
+from tests.conftest import (
+    PASSWORD,
+    Caller,
+    World,
+    all_at_once,
+    assert_problem,
+    login,
+    make_settings,
+)
 
 BASE_URL = "http://testserver/api/v1"
 OTHER_KEY = "another-secret-key-that-is-also-long-enough-9876543210"
@@ -64,6 +75,19 @@ def _assert_refused_token(answer: httpx.Response, code: str | None = None) -> No
 def _wrong_logins(client: TestClient, username: str, times: int) -> None:
     for _ in range(times):
         assert_problem(login(client, username, "not the password"), 401, "invalid_credentials")
+
+
+def _from(client: TestClient, address: str, **settings: Any) -> TestClient:
+    """A client of the same app (or of one with other ``settings``) at ``address``."""
+    app: Any = client.app
+    if settings:
+        changed = make_settings(app.state.settings.database_url, **settings)
+        app = create_app(changed, app.state.engine)
+    return TestClient(app, base_url=str(client.base_url), client=(address, 50000))
+
+
+def _without_instance(problem: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in problem.items() if k != "instance"}
 
 
 # ---------------------------------------------------------------- login
@@ -187,12 +211,117 @@ def test_a_success_before_the_limit_clears_the_failures(world: World, settings: 
     assert login(world.client, ranger.username).status_code == 200
 
 
-def test_the_throttle_is_per_username(world: World, settings: Settings) -> None:
+def test_the_throttle_is_per_username_at_one_address(world: World, settings: Settings) -> None:
     locked = world.user("ranger")
     other = world.user("ranger")
     _wrong_logins(world.client, locked.username, settings.login_max_failures)
     assert_problem(login(world.client, locked.username), 429, "too_many_attempts")
     assert login(world.client, other.username).status_code == 200
+
+
+def test_a_username_locked_at_one_address_still_signs_in_from_another(
+    world: World, settings: Settings
+) -> None:
+    admin = world.admin
+    attacker = _from(world.client, "203.0.113.66")
+    _wrong_logins(attacker, admin.username, settings.login_max_failures)
+    assert_problem(login(attacker, admin.username), 429, "too_many_attempts")
+
+    assert login(_from(world.client, "198.51.100.7"), admin.username).status_code == 200
+    # Signing in elsewhere clears nothing at the attacker's address.
+    assert_problem(login(attacker, admin.username), 429, "too_many_attempts")
+
+
+def test_the_throttle_answers_retry_after_until_the_limit_th_newest_failure_leaves(
+    world: World, engine: Engine, settings: Settings
+) -> None:
+    ranger = world.user("ranger")
+    ages = [800, 700, 600, 300, 200, 100, 50]  # seconds ago; the 5th newest is 600
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        session.add_all(
+            LoginFailure(
+                username=ranger.username,
+                client_ip="testclient",
+                failed_at=now - timedelta(seconds=age),
+            )
+            for age in ages
+        )
+        session.commit()
+    answer = login(world.client, ranger.username)
+    assert_problem(answer, 429, "too_many_attempts")
+    expected = settings.login_window_seconds - 600
+    assert expected <= int(answer.headers["retry-after"]) <= expected + 2
+
+
+def test_an_address_that_fails_on_many_usernames_is_throttled_for_every_username(
+    world: World, settings: Settings
+) -> None:
+    ranger = world.user("ranger")
+    sprayer = _from(world.client, "203.0.113.66")
+    for n in range(settings.login_address_max_failures):
+        assert_problem(login(sprayer, f"guess-{n}", "Summer2026!"), 401, "invalid_credentials")
+
+    answer = login(sprayer, ranger.username)
+    assert_problem(answer, 429, "too_many_attempts")
+    assert 0 < int(answer.headers["retry-after"]) <= settings.login_window_seconds + 1
+    assert_problem(login(sprayer, "guess-new", "Summer2026!"), 429, "too_many_attempts")
+    # Nobody else's address is spent.
+    assert login(world.client, ranger.username).status_code == 200
+
+
+def test_the_last_failure_before_the_address_budget_is_still_answered_401(
+    world: World, settings: Settings
+) -> None:
+    ranger = world.user("ranger")
+    sprayer = _from(world.client, "203.0.113.66")
+    for n in range(settings.login_address_max_failures - 1):
+        assert_problem(login(sprayer, f"guess-{n}"), 401, "invalid_credentials")
+    assert login(sprayer, ranger.username).status_code == 200
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_throttle(
+    world: World, settings: Settings
+) -> None:
+    ranger = world.user("ranger")
+    attacker = _from(world.client, "203.0.113.66")
+    for n in range(settings.login_max_failures):
+        answer = attacker.post(
+            "/auth/token",
+            data={"username": ranger.username, "password": "not the password"},
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+        )
+        assert_problem(answer, 401, "invalid_credentials")
+    answer = attacker.post(
+        "/auth/token",
+        data={"username": ranger.username, "password": PASSWORD},
+        headers={"X-Forwarded-For": "198.51.100.200"},
+    )
+    assert_problem(answer, 429, "too_many_attempts")
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own(
+    world: World, engine: Engine, settings: Settings
+) -> None:
+    ranger = world.user("ranger")
+    proxy = _from(world.client, "10.0.0.5", trusted_proxies="10.0.0.0/24")
+
+    def from_client(address: str, password: str) -> httpx.Response:
+        answer: httpx.Response = proxy.post(
+            "/auth/token",
+            data={"username": ranger.username, "password": password},
+            # What the client sent, then what nginx appended: the address it saw.
+            headers={"X-Forwarded-For": f"192.0.2.1, {address}"},
+        )
+        return answer
+
+    for _ in range(settings.login_max_failures):
+        assert_problem(from_client("203.0.113.66", "not the password"), 401)
+    assert_problem(from_client("203.0.113.66", PASSWORD), 429, "too_many_attempts")
+    assert from_client("198.51.100.7", PASSWORD).status_code == 200
+    with Session(engine) as session:
+        recorded = set(session.exec(select(LoginFailure.client_ip)).all())
+    assert recorded == {"203.0.113.66"}
 
 
 def test_an_unknown_username_is_throttled_like_a_known_one(
@@ -448,11 +577,25 @@ def test_a_deactivated_user_cannot_refresh(world: World) -> None:
     )
 
 
-def test_a_deactivated_user_cannot_log_in(world: World) -> None:
+def test_a_deactivated_user_with_the_right_password_is_answered_as_a_wrong_password(
+    world: World,
+) -> None:
     ranger = world.user("ranger")
     world.admin.patch(f"/users/{ranger.user_id}", json={"active": False})
-    assert_problem(login(world.client, ranger.username), 401, "account_disabled")
-    assert_problem(login(world.client, ranger.username, "not the password"), 401)
+    right = assert_problem(login(world.client, ranger.username), 401, "invalid_credentials")
+    wrong = assert_problem(login(world.client, ranger.username, "not the password"), 401)
+    assert _without_instance(right) == _without_instance(wrong)
+
+
+def test_the_right_password_of_a_deactivated_user_counts_as_a_failure(
+    world: World, settings: Settings
+) -> None:
+    """Otherwise a guesser would see which guess did not bring the lock closer."""
+    ranger = world.user("ranger")
+    world.admin.patch(f"/users/{ranger.user_id}", json={"active": False})
+    _wrong_logins(world.client, ranger.username, settings.login_max_failures - 1)
+    assert_problem(login(world.client, ranger.username), 401, "invalid_credentials")
+    assert_problem(login(world.client, ranger.username, "not the password"), 429)
 
 
 def test_a_reactivated_user_logs_in_again_but_old_sign_ins_stay_dead(world: World) -> None:
@@ -581,6 +724,53 @@ def test_concurrent_wrong_passwords_never_get_past_the_throttle(
         ).one()
     assert recorded == settings.login_max_failures
     assert_problem(login(world.client, ranger.username), 429, "too_many_attempts")
+
+
+def test_concurrent_guesses_at_many_usernames_never_get_past_the_address_budget(
+    world: World, engine: Engine
+) -> None:
+    budget = 5
+    sprayer = _from(world.client, "203.0.113.66", login_address_max_failures=budget)
+    attempts = 12
+    barrier = threading.Barrier(attempts)
+
+    def guess(n: int) -> httpx.Response:
+        # all_at_once's clients are at the default test address: each is made here.
+        own = _from(sprayer, "203.0.113.66")
+        barrier.wait(timeout=30)
+        answer: httpx.Response = login(own, f"guess-{n}", "Summer2026!")
+        return answer
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        answers = list(pool.map(guess, range(attempts)))
+
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses == {401: budget, 429: attempts - budget}, [a.text for a in answers]
+    with Session(engine) as session:
+        recorded = session.exec(
+            select(func.count()).where(col(LoginFailure.client_ip) == "203.0.113.66")
+        ).one()
+    assert recorded == budget
+
+
+def test_a_lock_at_one_address_holds_while_the_owner_signs_in_from_another_at_once(
+    world: World, settings: Settings
+) -> None:
+    ranger = world.user("ranger")
+    _wrong_logins(_from(world.client, "203.0.113.66"), ranger.username, settings.login_max_failures)
+    barrier = threading.Barrier(THREADS)
+
+    def one(n: int) -> tuple[str, int]:
+        who = "owner" if n % 2 else "attacker"
+        client = _from(world.client, "198.51.100.7" if who == "owner" else "203.0.113.66")
+        barrier.wait(timeout=30)
+        password = PASSWORD if who == "owner" else "not the password"
+        return who, login(client, ranger.username, password).status_code
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        answers = Counter(pool.map(one, range(THREADS)))
+
+    assert answers == {("owner", 200): THREADS // 2, ("attacker", 429): THREADS // 2}
 
 
 def test_failures_older_than_the_window_are_forgotten(
