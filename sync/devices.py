@@ -8,17 +8,23 @@ from datetime import datetime, timedelta
 from sqlalchemy import CompoundSelect
 from sqlmodel import Session, col, select, update
 
-from schemas import Device, RefreshFamily, User, UserSector
+from schemas import Device, EnrollmentFailure, RefreshFamily, User, UserSector
 from schemas.accounts import DeviceRead, DeviceStatus, Enrollment, EnrollmentCode
 from schemas.enums import Role
 from schemas.types import utcnow
-from sync import security
+from sync import security, throttle
 from sync.auth import revoke_families, start_family
-from sync.errors import Conflict, NotFound, Unauthorized
+from sync.errors import Conflict, KeepsChanges, NotFound, TooManyRequests, Unauthorized
 from sync.principal import Principal
 from sync.settings import Settings
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+class InvalidEnrollmentCode(KeepsChanges, Unauthorized):
+    """Kept even though the request fails: the wrong code is counted."""
+
+    code = "invalid_enrollment_code"
 
 
 def create(
@@ -48,9 +54,30 @@ def create(
     )
 
 
-def enroll(session: Session, *, code: str, settings: Settings) -> Enrollment:
-    """Trade a one-time code for the device's first tokens; the code dies with it."""
+def enroll(session: Session, *, code: str, client_ip: str | None, settings: Settings) -> Enrollment:
+    """Trade a one-time code for the device's first tokens; the code dies with it.
+
+    Wrong codes are counted per client address: ``enrollment_max_failures`` of them in
+    the window and that address is refused (``429``) even a right code until the oldest
+    leaves, so nobody can try codes faster than that from one address. The count is
+    taken under a lock on the address, so it is exact across processes.
+    """
     now = utcnow()
+    window = timedelta(seconds=settings.enrollment_window_seconds)
+    throttle.lock(session, f"enroll:{client_ip or ''}")
+    wait = throttle.retry_after(
+        session,
+        failed_at=EnrollmentFailure.failed_at,
+        where=throttle.at_address(EnrollmentFailure.client_ip, client_ip),
+        limit=settings.enrollment_max_failures,
+        window=window,
+        now=now,
+    )
+    if wait is not None:
+        raise TooManyRequests(
+            "too many wrong enrollment codes from this address; try again later",
+            retry_after_seconds=wait,
+        )
     code_hash = security.sha256(security.normalize_enrollment_code(code))
     claimed = session.exec(
         update(Device)
@@ -64,9 +91,10 @@ def enroll(session: Session, *, code: str, settings: Settings) -> Enrollment:
         .returning(col(Device.id), col(Device.user_id))
     ).first()
     if claimed is None:
-        raise Unauthorized(
-            "this enrollment code is unknown, used or expired; ask for a new one",
-            code="invalid_enrollment_code",
+        session.add(EnrollmentFailure(failed_at=now, client_ip=client_ip))
+        throttle.forget_before(session, model=EnrollmentFailure, cutoff=now - window)
+        raise InvalidEnrollmentCode(
+            "this enrollment code is unknown, used or expired; ask for a new one"
         )
     device_id, user_id = claimed
     user = session.get(User, user_id)

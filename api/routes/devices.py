@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.body import JSONRoute
-from api.deps import CurrentPrincipal, DeviceManager, SessionDep, SettingsDep
+from api.deps import ClientAddress, CurrentPrincipal, DeviceManager, SessionDep, SettingsDep
 from schemas.accounts import (
     DeviceCreate,
     DeviceRead,
@@ -34,9 +34,15 @@ def create_device(
 
 
 @router.post("/enroll")
-def enroll(body: EnrollRequest, session: SessionDep, settings: SettingsDep) -> Enrollment:
-    """A tablet trades its one-time code for its tokens; they name the user and the device."""
-    return devices.enroll(session, code=body.enrollment_code, settings=settings)
+def enroll(
+    body: EnrollRequest, client_address: ClientAddress, session: SessionDep, settings: SettingsDep
+) -> Enrollment:
+    """A tablet trades its one-time code for its tokens; they name the user and the device.
+
+    Wrong codes are throttled per client address: ``429`` with ``Retry-After``."""
+    return devices.enroll(
+        session, code=body.enrollment_code, client_ip=client_address, settings=settings
+    )
 
 
 @router.get("")

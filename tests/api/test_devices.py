@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +15,13 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, update
+from sqlmodel import Session, col, func, select, update
 
-from schemas import Device
-from tests.conftest import Caller, World, assert_problem, login
+from api.app import create_app
+from schemas import Device, EnrollmentFailure
+from sync import security
+from sync.settings import Settings
+from tests.conftest import Caller, World, assert_problem, login, make_settings
 
 CODE_FORMAT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$")
 
@@ -330,6 +336,121 @@ def test_a_code_for_a_user_deactivated_since_is_refused(world: World, ranger: Ca
 
     assert_problem(answer, 401, "account_disabled")
     assert world.admin.get(f"/devices/{made['device_id']}").json()["status"] == "pending"
+
+
+# ---------------------------------------------------------------- guessing codes
+
+GUESSER = "203.0.113.66"
+
+
+def _from(client: TestClient, address: str, **settings: Any) -> TestClient:
+    """A client of the same app (or of one with other ``settings``) at ``address``."""
+    app: Any = client.app
+    if settings:
+        changed = make_settings(app.state.settings.database_url, **settings)
+        app = create_app(changed, app.state.engine)
+    return TestClient(app, base_url=str(client.base_url), client=(address, 50000))
+
+
+def _wrong_codes(client: TestClient, times: int) -> None:
+    for _ in range(times):
+        wrong = security.new_enrollment_code()
+        assert_problem(_enroll(client, wrong), 401, "invalid_enrollment_code")
+
+
+def test_an_address_that_tries_too_many_wrong_codes_is_throttled_even_with_a_right_one(
+    world: World, settings: Settings, ranger: Caller
+) -> None:
+    made = _make_code(world.admin, ranger)
+    guesser = _from(world.client, GUESSER)
+    _wrong_codes(guesser, settings.enrollment_max_failures)
+
+    answer = _enroll(guesser, made["enrollment_code"])
+
+    assert_problem(answer, 429, "too_many_attempts")
+    assert 0 < int(answer.headers["retry-after"]) <= settings.enrollment_window_seconds + 1
+    assert world.admin.get(f"/devices/{made['device_id']}").json()["status"] == "pending"
+
+
+def test_the_last_wrong_code_before_the_limit_still_lets_a_right_one_through(
+    world: World, settings: Settings, ranger: Caller
+) -> None:
+    made = _make_code(world.admin, ranger)
+    guesser = _from(world.client, GUESSER)
+    _wrong_codes(guesser, settings.enrollment_max_failures - 1)
+
+    assert _enroll(guesser, made["enrollment_code"]).status_code == 200
+
+
+def test_a_right_code_from_an_address_that_is_not_throttled_enrolls(
+    world: World, settings: Settings, ranger: Caller
+) -> None:
+    made = _make_code(world.admin, ranger)
+    _wrong_codes(_from(world.client, GUESSER), settings.enrollment_max_failures)
+
+    answer = _enroll(_from(world.client, "198.51.100.7"), made["enrollment_code"])
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["device_id"] == made["device_id"]
+
+
+def test_a_right_code_does_not_wipe_the_wrong_ones_of_its_address(
+    world: World, settings: Settings, ranger: Caller
+) -> None:
+    guesser = _from(world.client, GUESSER)
+    _wrong_codes(guesser, settings.enrollment_max_failures - 1)
+    assert _enroll(guesser, _make_code(world.admin, ranger)["enrollment_code"]).status_code == 200
+    _wrong_codes(guesser, 1)
+
+    answer = _enroll(guesser, _make_code(world.admin, ranger)["enrollment_code"])
+
+    assert_problem(answer, 429, "too_many_attempts")
+
+
+def test_wrong_codes_older_than_the_window_no_longer_count_and_are_forgotten(
+    world: World, engine: Engine, settings: Settings, ranger: Caller
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(seconds=settings.enrollment_window_seconds + 1)
+    with Session(engine) as session:
+        session.add_all(
+            EnrollmentFailure(client_ip=GUESSER, failed_at=long_ago)
+            for _ in range(settings.enrollment_max_failures)
+        )
+        session.commit()
+    guesser = _from(world.client, GUESSER)
+
+    _wrong_codes(guesser, 1)
+
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(EnrollmentFailure)).one() == 1
+    assert _enroll(guesser, _make_code(world.admin, ranger)["enrollment_code"]).status_code == 200
+
+
+def test_concurrent_wrong_codes_from_one_address_never_get_past_the_throttle(
+    world: World, engine: Engine
+) -> None:
+    limit = 5
+    guesser = _from(world.client, GUESSER, enrollment_max_failures=limit)
+    attempts = 12
+    barrier = threading.Barrier(attempts)
+
+    def guess(_: int) -> httpx.Response:
+        # all_at_once's clients are at the default test address: each is made here.
+        own = _from(guesser, GUESSER)
+        barrier.wait(timeout=30)
+        return _enroll(own, security.new_enrollment_code())
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        answers = list(pool.map(guess, range(attempts)))
+
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses == {401: limit, 429: attempts - limit}, [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code == 429:
+            assert_problem(answer, 429, "too_many_attempts")
+            assert int(answer.headers["retry-after"]) > 0
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(EnrollmentFailure)).one() == limit
 
 
 # ---------------------------------------------------------------- revoking
