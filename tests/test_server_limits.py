@@ -27,7 +27,8 @@ GRACE = 4.0
 def server(deployment: Deployment) -> Server:
     deployment.env["FIELDSYNC_HEADER_TIMEOUT_SECONDS"] = str(HEADER_TIMEOUT)
     deployment.env["FIELDSYNC_BODY_TIMEOUT_SECONDS"] = str(BODY_TIMEOUT)
-    return deployment.start(workers=1)
+    # Two workers: the protocol and the limits hold in the processes uvicorn spawns.
+    return deployment.start(workers=2)
 
 
 def resident_bytes(server: Server) -> int:

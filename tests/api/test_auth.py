@@ -37,6 +37,7 @@ from tests.conftest import (
     login,
     make_settings,
 )
+from tests.servers import Deployment, deployment_fixture  # noqa: F401 (a fixture)
 
 BASE_URL = "http://testserver/api/v1"
 OTHER_KEY = "another-secret-key-that-is-also-long-enough-9876543210"
@@ -343,6 +344,32 @@ def test_failures_older_than_the_window_no_longer_count(
             session.add(failure)
         session.commit()
     assert login(world.client, ranger.username).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"], ids=["no-proxy", "behind-a-proxy"])
+def test_a_real_server_believes_x_forwarded_for_only_from_a_trusted_proxy(
+    deployment: Deployment, trusted: str
+) -> None:
+    """uvicorn's own proxy handling would trust 127.0.0.1 whatever the setting says."""
+    deployment.env["FIELDSYNC_TRUSTED_PROXIES"] = trusted
+    server = deployment.start()
+    with httpx.Client(base_url=server.api) as http:
+
+        def boss(password: str, forwarded_for: str) -> httpx.Response:
+            return http.post(
+                "/auth/token",
+                data={"username": "boss", "password": password},
+                headers={"X-Forwarded-For": forwarded_for},
+            )
+
+        for n in range(5):  # the default limit
+            assert_problem(boss("not the password", f"203.0.113.{n}"), 401)
+        answer = boss(PASSWORD, "203.0.113.99")
+    if trusted:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert_problem(answer, 429, "too_many_attempts")
 
 
 def test_me_returns_the_signed_in_user(world: World) -> None:

@@ -469,7 +469,8 @@ def test_a_deactivated_user_is_refused_at_once_and_cannot_sign_in(world: World) 
     assert answer.status_code == 200, answer.text
     assert answer.json()["active"] is False
     assert_problem(ranger.get("/auth/me"), 401, "account_disabled")
-    assert_problem(login(world.client, ranger.username), 401, "account_disabled")
+    # Signing in is answered as a wrong password would be: the answer must not confirm it.
+    assert_problem(login(world.client, ranger.username), 401, "invalid_credentials")
 
 
 def test_a_reactivated_user_signs_in_again(world: World) -> None:
