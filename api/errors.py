@@ -157,13 +157,35 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-# For the OpenAPI document: the shape of every error answer.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
-    for status, description in [
-        (401, "Not authenticated: no, a bad, or a revoked token"),
-        (403, "The caller's role may not do this"),
-        (404, "No such record, or not in the caller's scope"),
-        (422, "The request does not validate"),
-    ]
+# For the OpenAPI document: what each error status means, in one place.
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "The body is not JSON (or not within its limits: UTF-8, 64 levels deep)",
+    401: "Not authenticated: no, a bad, or a revoked token",
+    403: "The caller's role may not do this",
+    404: "No such record, or not in the caller's scope",
+    408: "The body stalled; the connection is closed",
+    409: "The request conflicts with the record's state, or takes a unique name, code or key",
+    410: "The cursor cannot be served: push, then pull from no cursor",
+    413: "The body is over its size limit; nothing of it was read",
+    415: "A Content-Encoding other than gzip",
+    422: "The request does not validate",
+    429: "Too many failed attempts from this address; wait Retry-After seconds",
+    503: "The database does not answer; try again after Retry-After seconds",
 }
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route (or the app): each status answered as problem+json."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_JSON: {}},
+            "description": PROBLEM_DESCRIPTIONS[status],
+        }
+        for status in statuses
+    }
+
+
+# Every operation may answer these: a bad body, a token refused, a role or scope
+# refused, a validation error, a database that does not answer.
+PROBLEM_RESPONSES = problems(400, 401, 403, 404, 422, 503)

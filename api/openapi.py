@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from api import errors
 from schemas.sync import PushRequest
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -44,5 +45,58 @@ def document(app: FastAPI) -> dict[str, Any]:
                 "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=model.__name__)}}
             },
         }
+    for item in spec["paths"].values():
+        for operation in item.values():
+            for answer in operation["responses"].values():
+                _problem_as_problem_json(answer)
+            if "requestBody" in operation:
+                # api.limits: every body is capped and must arrive in time.
+                problem = operation["responses"]["400"]["content"]
+                for status in (408, 413):
+                    operation["responses"].setdefault(
+                        str(status),
+                        {"description": errors.PROBLEM_DESCRIPTIONS[status], "content": problem},
+                    )
+    for schema in _request_schemas(spec):
+        _refuse_nul(schema)
     app.openapi_schema = spec
     return spec
+
+
+def _problem_as_problem_json(answer: dict[str, Any]) -> None:
+    """FastAPI files a response's model under application/json; a problem is served
+    as application/problem+json (RFC 9457), so its schema goes there, alone."""
+    content = answer.get("content", {})
+    if errors.PROBLEM_JSON in content and "application/json" in content:
+        schema = content["application/json"].get("schema", {})
+        if schema.get("$ref", "").endswith("/Problem"):
+            answer["content"] = {errors.PROBLEM_JSON: {"schema": schema}}
+
+
+# Text no field can hold: PostgreSQL stores no NUL. Said on every plain string a
+# client sends; free-form values (a change's fields) say it in words (``nul_character``).
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _request_schemas(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    schemas = list(spec.get("components", {}).get("schemas", {}).values())
+    for item in spec["paths"].values():
+        for operation in item.values():
+            schemas.extend(p["schema"] for p in operation.get("parameters", []) if "schema" in p)
+    return schemas
+
+
+def _refuse_nul(schema: Any) -> None:
+    """Adds ``pattern`` to each string schema within ``schema`` that has no other
+    constraint on its characters; walked with a stack, as schemas nest."""
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "string" and not {"pattern", "format", "enum", "const"} & set(node):
+            node["pattern"] = NO_NUL
+        pending.extend(value for key, value in node.items() if key != "examples")

@@ -7,13 +7,14 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.body import JSONRoute
 from api.deps import ClientAddress, CurrentPrincipal, SessionDep, SettingsDep
+from api.errors import problems
 from schemas.accounts import RefreshRequest, TokenPair, UserRead
 from sync import auth, users
 
 router = APIRouter(route_class=JSONRoute, prefix="/auth", tags=["auth"])
 
 
-@router.post("/token")
+@router.post("/token", responses=problems(429))
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     client_address: ClientAddress,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.body import JSONRoute
 from api.deps import SessionDep, require
+from api.errors import problems
 from schemas.enums import Role
 from schemas.sync import ConflictPage, ConflictQuery, ConflictRead, ResolveRequest
 from sync import conflicts
@@ -33,7 +34,7 @@ def get_conflict(conflict_id: uuid.UUID, principal: Resolver, session: SessionDe
     return conflicts.get(session, principal=principal, conflict_id=conflict_id)
 
 
-@router.post("/{conflict_id}/resolve")
+@router.post("/{conflict_id}/resolve", responses=problems(409))
 def resolve_conflict(
     conflict_id: uuid.UUID, body: ResolveRequest, principal: Resolver, session: SessionDep
 ) -> ConflictRead:

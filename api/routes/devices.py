@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 
 from api.body import JSONRoute
 from api.deps import ClientAddress, CurrentPrincipal, DeviceManager, SessionDep, SettingsDep
+from api.errors import problems
 from schemas.accounts import (
     DeviceCreate,
     DeviceRead,
@@ -21,7 +22,7 @@ from sync import device_health, devices
 router = APIRouter(route_class=JSONRoute, prefix="/devices", tags=["devices"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_device(
     body: DeviceCreate, principal: DeviceManager, session: SessionDep, settings: SettingsDep
 ) -> EnrollmentCode:
@@ -33,7 +34,7 @@ def create_device(
     )
 
 
-@router.post("/enroll")
+@router.post("/enroll", responses=problems(429))
 def enroll(
     body: EnrollRequest, client_address: ClientAddress, session: SessionDep, settings: SettingsDep
 ) -> Enrollment:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.body import JSONRoute
 from api.deps import SessionDep, SettingsDep, require
+from api.errors import problems
 from schemas.enums import Role
 from schemas.patrols import PatrolDetail, PatrolPage, PatrolQuery
 from sync import patrols, review
@@ -42,7 +43,7 @@ def get_patrol(patrol_id: uuid.UUID, principal: Reader, session: SessionDep) -> 
     return patrols.detail(session, principal=principal, patrol_id=patrol_id)
 
 
-@router.post("/{patrol_id}/review")
+@router.post("/{patrol_id}/review", responses=problems(409))
 def review_patrol(
     patrol_id: uuid.UUID, body: review.ReviewRequest, principal: Reviewer, session: SessionDep
 ) -> review.Reviewed:

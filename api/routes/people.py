@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.body import JSONRoute
 from api.deps import Admin, EngineDep, SessionDep, SettingsDep, require
+from api.errors import problems
 from api.routes.trainings import csv_file
 from schemas.enums import Role
 from schemas.queries import Format
@@ -91,7 +92,7 @@ def list_duplicates(
     return duplicates.find_duplicates(session, principal=principal, query=query)
 
 
-@router.post("/people/merge")
+@router.post("/people/merge", responses=problems(409))
 def merge_people(body: MergeRequest, principal: Merger, session: SessionDep) -> MergeRead:
     """Fold ``merge_id`` into ``keep_id``: the merged person is marked ``merged_into``,
     attendance, households and agreements follow as new versions devices pull, an

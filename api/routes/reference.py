@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 
 from api.body import JSONRoute
 from api.deps import Admin, CurrentPrincipal, SessionDep
+from api.errors import problems
 from schemas.reference import (
     CommunityCreate,
     CommunityRead,
@@ -25,7 +26,7 @@ from sync import reference
 router = APIRouter(route_class=JSONRoute, tags=["reference data"])
 
 
-@router.post("/sectors", status_code=status.HTTP_201_CREATED)
+@router.post("/sectors", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_sector(body: SectorCreate, _admin: Admin, session: SessionDep) -> SectorRead:
     """Make a patrol sector."""
     return reference.create_sector(session, sector=body)
@@ -45,7 +46,7 @@ def get_sector(
     return reference.get_sector(session, sector_id=sector_id, principal=principal)
 
 
-@router.patch("/sectors/{sector_id}")
+@router.patch("/sectors/{sector_id}", responses=problems(409))
 def update_sector(
     sector_id: uuid.UUID, body: SectorUpdate, _admin: Admin, session: SessionDep
 ) -> SectorRead:
@@ -53,7 +54,7 @@ def update_sector(
     return reference.update_sector(session, sector_id=sector_id, changes=body)
 
 
-@router.post("/communities", status_code=status.HTTP_201_CREATED)
+@router.post("/communities", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_community(body: CommunityCreate, _admin: Admin, session: SessionDep) -> CommunityRead:
     """Make a community in a sector."""
     return reference.create_community(session, community=body)
@@ -75,7 +76,7 @@ def get_community(
     return reference.get_community(session, community_id=community_id, principal=principal)
 
 
-@router.patch("/communities/{community_id}")
+@router.patch("/communities/{community_id}", responses=problems(409))
 def update_community(
     community_id: uuid.UUID, body: CommunityUpdate, _admin: Admin, session: SessionDep
 ) -> CommunityRead:
@@ -83,7 +84,9 @@ def update_community(
     return reference.update_community(session, community_id=community_id, changes=body)
 
 
-@router.post("/observation-categories", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/observation-categories", status_code=status.HTTP_201_CREATED, responses=problems(409)
+)
 def create_category(
     body: ObservationCategoryCreate, _admin: Admin, session: SessionDep
 ) -> ObservationCategoryRead:
@@ -107,7 +110,7 @@ def get_category(
     return reference.get_category(session, category_id=category_id)
 
 
-@router.patch("/observation-categories/{category_id}")
+@router.patch("/observation-categories/{category_id}", responses=problems(409))
 def update_category(
     category_id: uuid.UUID, body: ObservationCategoryUpdate, _admin: Admin, session: SessionDep
 ) -> ObservationCategoryRead:

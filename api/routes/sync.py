@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from api.body import JSONRoute, parse_json, read_body
 from api.deps import Admin, CurrentPrincipal, SessionDep, SettingsDep
+from api.errors import problems
 from schemas.sync import (
     DeferredPage,
     HeldChangesQuery,
@@ -25,6 +26,10 @@ from sync import rejected
 from sync.errors import PayloadTooLarge
 
 router = APIRouter(route_class=JSONRoute, prefix="/sync", tags=["sync"])
+
+# A bound for the document and the parser; the page is capped lower, at
+# FIELDSYNC_PULL_MAX_LIMIT (5000 by default), which a larger limit is lowered to.
+MAX_PULL_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def _parse_batch(raw: bytes, max_batch: int) -> Batch:
 
 
 # The body's schema is added to the OpenAPI document by ``api.openapi``.
-@router.post("/push")
+@router.post("/push", responses=problems(413, 415))
 async def push(
     # The batch is declared first, so it is read before the session dependency opens.
     batch: Annotated[Batch, Depends(read_batch)],
@@ -85,13 +90,13 @@ async def push(
     )
 
 
-@router.get("/pull", response_model=PullResponse)
+@router.get("/pull", response_model=PullResponse, responses=problems(410))
 def pull(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PULL_LIMIT)] = None,
 ) -> Response:
     """The records in the device's scope that changed after ``cursor`` (none: all of
     them), oldest change first; ``410 cursor_reset`` if the cursor cannot be served.

@@ -6,13 +6,14 @@ from fastapi import APIRouter, status
 
 from api.body import JSONRoute
 from api.deps import Admin, CurrentPrincipal, OfficeStaff, SessionDep, SettingsDep
+from api.errors import problems
 from schemas.accounts import UserCreate, UserRead, UserUpdate
 from sync import users
 
 router = APIRouter(route_class=JSONRoute, prefix="/users", tags=["users"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_user(
     body: UserCreate, _admin: Admin, session: SessionDep, settings: SettingsDep
 ) -> UserRead:
@@ -33,7 +34,7 @@ def get_user(user_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDe
     return users.get(session, user_id=user_id, principal=principal)
 
 
-@router.patch("/{user_id}")
+@router.patch("/{user_id}", responses=problems(409))
 def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,
