@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from schemas.enums import Role
 from schemas.types import UTCDateTime, new_id, utcnow
-from schemas.wire import RequestBody, lowered
+from schemas.wire import RequestBody, TrimmedText, lowered
 
 # ---------------------------------------------------------------- records
 
@@ -147,7 +147,7 @@ Username = Annotated[
     BeforeValidator(lowered),
 ]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[TrimmedText, StringConstraints(max_length=200)]
 
 
 class UserCreate(RequestBody):

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
 from schemas.wire import has_nul
 
@@ -43,7 +44,10 @@ Bound = Annotated[
     PlainValidator(parse_bound),
     WithJsonSchema(
         {
-            "type": "string",
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"},
+            ],
             "description": "A date (a whole day, local time) or an RFC 3339 timestamp.",
             "examples": ["2026-03-01", "2026-03-01T08:00:00-05:00"],
         }
@@ -61,7 +65,9 @@ class QueryParams(BaseModel):
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
         if has_nul(data):
-            raise ValueError("a query parameter must not contain the NUL character")
+            raise PydanticCustomError(
+                "nul_character", "a query parameter must not contain the NUL character"
+            )
         return data
 
 

@@ -13,13 +13,14 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from sqlmodel import Field, SQLModel
 
 from schemas.enums import AttributeType, CommunityKind
 from schemas.types import JSONDocument, UTCDateTime, new_id, utcnow
-from schemas.wire import RequestBody, lowered
+from schemas.wire import RequestBody, TrimmedText, lowered
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[TrimmedText, StringConstraints(max_length=200)]
 
 
 class Sector(SQLModel, table=True):
@@ -77,10 +78,44 @@ class ObservationCategory(SQLModel, table=True):
 # ---------------------------------------------------------------- wire models
 
 
+_POSITION = {
+    "type": "array",
+    "minItems": 2,
+    "prefixItems": [
+        {"type": "number", "minimum": -180, "maximum": 180},
+        {"type": "number", "minimum": -90, "maximum": 90},
+    ],
+    "items": {"type": "number"},
+}
+_RING = {"type": "array", "minItems": 4, "items": _POSITION}
+_POLYGON = {"type": "array", "minItems": 1, "items": _RING}
+# What JSON Schema can say of a boundary; that a ring closes (its last position is its
+# first) it cannot, and that is said in words, with its own code, ``ring_not_closed``.
+POLYGON_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["type", "coordinates"],
+            "properties": {"type": {"const": "Polygon"}, "coordinates": _POLYGON},
+        },
+        {
+            "type": "object",
+            "required": ["type", "coordinates"],
+            "properties": {
+                "type": {"const": "MultiPolygon"},
+                "coordinates": {"type": "array", "minItems": 1, "items": _POLYGON},
+            },
+        },
+    ],
+    "description": "A GeoJSON Polygon or MultiPolygon (RFC 7946), positions as [lon, lat] "
+    "in degrees; every ring closes (code `ring_not_closed` if not).",
+}
+
+
 class Polygon(BaseModel):
     """A GeoJSON Polygon or MultiPolygon (RFC 7946), coordinates as [lon, lat]."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=POLYGON_SCHEMA)
 
     type: str
     coordinates: list[Any]
@@ -93,8 +128,12 @@ class Polygon(BaseModel):
         if not polygons or not all(isinstance(polygon, list) and polygon for polygon in polygons):
             raise ValueError("a MultiPolygon is a list of polygons, each a list of rings")
         for ring in (ring for polygon in polygons for ring in polygon):
-            if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
-                raise ValueError("each ring needs at least 4 positions and must close")
+            if not isinstance(ring, list) or len(ring) < 4:
+                raise ValueError("each ring needs at least 4 positions")
+            if ring[0] != ring[-1]:
+                raise PydanticCustomError(
+                    "ring_not_closed", "a ring must close: its last position is its first"
+                )
             for position in ring:
                 if (
                     not isinstance(position, list)
@@ -110,7 +149,7 @@ class Polygon(BaseModel):
 
 
 class SectorCreate(RequestBody):
-    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    code: Annotated[TrimmedText, StringConstraints(max_length=32)]
     name: Text
     zone: Text | None = None
     boundary: Polygon | None = None
@@ -170,8 +209,19 @@ AttributeKey = Annotated[
 ]
 
 
-class CategoryAttribute(RequestBody):
-    """One typed attribute an observation of the category carries."""
+class CategoryAttribute(
+    RequestBody,
+    json_schema_extra={
+        "if": {"properties": {"type": {"const": "list"}}},
+        "then": {
+            "required": ["options"],
+            "properties": {"options": {"type": "array", "minItems": 1}},
+        },
+        "else": {"properties": {"options": {"type": "null"}}},
+    },
+):
+    """One typed attribute an observation of the category carries: a ``list`` has its
+    options, and only a ``list`` has options."""
 
     key: AttributeKey
     type: AttributeType
@@ -190,12 +240,17 @@ class CategoryAttribute(RequestBody):
 def _unique_attribute_keys(attributes: list[CategoryAttribute]) -> list[CategoryAttribute]:
     keys = [attribute.key for attribute in attributes]
     if len(keys) != len(set(keys)):
-        raise ValueError("attribute keys must be unique")
+        raise PydanticCustomError("duplicate_key", "attribute keys must be unique")
     return attributes
 
 
 # Checked as a field, so that an error names ``attributes`` rather than the whole body.
-CategoryAttributes = Annotated[list[CategoryAttribute], AfterValidator(_unique_attribute_keys)]
+# JSON Schema cannot say "unique by key", so the document says it in words.
+CategoryAttributes = Annotated[
+    list[CategoryAttribute],
+    AfterValidator(_unique_attribute_keys),
+    Field(description="Each attribute's key is unique (code `duplicate_key` if not)."),
+]
 
 
 class ObservationCategoryCreate(RequestBody):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import uuid
 from typing import Any
 
@@ -187,7 +188,8 @@ def test_a_nul_in_a_query_parameter_is_a_validation_error(
 ) -> None:
     answer = world.admin.get(path, params=params)
 
-    assert_problem(answer, 422, "validation_failed")
+    problem = assert_problem(answer, 422, "validation_failed")
+    assert {e["code"] for e in problem["errors"]} == {"nul_character"}
 
 
 # ---------------------------------------------------------------- the OpenAPI document
@@ -210,3 +212,73 @@ def test_the_push_body_is_a_component_every_reference_of_which_resolves(
     assert schemas["PushRequest"]["properties"]["changes"]["items"] == {
         "$ref": "#/components/schemas/Change"
     }
+
+
+def test_every_problem_is_documented_as_problem_json_and_every_write_its_409(
+    client: TestClient,
+) -> None:
+    spec = client.get("/openapi.json").json()
+    operations = [
+        (path, method, operation)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    ]
+
+    for path, method, operation in operations:
+        for status, answer in operation["responses"].items():
+            if int(status) >= 400:
+                assert answer["content"] == {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }, (path, method, status)
+        if "requestBody" in operation:
+            assert {"408", "413"} <= operation["responses"].keys(), (path, method)
+    writes = {(p, m) for p, m, o in operations if "409" in o["responses"]}
+    assert ("/api/v1/users", "post") in writes
+    assert ("/api/v1/conflicts/{conflict_id}/resolve", "post") in writes
+    assert ("/api/v1/sync/push", "post") not in writes  # a change conflicts, not the batch
+
+
+def test_a_blank_name_and_a_nul_are_refused_by_the_documented_patterns(
+    client: TestClient,
+) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    [full_name, _none] = schemas["UserUpdate"]["properties"]["full_name"]["anyOf"]
+    [search] = [
+        p["schema"]
+        for p in client.get("/openapi.json").json()["paths"]["/api/v1/people"]["get"]["parameters"]
+        if p["name"] == "q"
+    ]
+    blank_or_nul = re.compile(full_name["pattern"])
+    no_nul = re.compile(search["anyOf"][0]["pattern"])
+
+    assert [bool(blank_or_nul.match(t)) for t in ["Rosa", " a ", "  ", "\x85", "a\x00"]] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert [bool(no_nul.match(t)) for t in ["", "Rosa", "a\x00b"]] == [True, True, False]
+
+
+# ---------------------------------------------------------------- rules stated in words
+
+
+def test_rules_no_schema_can_state_answer_codes_of_their_own(world: World) -> None:
+    open_ring = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}
+    twice = [{"key": "dbh", "type": "number"}, {"key": "dbh", "type": "text"}]
+
+    sector = world.admin.post(
+        "/sectors", json={"code": "S-OPEN", "name": "Open", "boundary": open_ring}
+    )
+    category = world.admin.post(
+        "/observation-categories",
+        json={"key": "stump", "name_es": "Tocón", "name_en": "Stump", "attributes": twice},
+    )
+
+    assert assert_problem(sector, 422, "validation_failed")["errors"][0]["code"] == (
+        "ring_not_closed"
+    )
+    assert assert_problem(category, 422, "validation_failed")["errors"] == [
+        {"field": "attributes", "code": "duplicate_key", "message": "attribute keys must be unique"}
+    ]
