@@ -9,6 +9,7 @@ server is started is shared with the benchmark (``bench.server``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from bench.server import Server, ServerFailed, clean_environment, run_command, s
 from tests.conftest import PASSWORD, SECRET_KEY
 from tests.databases import fresh_database
 
-__all__ = ["Deployment", "Server", "deployment_fixture"]
+__all__ = ["Deployment", "Server", "deployment_fixture", "module_deployment_fixture"]
 
 
 @dataclass
@@ -48,10 +49,9 @@ class Deployment:
         return server
 
 
-@pytest.fixture(name="deployment")
-def deployment_fixture(backend: str, tmp_path: Path) -> Iterator[Deployment]:
-    """Import it into a test module to use ``deployment``."""
-    with fresh_database(backend, tmp_path) as url:
+@contextmanager
+def _deployed(backend: str, folder: Path) -> Iterator[Deployment]:
+    with fresh_database(backend, folder) as url:
         env = {
             **clean_environment(),
             "FIELDSYNC_DATABASE_URL": url,
@@ -59,7 +59,7 @@ def deployment_fixture(backend: str, tmp_path: Path) -> Iterator[Deployment]:
             "FIELDSYNC_ARGON2_MEMORY_KIB": "64",
             "FIELDSYNC_ARGON2_TIME_COST": "1",
         }
-        made = Deployment(env, tmp_path)
+        made = Deployment(env, folder)
         made.run("db", "upgrade")
         made.run("users", "create-admin", "boss", "--password-stdin", stdin=PASSWORD + "\n")
         try:
@@ -67,3 +67,20 @@ def deployment_fixture(backend: str, tmp_path: Path) -> Iterator[Deployment]:
         finally:
             for server in made.servers:
                 server.stop()
+
+
+@pytest.fixture(name="deployment")
+def deployment_fixture(backend: str, tmp_path: Path) -> Iterator[Deployment]:
+    """Import it into a test module to use ``deployment``."""
+    with _deployed(backend, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture(name="module_deployment", scope="module")
+def module_deployment_fixture(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """One deployment for a module's tests, for those that change nothing a later test
+    could see (limits, headers): a server start is seconds, a test a fraction of one."""
+    with _deployed(backend, tmp_path_factory.mktemp("deployment")) as made:
+        yield made

@@ -18,6 +18,14 @@ from bench.server import clean_environment, fieldsync_command
 from tests.conftest import PASSWORD
 from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (a fixture)
 
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    """`fieldsync device` is a client of the API: what it drives on the server, push
+    and pull, is tested on both databases by tests/api and tests/sync; here SQLite,
+    the embedded default, is enough."""
+    return "sqlite"
+
 COMMAND_TIMEOUT_SECONDS = 60
 
 

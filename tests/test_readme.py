@@ -40,6 +40,14 @@ import pytest
 from bench.server import fieldsync_command
 from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (a fixture)
 
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    """The README's walk-throughs are a client of the API: what they drive on the
+    server is tested on both databases by tests/api; they run on SQLite, the
+    embedded default they show."""
+    return "sqlite"
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 MAKE_RUN_URL = "http://127.0.0.1:8000"
 CODE_PLACEHOLDER = "7K2M-Q9XD-4HVT-C0RA"

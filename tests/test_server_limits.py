@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bench.memory import tree
-from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (a fixture)
+from tests.servers import Deployment, Server, module_deployment_fixture  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +23,14 @@ BODY_TIMEOUT = 1.0
 GRACE = 4.0
 
 
-@pytest.fixture
-def server(deployment: Deployment) -> Server:
-    deployment.env["FIELDSYNC_HEADER_TIMEOUT_SECONDS"] = str(HEADER_TIMEOUT)
-    deployment.env["FIELDSYNC_BODY_TIMEOUT_SECONDS"] = str(BODY_TIMEOUT)
+@pytest.fixture(scope="module")
+def server(module_deployment: Deployment) -> Server:
+    """One server for the module: no test here leaves anything behind but closed
+    connections, and each start costs seconds."""
+    module_deployment.env["FIELDSYNC_HEADER_TIMEOUT_SECONDS"] = str(HEADER_TIMEOUT)
+    module_deployment.env["FIELDSYNC_BODY_TIMEOUT_SECONDS"] = str(BODY_TIMEOUT)
     # Two workers: the protocol and the limits hold in the processes uvicorn spawns.
-    return deployment.start(workers=2)
+    return module_deployment.start(workers=2)
 
 
 def resident_bytes(server: Server) -> int:
