@@ -44,7 +44,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
 from schemas import Device, SyncChange, User
-from schemas.records import Fields, PatrolStatus
+from schemas.records import Fields
 from schemas.sync import (
     Change,
     ChangeError,
@@ -63,27 +63,10 @@ from sync.entities import ENTITIES, PUSHABLE, REFERENCE_ENTITIES, Domain, Entity
 from sync.errors import FieldProblem, Forbidden, PayloadTooLarge
 from sync.merge import changed_fields, merge_update
 from sync.principal import Principal
+from sync.rules import SERVER_OWNED, Deferred, Rejected, Rules, as_uuid, attribute_problems
 from sync.settings import Settings
 from sync.workspace import Record, Version, Waiting, Workspace
 
-SERVER_OWNED = frozenset(
-    {
-        "version",
-        "created_at",
-        "updated_at",
-        "created_by",
-        "device_id",
-        "deleted_at",
-        "reviewed_by",
-        "reviewed_at",
-        "review_comment",
-        "merged_into",
-        "point_count",
-    }
-)
-DEVICE_PATROL_STATUSES = frozenset(
-    {PatrolStatus.draft, PatrolStatus.submitted, PatrolStatus.cancelled}
-)
 # How often a batch is decided again after losing a race; the last try goes one
 # change at a time.
 ATTEMPTS = 3
@@ -91,27 +74,6 @@ ATTEMPTS = 3
 RACE_STATES = frozenset({"40P01", "40001"})
 
 log = logging.getLogger("fieldsync")
-
-
-class Rejected(Exception):
-    def __init__(self, field: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.errors = [ChangeError(field=field, code=code, message=message)]
-
-    @classmethod
-    def many(cls, problems: list[FieldProblem]) -> Rejected:
-        error = cls(problems[0].field, problems[0].code, problems[0].message)
-        error.errors = [
-            ChangeError(field=p.field, code=p.code, message=p.message) for p in problems
-        ]
-        return error
-
-
-class Deferred(Exception):
-    def __init__(self, entity: str, record_id: uuid.UUID) -> None:
-        super().__init__(f"waiting for {entity} {record_id}")
-        self.entity = entity
-        self.record_id = record_id
 
 
 # The NUL character in canonical JSON: ``\u0000`` after an even number of backslashes
@@ -365,6 +327,7 @@ class PushEngine:
         self.prepared = prepared or {}
         self.changelog = Changelog(session)
         self.ws = Workspace(session, self.changelog)
+        self.rules = Rules(self.ws)
         # Conflicts opened by the change being applied, stored with it.
         self.conflicts: list[dict[str, Any]] = []
         self._principals: dict[tuple[uuid.UUID, uuid.UUID], Principal | None] = {}
@@ -532,8 +495,8 @@ class PushEngine:
         if row is not None and spec.name == "person" and change.op == Op.update:
             kept = self._kept_person(row)
             if kept is not None:  # merged into another since the device last synced
-                self._check_in_scope(actor, spec, row)
-                self._check_in_scope(actor, spec, kept)
+                self.rules.check_in_scope(actor.principal, spec, row)
+                self.rules.check_in_scope(actor.principal, spec, kept)
                 # The device's fields are the edit it meant for this person: they land
                 # on the kept record as its latest edit.
                 result = self._update(actor, spec, change, kept, base_version=kept.version)
@@ -541,7 +504,7 @@ class PushEngine:
         if change.op == Op.create:
             if row is None:
                 return self._create(actor, spec, change)
-            self._check_in_scope(actor, spec, row)
+            self.rules.check_in_scope(actor.principal, spec, row)
             if spec.append_only:
                 if records.state_from(spec, row.values) == self._validated(spec, change.fields)[1]:
                     return ChangeResult(
@@ -553,7 +516,7 @@ class PushEngine:
             return self._update(actor, spec, change, row, base_version=change.base_version or 0)
         if row is None:
             raise Deferred(spec.name, change.id)
-        self._check_in_scope(actor, spec, row)
+        self.rules.check_in_scope(actor.principal, spec, row)
         if spec.append_only:
             raise Rejected("op", "append_only", f"{spec.name} records are only ever created")
         if change.op == Op.update:
@@ -564,16 +527,16 @@ class PushEngine:
 
     def _create(self, actor: Actor, spec: EntitySpec, change: Change) -> ChangeResult:
         model, state = self._validated_create(spec, change)
-        self._check_patrol_status(spec, state)  # a device cannot make a patrol approved
+        self.rules.check_patrol_status(spec, state)  # a device cannot make a patrol approved
         if spec.name == "attendance" and self._follow_merged_person(state):
             model = spec.fields.model_validate(state)
-        parents = self._parents(spec, state)
-        derived = self._derive_scope(spec, state, parents)
+        parents = self.rules.parents(spec, state)
+        derived = self.rules.derive_scope(spec, state, parents)
         if spec.scope_field in state:  # an observation shows the sector it lies in
             state[spec.scope_field] = str(derived[spec.scope_field])
-        self._check_scope_value(actor, spec, derived)
-        self._check_references(spec, state)
-        if self._locked_by_parent(spec, parents):
+        self.rules.check_scope_value(actor.principal, spec, derived)
+        self.rules.check_references(spec, state)
+        if self.rules.locked_by_parent(spec, parents):
             return self._open_conflict(
                 actor,
                 spec,
@@ -599,7 +562,7 @@ class PushEngine:
         if spec.name == "track_segment":
             values["point_count"] = len(state["points"])
         record = Record(spec, values, new=True, locked=True)
-        merged_into = self._duplicate_attendance(record)
+        merged_into = self.rules.duplicate_attendance(record)
         if merged_into is not None:
             record = Record(
                 spec, {**values, "deleted_at": self.now, "merged_into": merged_into}, new=True
@@ -631,8 +594,8 @@ class PushEngine:
         if spec.name == "attendance" and "person_id" in change.fields:
             self._follow_merged_person(merged_state)
         incoming = {name: merged_state[name] for name in change.fields}
-        self._check_stays_put(spec, current, incoming)
-        self._check_patrol_status(spec, incoming)
+        self.rules.check_stays_put(spec, current, incoming)
+        self.rules.check_patrol_status(spec, incoming)
         if row.deleted:
             if self._last_change_was(actor, row):
                 raise Rejected("id", "deleted", "this device deleted the record")
@@ -645,7 +608,7 @@ class PushEngine:
                 fields={n: (None, v) for n, v in incoming.items()},
                 version=row.version,
             )
-        if self._locked(spec, row):
+        if self.rules.locked(spec, row):
             return self._open_conflict(
                 actor,
                 spec,
@@ -659,8 +622,10 @@ class PushEngine:
         decision = merge_update(incoming=incoming, current=current, changed_by_others=others)
         new_state = {**current, **decision.apply}
         if spec.scope_field in decision.apply:
-            self._check_scope_value(actor, spec, {spec.scope_field: new_state[spec.scope_field]})
-            self._check_references(spec, new_state)
+            self.rules.check_scope_value(
+                actor.principal, spec, {spec.scope_field: new_state[spec.scope_field]}
+            )
+            self.rules.check_references(spec, new_state)
         changed = changed_fields(current, new_state)
         if changed:
             model = records.validated(spec, new_state)
@@ -669,7 +634,7 @@ class PushEngine:
                 version=row.version + 1,
                 updated_at=self.now,
             )
-            self._check_single_attendance(row)
+            self.rules.check_single_attendance(row)
             self.ws.put(row)
             self._record_version(actor, row, new_state, "update", changed, change)
         if decision.status == "conflict":
@@ -697,7 +662,7 @@ class PushEngine:
             return self._open_conflict(
                 actor, spec, change, row=row, kind="deleted", fields={}, version=row.version
             )
-        if self._locked(spec, row):
+        if self.rules.locked(spec, row):
             return self._open_conflict(
                 actor, spec, change, row=row, kind="locked", fields={}, version=row.version
             )
@@ -739,143 +704,24 @@ class PushEngine:
             ) from invalid
         return model, model.model_dump(mode="json")
 
-    def _parents(self, spec: EntitySpec, state: dict[str, Any]) -> dict[str, Record]:
-        found: dict[str, Record] = {}
-        for parent in spec.parents:
-            value = state.get(parent.field)
-            if value is None:
-                continue
-            parent_id = _uuid(value)
-            row = self.ws.record(ENTITIES[parent.entity], parent_id, lock=False)
-            if row is None:
-                raise Deferred(parent.entity, parent_id)
-            if row.deleted:
-                raise Rejected(
-                    f"fields.{parent.field}", "parent_deleted", f"that {parent.entity} was deleted"
-                )
-            found[parent.field] = row
-        return found
-
-    def _derive_scope(
-        self, spec: EntitySpec, state: dict[str, Any], parents: dict[str, Record]
-    ) -> dict[str, Any]:
-        """The scope key a record takes from its parent (a segment from its patrol)."""
-        for parent in spec.parents:
-            if parent.scope and parent.field in parents:
-                return {spec.scope_field: parents[parent.field].values[spec.scope_field]}
-        value = state.get(spec.scope_field)
-        if value is None:
-            raise Rejected(f"fields.{spec.scope_field}", "missing", "the record needs its scope")
-        return {spec.scope_field: _uuid(value)}
-
-    def _check_scope_value(self, actor: Actor, spec: EntitySpec, derived: dict[str, Any]) -> None:
-        value = _uuid(derived[spec.scope_field])
-        principal = actor.principal
-        if principal.sees_everything:
-            return
-        held = principal.sector_ids if spec.domain is Domain.patrol else principal.community_ids
-        if value not in held:
-            raise Rejected(
-                f"fields.{spec.scope_field}", "out_of_scope", "that is not in this user's scope"
-            )
-
-    def _check_in_scope(self, actor: Actor, spec: EntitySpec, row: Record) -> None:
-        self._check_scope_value(actor, spec, {spec.scope_field: row.scope})
-
-    def _check_references(self, spec: EntitySpec, state: dict[str, Any]) -> None:
-        sector_id = state.get("sector_id")
-        if sector_id is not None and not self.ws.sector_exists(_uuid(sector_id)):
-            raise Rejected("fields.sector_id", "unknown_reference", "no such sector")
-        community_id = state.get("community_id")
-        if community_id is not None and not self.ws.community_exists(_uuid(community_id)):
-            raise Rejected("fields.community_id", "unknown_reference", "no such community")
-        if spec.name == "observation":
-            self._check_category(state)
-
-    def _check_category(self, state: dict[str, Any]) -> None:
-        category = self.ws.category(state["category_key"])
-        if category is None:
-            raise Rejected("fields.category_key", "unknown_category", "no such category")
-        problems = attribute_problems(category.attributes, state.get("attributes") or {})
-        if problems:
-            raise Rejected.many(problems)
-
-    def _check_stays_put(
-        self, spec: EntitySpec, current: dict[str, Any], incoming: dict[str, Any]
-    ) -> None:
-        """A record stays in the scope it was made in, and hangs from the parent it was
-        made under: moving it would leave it on the tablets of its old scope, which
-        would never hear of the move."""
-        fixed = [spec.scope_field] + [p.field for p in spec.parents if p.scope]
-        for name in fixed:
-            if name in incoming and incoming[name] != current.get(name) and current.get(name):
-                raise Rejected(
-                    f"fields.{name}",
-                    "scope_immutable",
-                    f"a {spec.name} keeps the {name} it was made with; delete it and make it anew",
-                )
-
-    def _check_patrol_status(self, spec: EntitySpec, incoming: dict[str, Any]) -> None:
-        if spec.name == "patrol" and incoming.get("status", "draft") not in DEVICE_PATROL_STATUSES:
-            raise Rejected(
-                "fields.status", "review_status", "approved and returned are set by a review"
-            )
-
-    def _check_single_attendance(self, row: Record) -> None:
-        """An update may not make a second live attendance of one person at one session."""
-        if (
-            row.spec.name == "attendance"
-            and not row.deleted
-            and self._duplicate_attendance(row) is not None
-        ):
-            raise Rejected(
-                "fields.person_id",
-                "duplicate_attendance",
-                "this person's attendance at this session is already recorded",
-            )
-
-    def _locked(self, spec: EntitySpec, row: Record) -> bool:
-        """An approved patrol, and its observations, take no silent edits."""
-        if spec.name == "patrol":
-            return bool(row.values["status"] == PatrolStatus.approved)
-        if spec.name == "observation" and row.values["patrol_id"] is not None:
-            patrol = self.ws.record(ENTITIES["patrol"], row.values["patrol_id"], lock=False)
-            return patrol is not None and patrol.values["status"] == PatrolStatus.approved
-        return False
-
-    def _locked_by_parent(self, spec: EntitySpec, parents: dict[str, Record]) -> bool:
-        patrol = parents.get("patrol_id")
-        return (
-            spec.name == "observation"
-            and patrol is not None
-            and patrol.values["status"] == PatrolStatus.approved
-        )
-
     def _kept_person(self, person: Record) -> Record | None:
         """The live person ``person`` was merged into, if it was (issue 7's merge)."""
         kept_id = person.values.get("merged_into")
         if kept_id is None:
             return None
-        kept = self.ws.record(person.spec, _uuid(kept_id), lock=True)
+        kept = self.ws.record(person.spec, as_uuid(kept_id), lock=True)
         return kept if kept is not None and not kept.deleted else None
 
     def _follow_merged_person(self, state: dict[str, Any]) -> bool:
         """Point an attendance at the kept person when it names a merged one; whether
         it did. A merge always names a person who is not merged, so one step is enough."""
         person_id = state.get("person_id")
-        person = self.ws.record(ENTITIES["person"], _uuid(person_id), lock=False)
+        person = self.ws.record(ENTITIES["person"], as_uuid(person_id), lock=False)
         kept_id = person.values.get("merged_into") if person is not None else None
         if kept_id is None:
             return False
         state["person_id"] = str(kept_id)
         return True
-
-    def _duplicate_attendance(self, row: Record) -> uuid.UUID | None:
-        if row.spec.name != "attendance":
-            return None
-        others = self.ws.live_attendance(row.values["session_id"], row.values["person_id"])
-        others.discard(row.id)
-        return min(others) if others else None
 
     def _changed_by_others(
         self, row: Record, *, after_version: int, device_id: uuid.UUID
@@ -1015,11 +861,6 @@ class PushEngine:
         return self._principals[key]
 
 
-def _uuid(value: Any) -> uuid.UUID:
-    """A UUID, from its validated text form or as it is."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
 def _waiting(row: dict[str, Any]) -> Waiting:
     return Waiting(
         change_id=row["change_id"],
@@ -1053,54 +894,6 @@ def publish(changelog: Changelog, spec: EntitySpec, row: Any, state: dict[str, A
     names = {"id", "version", "deleted_at", "updated_at", spec.scope_field}
     names |= {*spec.server_fields, *records.SNAPSHOT_META}
     changelog.touch(entry_of(spec, {name: getattr(row, name) for name in names}, state))
-
-
-def attribute_problems(
-    attributes: list[dict[str, Any]], values: dict[str, Any]
-) -> list[FieldProblem]:
-    """An observation's attributes, checked against its category's typed attributes."""
-    problems: list[FieldProblem] = []
-    declared = {a["key"]: a for a in attributes}
-    for key in sorted(set(values) - set(declared)):
-        problems.append(
-            FieldProblem(f"fields.attributes.{key}", "unknown_attribute", "not in the category")
-        )
-    for key, attribute in declared.items():
-        value = values.get(key)
-        where = f"fields.attributes.{key}"
-        if value is None:
-            if attribute.get("required"):
-                problems.append(FieldProblem(where, "missing", "this attribute is required"))
-            continue
-        kind = attribute["type"]
-        ok = {
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
-            "text": isinstance(value, str),
-            "bool": isinstance(value, bool),
-            "date": isinstance(value, str) and _is_date(value),
-            "list": isinstance(value, str) and value in (attribute.get("options") or []),
-        }[kind]
-        if not ok:
-            problems.append(FieldProblem(where, "invalid_attribute", _expected(attribute)))
-    return problems
-
-
-def _expected(attribute: dict[str, Any]) -> str:
-    """What an attribute takes, in words a ranger can act on: a list names its options."""
-    kind = attribute["type"]
-    if kind == "list":
-        return "expected one of: " + ", ".join(attribute.get("options") or [])
-    if kind == "date":
-        return "expected a date (2026-03-01)"
-    return f"expected a {kind}"
-
-
-def _is_date(value: str) -> bool:
-    try:
-        datetime.strptime(value, "%Y-%m-%d")  # noqa: DTZ007 (a calendar date, no time)
-    except ValueError:
-        return False
-    return True
 
 
 __all__ = ["PushEngine", "attribute_problems", "canonical", "content_hash", "publish", "push"]
