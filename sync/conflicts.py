@@ -34,6 +34,8 @@ from sync.errors import Conflict as ConflictError
 from sync.errors import FieldProblem, NotFound, Unprocessable
 from sync.principal import Principal
 from sync.push import publish
+from sync.rules import SERVER_OWNED, Deferred, Rejected, Rules
+from sync.workspace import Workspace
 
 
 def list_conflicts(session: Session, *, principal: Principal, query: ConflictQuery) -> ConflictPage:
@@ -69,6 +71,15 @@ def resolve(
         raise ConflictError("this conflict was already resolved", code="already_resolved")
     spec = ENTITIES[conflict.entity]
     _check_fields_go_with_custom(request)
+    owned = sorted(set(request.fields) & SERVER_OWNED)
+    if owned:
+        raise Unprocessable(
+            "these fields are set by the server",
+            errors=[
+                FieldProblem(f"fields.{n}", "server_owned_field", "set by the server")
+                for n in owned
+            ],
+        )
     unknown = sorted(set(request.fields) - spec.settable)
     if unknown:
         raise Unprocessable(
@@ -94,6 +105,7 @@ def resolve(
                 row.deleted_at = row.deleted_at or now
         elif request.resolution is not Resolution.keep_server:
             row.deleted_at = None  # taking the device's edit of a deleted record restores it
+    current = dict(base)
     if request.resolution is Resolution.take_device:
         base.update(device_side)
     elif request.resolution is Resolution.custom:
@@ -104,6 +116,8 @@ def resolve(
         raise Unprocessable(
             "the resolved record does not validate", errors=invalid.problems
         ) from None
+    if request.resolution is not Resolution.keep_server:
+        _check_rules(session, principal, spec, current=current, state=state)
     before = records.state_of(spec, row) if row.version else {}
     records.write_state(spec, row, state)
     row.version += 1
@@ -134,6 +148,40 @@ def resolve(
     publish(log, spec, row, state)
     log.publish()  # last: it takes the clock, held until commit
     return reads(session, [conflict])[0]
+
+
+def _check_rules(
+    session: Session,
+    principal: Principal,
+    spec: EntitySpec,
+    *,
+    current: dict[str, Any],
+    state: dict[str, Any],
+) -> None:
+    """What a push would refuse, a resolution refuses too: a resolver writes fields as a
+    device does, so the record stays in its scope and under its parent, names only what
+    exists and what the resolver may see, and keeps its review (``sync.rules``)."""
+    current = records.validate(spec, current) if current else {}
+    incoming = {name: value for name, value in state.items() if current.get(name) != value}
+    rules = Rules(Workspace(session, Changelog(session)))
+    try:
+        rules.check_stays_put(spec, current, incoming)
+        rules.check_patrol_status(spec, incoming)
+        rules.check_review_kept(spec, current, incoming)
+        parents = rules.parents(spec, state)
+        rules.check_scope_value(principal, spec, rules.derive_scope(spec, state, parents))
+        rules.check_references(spec, state)
+    except Rejected as rejected:
+        raise Unprocessable(
+            "the resolved record breaks a rule every change meets",
+            errors=[FieldProblem(e.field, e.code, e.message) for e in rejected.errors],
+        ) from None
+    except Deferred as missing:
+        field = next(p.field for p in spec.parents if p.entity == missing.entity)
+        raise Unprocessable(
+            f"no such {missing.entity}",
+            errors=[FieldProblem(f"fields.{field}", "unknown_reference", "no such record")],
+        ) from None
 
 
 def _check_fields_go_with_custom(request: ResolveRequest) -> None:

@@ -151,6 +151,20 @@ class Rules:
                 "fields.status", "review_status", "approved and returned are set by a review"
             )
 
+    def check_review_kept(
+        self, spec: EntitySpec, current: dict[str, Any], incoming: dict[str, Any]
+    ) -> None:
+        """An approved patrol leaves ``approved`` only by a review: what an office writes
+        outside the review (a conflict's resolution) cannot un-approve it."""
+        if (
+            spec.name == "patrol"
+            and current.get("status") == PatrolStatus.approved
+            and incoming.get("status", PatrolStatus.approved) != PatrolStatus.approved
+        ):
+            raise Rejected(
+                "fields.status", "review_status", "an approved patrol is changed by a review only"
+            )
+
     def check_single_attendance(self, row: Record) -> None:
         """An update may not make a second live attendance of one person at one session."""
         if (

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Caller, World, all_at_once, assert_problem
 from tests.people_support import Recorder
-from tests.sync_support import pull_all
+from tests.sync_support import Tablet, pull_all
 
 DNI = "44556677"
 PHONE = "987654321"
@@ -396,3 +396,33 @@ def test_two_merges_of_one_pair_at_once_make_one(families: dict[str, Any], world
     assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
     history = coordinator.get("/attendance", params={"person_id": families["jose"]}).json()
     assert history["total"] == 2
+
+
+def test_a_resolution_cannot_move_a_person_to_another_community(world: World) -> None:
+    """Issue 13: a coordinator's custom resolution meets the rules a push does."""
+    sector = world.sector()
+    here = world.community(sector["id"], "Aguas Verdes")
+    there = world.community(sector["id"], "Nuevo Edén")
+    workers = [
+        Tablet(world.device(world.user("extension_worker", community_ids=[here["id"]])))
+        for _ in range(2)
+    ]
+    person_id = str(uuid.uuid4())
+    fields = {"given_names": "Rosa", "paternal_surname": "Huamán", "community_id": here["id"]}
+    assert workers[0].send("person", person_id, "create", fields)["status"] == "applied"
+    workers[0].send("person", person_id, "update", {"phone": "911111111"}, base_version=1)
+    clash = workers[1].send("person", person_id, "update", {"phone": "922222222"}, base_version=1)
+    assert clash["status"] == "conflict", clash
+    coordinator = world.user("coordinator")
+
+    answer = coordinator.post(
+        f"/conflicts/{clash['conflict_id']}/resolve",
+        json={"resolution": "custom", "fields": {"community_id": there["id"]}},
+    )
+
+    problem = assert_problem(answer, 422, "validation_failed")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+        ("fields.community_id", "scope_immutable")
+    ]
+    person = coordinator.get(f"/people/{person_id}").json()["person"]
+    assert person["community_id"] == here["id"]

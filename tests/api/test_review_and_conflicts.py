@@ -364,3 +364,131 @@ def test_a_record_keeps_the_sector_it_was_made_in(
         base_version=1,
     )
     assert same["status"] == "applied", same
+
+
+# ------------------------------------------------ resolutions meet the rules of a push
+
+
+def _approved_with_locked_edit(
+    patrol_world: dict[str, Any], fields: dict[str, Any]
+) -> tuple[str, str]:
+    """An approved patrol and the conflict of a device's edit of it."""
+    tablet: Tablet = patrol_world["tablet"]
+    lead: Caller = patrol_world["lead"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+    assert (
+        lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"}).status_code == 200
+    )
+    result = tablet.send("patrol", patrol_id, "update", fields, base_version=3)
+    assert result["status"] == "conflict", result
+    return patrol_id, result["conflict_id"]
+
+
+def _field_codes(answer: Any) -> dict[str, str]:
+    problem = assert_problem(answer, 422, "validation_failed")
+    return {error["field"]: error["code"] for error in problem["errors"]}
+
+
+@pytest.mark.parametrize("resolver", ["lead", "coordinator"])
+def test_a_resolution_cannot_move_a_patrol_to_another_sector(
+    patrol_world: dict[str, Any], world: World, resolver: str
+) -> None:
+    patrol_id, conflict_id = _approved_with_locked_edit(patrol_world, {"objective": "moved"})
+    elsewhere = world.sector("AM-09")["id"]
+    caller: Caller = patrol_world[resolver]
+
+    answer = caller.post(
+        f"/conflicts/{conflict_id}/resolve",
+        json={"resolution": "custom", "fields": {"sector_id": elsewhere}},
+    )
+
+    assert _field_codes(answer) == {"fields.sector_id": "scope_immutable"}
+    assert caller.get(f"/conflicts/{conflict_id}").json()["status"] == "open"
+    patrol = caller.get(f"/patrols/{patrol_id}").json()["patrol"]
+    assert (patrol["sector_id"], patrol["status"]) == (patrol_world["sector"]["id"], "approved")
+
+
+@pytest.mark.parametrize("status", ["draft", "submitted", "returned"])
+def test_a_resolution_cannot_unapprove_a_patrol(patrol_world: dict[str, Any], status: str) -> None:
+    patrol_id, conflict_id = _approved_with_locked_edit(patrol_world, {"objective": "later"})
+    lead: Caller = patrol_world["lead"]
+
+    answer = lead.post(
+        f"/conflicts/{conflict_id}/resolve",
+        json={"resolution": "custom", "fields": {"status": status}},
+    )
+
+    assert _field_codes(answer) == {"fields.status": "review_status"}
+    assert lead.get(f"/patrols/{patrol_id}").json()["patrol"]["status"] == "approved"
+
+
+def test_taking_a_devices_status_does_not_unapprove_a_patrol_either(
+    patrol_world: dict[str, Any],
+) -> None:
+    patrol_id, conflict_id = _approved_with_locked_edit(
+        patrol_world, {"status": "draft", "objective": "reopened on the tablet"}
+    )
+    lead: Caller = patrol_world["lead"]
+
+    answer = lead.post(f"/conflicts/{conflict_id}/resolve", json={"resolution": "take_device"})
+
+    assert _field_codes(answer) == {"fields.status": "review_status"}
+    assert lead.get(f"/patrols/{patrol_id}").json()["patrol"]["status"] == "approved"
+    kept = lead.post(f"/conflicts/{conflict_id}/resolve", json={"resolution": "keep_server"})
+    assert kept.status_code == 200, kept.text
+
+
+def test_a_resolution_cannot_approve_a_patrol_nor_set_what_the_server_owns(
+    patrol_world: dict[str, Any],
+) -> None:
+    a: Tablet = patrol_world["tablet"]
+    b: Tablet = patrol_world["second"]
+    patrol_id = str(uuid.uuid4())
+    a.send("patrol", patrol_id, "create", {"sector_id": patrol_world["sector"]["id"]})
+    a.send("patrol", patrol_id, "update", {"objective": "A"}, base_version=1)
+    clash = b.send("patrol", patrol_id, "update", {"objective": "B"}, base_version=1)
+    url = f"/conflicts/{clash['conflict_id']}/resolve"
+    lead: Caller = patrol_world["lead"]
+
+    approve = lead.post(url, json={"resolution": "custom", "fields": {"status": "approved"}})
+    reviewed = lead.post(url, json={"resolution": "custom", "fields": {"reviewed_by": None}})
+
+    assert _field_codes(approve) == {"fields.status": "review_status"}
+    assert _field_codes(reviewed) == {"fields.reviewed_by": "server_owned_field"}
+    assert lead.get(f"/patrols/{patrol_id}").json()["patrol"]["status"] == "draft"
+
+
+def test_a_resolution_cannot_move_an_observation_to_a_patrol_of_another_sector(
+    patrol_world: dict[str, Any], world: World
+) -> None:
+    world.admin.post(
+        "/observation-categories",
+        json={"key": "threat.logging", "name_es": "Tala", "name_en": "Logging"},
+    )
+    tablet: Tablet = patrol_world["tablet"]
+    b: Tablet = patrol_world["second"]
+    patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
+    other_sector = world.sector("AM-07")
+    stranger = Tablet(world.device(world.user("ranger", sector_ids=[other_sector["id"]])))
+    other_patrol = str(uuid.uuid4())
+    stranger.send("patrol", other_patrol, "create", {"sector_id": other_sector["id"]})
+    observation_id = str(uuid.uuid4())
+    fields = {
+        "patrol_id": patrol_id,
+        "category_key": "threat.logging",
+        "observed_at": "2026-11-02T10:00:00-05:00",
+        "lat": -5.9,
+        "lon": -77.3,
+    }
+    tablet.send("observation", observation_id, "create", fields)
+    tablet.send("observation", observation_id, "update", {"notes": "A"}, base_version=1)
+    clash = b.send("observation", observation_id, "update", {"notes": "B"}, base_version=1)
+    assert clash["status"] == "conflict", clash
+    coordinator: Caller = patrol_world["coordinator"]
+
+    answer = coordinator.post(
+        f"/conflicts/{clash['conflict_id']}/resolve",
+        json={"resolution": "custom", "fields": {"patrol_id": other_patrol}},
+    )
+
+    assert _field_codes(answer) == {"fields.patrol_id": "scope_immutable"}
