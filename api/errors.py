@@ -11,10 +11,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.problem import FieldError, Problem
+from sync.database import unavailable
 from sync.errors import FieldsyncError
 
 log = logging.getLogger("fieldsync")
@@ -138,6 +139,26 @@ async def _integrity_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+# How long a client should wait before trying again when the database does not answer.
+RETRY_AFTER_UNAVAILABLE_SECONDS = 5
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if not unavailable(error):
+        return await _unexpected_error(request, error)
+    log.warning(
+        "the database does not answer on %s %s: %s", request.method, request.url.path, error
+    )
+    return problem_response(
+        request,
+        status=503,
+        code="database_unavailable",
+        title="Service unavailable",
+        detail="the database does not answer; nothing of this request was kept, try again",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem_response(
@@ -154,6 +175,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -35,7 +35,9 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def create_db_engine(
+    url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwargs: Any
+) -> Engine:
     """An engine for ``url`` with the settings this service relies on."""
     parsed = sa.make_url(url)
     # Read back with the standard library, which keeps integers of any size exact
@@ -44,10 +46,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_ms / 1000},
             **kwargs,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     if parsed.get_backend_name() == "postgresql":
         # The change clock relies on READ COMMITTED (an UPDATE that waited on the clock
@@ -60,7 +62,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
@@ -68,13 +70,38 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         writes = connection.get_execution_options().get(WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+# SQLSTATEs that say the database cannot be reached now, not that it refused what was
+# asked: a connection lost or refused (class 08), the server shutting down (57P01-03),
+# too many connections (53300).
+UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database does not answer: a lost connection, a
+    server going down, SQLite's lock still held when the busy timeout ran out. Such a
+    request is answered ``503`` with ``Retry-After``, and never retried on its session,
+    which is dead (push's retries are for races, not for this)."""
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    state = getattr(error.orig, "sqlstate", None)
+    if state is not None:
+        return bool(state.startswith("08") or state in UNAVAILABLE_STATES)
+    if not isinstance(error, sa.exc.OperationalError):
+        return False
+    if type(error.orig).__module__.startswith("psycopg"):
+        return True  # no SQLSTATE: the connection failed or closed before an answer
+    return "database is locked" in str(error.orig)
 
 
 def open_session(engine: Engine, *, write: bool) -> Session:

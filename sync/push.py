@@ -59,6 +59,7 @@ from schemas.types import utcnow
 from sync import records
 from sync.auth import principal_of
 from sync.changelog import Changelog, PendingEntry
+from sync.database import unavailable
 from sync.entities import ENTITIES, PUSHABLE, REFERENCE_ENTITIES, Domain, EntitySpec
 from sync.errors import FieldProblem, Forbidden, PayloadTooLarge
 from sync.merge import changed_fields, merge_update
@@ -170,7 +171,7 @@ def push(
                     session, principal, batch, prepared, device, now=now, one_by_one=one_by_one
                 )
         except DBAPIError as error:
-            if one_by_one:
+            if one_by_one or unavailable(error):
                 raise
             # A lost race is decided again; anything else goes one change at a time at
             # once, so that the change the database refuses is rejected alone.
@@ -364,6 +365,8 @@ class PushEngine:
                 self.ws.flush()
                 return result
         except DBAPIError as error:
+            if unavailable(error):
+                raise
             self.ws.rollback(mark)
             self.ws.discard_writes()
             refused = error

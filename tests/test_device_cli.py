@@ -26,6 +26,7 @@ def backend() -> str:
     the embedded default, is enough."""
     return "sqlite"
 
+
 COMMAND_TIMEOUT_SECONDS = 60
 
 

@@ -48,6 +48,7 @@ def backend() -> str:
     embedded default they show."""
     return "sqlite"
 
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 MAKE_RUN_URL = "http://127.0.0.1:8000"
 CODE_PLACEHOLDER = "7K2M-Q9XD-4HVT-C0RA"
