@@ -22,6 +22,30 @@ from sync.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 CHUNK = 64 * 1024
 
 
+def check_json_media_type(request: Request) -> None:
+    """The body is declared JSON (``application/json``, or ``…+json``), in UTF-8 if a
+    charset is named: a form, text or UTF-16 body is refused before it is read."""
+    declared = request.headers.get("content-type", "")
+    media_type, _, parameters = declared.partition(";")
+    media_type = media_type.strip().lower()
+    charset = next(
+        (
+            value.strip().strip('"').lower()
+            for name, _, value in (p.partition("=") for p in parameters.split(";"))
+            if name.strip().lower() == "charset"
+        ),
+        "utf-8",
+    )
+    if not (media_type == "application/json" or media_type.endswith("+json")) or charset not in (
+        "utf-8",
+        "utf8",
+    ):
+        raise UnsupportedMediaType(
+            f"the body must be sent as application/json in UTF-8, not {declared or 'untyped'}",
+            code="unsupported_media_type",
+        )
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
@@ -49,6 +73,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         parts.append(out)
     if inflater is not None and not inflater.eof:
         raise BadRequest("the gzip body ends early", code="bad_gzip")
+    if inflater is not None and inflater.unused_data:
+        raise BadRequest("bytes follow the end of the gzip stream", code="bad_gzip")
     return b"".join(parts)
 
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, StringConstraints
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -168,7 +168,7 @@ class UserUpdate(RequestBody):
     role: Role | None = None
     sector_ids: list[uuid.UUID] | None = None
     community_ids: list[uuid.UUID] | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
     password: Password | None = None
 
 

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    StrictBool,
     StringConstraints,
     model_validator,
 )
@@ -176,14 +177,14 @@ class CommunityCreate(RequestBody):
     name: Text
     sector_id: uuid.UUID
     kind: CommunityKind
-    inside_protected_area: bool = False
+    inside_protected_area: StrictBool = False
 
 
 class CommunityUpdate(RequestBody):
     name: Text | None = None
     sector_id: uuid.UUID | None = None
     kind: CommunityKind | None = None
-    inside_protected_area: bool | None = None
+    inside_protected_area: StrictBool | None = None
 
 
 class CommunityRead(BaseModel):
@@ -226,7 +227,7 @@ class CategoryAttribute(
     key: AttributeKey
     type: AttributeType
     options: list[str] | None = None
-    required: bool = False
+    required: StrictBool = False
 
     @model_validator(mode="after")
     def _options_go_with_lists(self) -> Self:
@@ -258,14 +259,14 @@ class ObservationCategoryCreate(RequestBody):
     name_es: Text
     name_en: Text
     attributes: CategoryAttributes = []
-    active: bool = True
+    active: StrictBool = True
 
 
 class ObservationCategoryUpdate(RequestBody):
     name_es: Text | None = None
     name_en: Text | None = None
     attributes: CategoryAttributes | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class ObservationCategoryRead(BaseModel):

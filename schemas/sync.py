@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictInt
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -225,17 +225,17 @@ class Change(BaseModel):
     change_id: uuid.UUID = PydanticField(
         description="Unique forever. Sent again, it gets the answer it got the first time."
     )
-    seq: int = PydanticField(ge=0, le=MAX_SEQ, description="Strictly increasing per device.")
+    seq: StrictInt = PydanticField(ge=0, le=MAX_SEQ, description="Strictly increasing per device.")
     entity: str = PydanticField(description="The record type, such as `attendance`.")
     id: uuid.UUID = PydanticField(description="The record's id, made on the device.")
     op: str = PydanticField(description="`create`, `update` or `delete`.")
-    base_version: int | None = PydanticField(
+    base_version: StrictInt | None = PydanticField(
         default=None,
         ge=0,
         le=MAX_VERSION,
         description="The server version of the record the device last saw (null for create).",
     )
-    schema_version: int = PydanticField(default=1, ge=1, le=MAX_VERSION)
+    schema_version: StrictInt = PydanticField(default=1, ge=1, le=MAX_VERSION)
     recorded_at: datetime | None = PydanticField(
         default=None, description="The device's clock: kept, never trusted for ordering."
     )

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sync.addresses import trusted_networks
 
 MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_CHARACTERS = 12
 DEFAULT_DATABASE_URL = "sqlite:///fieldsync.db"
 LOCAL_STATE_DIR = Path(".fieldsync")
 
@@ -116,6 +117,12 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     f"FIELDSYNC_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
                 )
+            weakness = key_weakness(key)
+            if weakness is not None:
+                raise SettingsError(
+                    f"FIELDSYNC_SECRET_KEY is too easy to guess: {weakness}. Generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
             return key
         if self.env is Environment.development:
             return _local_development_key()
@@ -125,6 +132,29 @@ class Settings(BaseSettings):
             "(the same value on every server process), or set FIELDSYNC_ENV=development "
             "on a developer's machine."
         )
+
+
+# Placeholders people leave in a configuration file.
+PLACEHOLDERS = ("changeme", "change-me", "change_me", "replaceme", "replace-me", "example")
+
+
+def key_weakness(key: str) -> str | None:
+    """Why a key of the right length is still guessable, or None. A random key of 32
+    characters or more (``secrets.token_urlsafe``) uses many characters and repeats no
+    piece of itself; a typed one (``changeme-changeme-…``, ``kkkk…``) does."""
+    lowered = key.lower()
+    for placeholder in PLACEHOLDERS:
+        if placeholder in lowered:
+            return f"it holds the placeholder {placeholder!r}"
+    if len(set(key)) < MIN_SECRET_KEY_CHARACTERS:
+        return f"it uses fewer than {MIN_SECRET_KEY_CHARACTERS} different characters"
+    pieces: dict[str, int] = {}
+    for start in range(len(key) - 3):
+        piece = key[start : start + 4]
+        pieces[piece] = pieces.get(piece, 0) + 1
+        if pieces[piece] >= 3:
+            return f"it repeats {piece!r}"
+    return None
 
 
 def _local_development_key() -> str:

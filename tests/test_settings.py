@@ -3,6 +3,7 @@ and every limit read from its ``FIELDSYNC_*`` variable."""
 
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
@@ -66,8 +67,26 @@ def test_a_secret_key_shorter_than_32_characters_is_refused(environment: str) ->
 
 @pytest.mark.parametrize("length", [MIN_SECRET_KEY_LENGTH, 64])
 def test_a_secret_key_of_32_characters_or_more_is_the_signing_key(length: int) -> None:
-    key = "k" * length
+    key = secrets.token_urlsafe(48)[:length]
     assert settings(env="production", secret_key=key).signing_key() == key
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("changeme-changeme-changeme-changeme", "placeholder 'changeme'"),
+        ("k" * 64, "fewer than 12 different characters"),
+        ("abcdefghijklm-abcdefghijklm-abcdefghijklm", "repeats 'abcd'"),
+        ("this-is-an-EXAMPLE-key-0123456789abcdef", "placeholder 'example'"),
+    ],
+)
+def test_a_long_but_guessable_secret_key_is_refused_with_the_reason(key: str, why: str) -> None:
+    """Issue 13: the check once counted only the length."""
+    weak = settings(env="production", secret_key=key)
+    with pytest.raises(SettingsError, match=why):
+        weak.signing_key()
+    with pytest.raises(SettingsError, match="too easy to guess"):
+        create_app(weak)
 
 
 def test_development_without_a_key_generates_one_in_the_working_folder(tmp_path: Path) -> None:
@@ -88,14 +107,14 @@ def test_development_processes_share_the_generated_key() -> None:
 
 def test_development_uses_a_set_secret_key_over_the_generated_one(tmp_path: Path) -> None:
     settings(env="development").signing_key()
-    key = "d" * 40
+    key = secrets.token_urlsafe(30)
     assert settings(env="development", secret_key=key).signing_key() == key
 
 
 def test_settings_are_read_from_fieldsync_environment_variables(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    key = "e" * 48
+    key = secrets.token_urlsafe(36)
     monkeypatch.setenv("FIELDSYNC_ENV", "development")
     monkeypatch.setenv("FIELDSYNC_SECRET_KEY", key)
     monkeypatch.setenv("FIELDSYNC_DATABASE_URL", "postgresql+psycopg://u@db:5432/fieldsync")

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.body import JSONRoute, parse_json, read_body
+from api.body import JSONRoute, check_json_media_type, parse_json, read_body
 from api.deps import Admin, CurrentPrincipal, SessionDep, SettingsDep
 from api.errors import problems
 from schemas.sync import (
@@ -43,6 +43,7 @@ async def read_batch(request: Request, settings: SettingsDep) -> Batch:
     opens: a tablet trickling 10 MiB over 2G must not hold the database's write lock,
     and what needs no database (parsing, hashing, validating creates) is done by
     several requests at once. The CPU-bound part runs off the event loop."""
+    check_json_media_type(request)
     raw = await read_body(request, settings.max_body_bytes)
     return await run_in_threadpool(_parse_batch, raw, settings.max_batch)
 

@@ -282,3 +282,71 @@ def test_rules_no_schema_can_state_answer_codes_of_their_own(world: World) -> No
     assert assert_problem(category, 422, "validation_failed")["errors"] == [
         {"field": "attributes", "code": "duplicate_key", "message": "attribute keys must be unique"}
     ]
+
+
+# ---------------------------------------------------------------- strict wire types
+
+
+def _tablet_and_batch(world: World) -> tuple[Any, dict[str, Any]]:
+    sector = world.sector()
+    tablet = world.device(world.user(Role.ranger, sector_ids=[sector["id"]]))
+    patrol = change("patrol", str(uuid.uuid4()), "create", 1, {"sector_id": sector["id"]})
+    return tablet, {"protocol": 1, "device_id": tablet.tokens["device_id"], "changes": [patrol]}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encode"),
+    [
+        ("text/plain", "utf-8"),
+        ("application/x-www-form-urlencoded", "utf-8"),
+        (None, "utf-8"),
+        ("application/json; charset=utf-16", "utf-16"),
+        ("application/json", "utf-16"),
+    ],
+    ids=["text", "form", "untyped", "utf-16-declared", "utf-16-undeclared"],
+)
+def test_push_takes_json_in_utf8_only(world: World, content_type: str | None, encode: str) -> None:
+    tablet, batch = _tablet_and_batch(world)
+    headers = {"Content-Type": content_type} if content_type else {}
+
+    answer = tablet.post("/sync/push", content=json.dumps(batch).encode(encode), headers=headers)
+
+    if content_type == "application/json":
+        assert_problem(answer, 400, "malformed_json")  # declared UTF-8, is not
+    else:
+        assert_problem(answer, 415, "unsupported_media_type")
+    assert tablet.get("/sync/pull").json()["last_seq"] is None
+
+
+def test_push_refuses_bytes_after_the_end_of_its_gzip_stream(world: World) -> None:
+    tablet, batch = _tablet_and_batch(world)
+    body = gzip.compress(json.dumps(batch).encode()) + b"trailing"
+
+    answer = tablet.post("/sync/push", content=body, headers={**JSON, "Content-Encoding": "gzip"})
+
+    assert_problem(answer, 400, "bad_gzip")
+    assert tablet.get("/sync/pull").json()["last_seq"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("seq", "1"), ("seq", 1.0), ("seq", True), ("base_version", "0")]
+)
+def test_a_changes_numbers_are_numbers(world: World, key: str, value: Any) -> None:
+    tablet, batch = _tablet_and_batch(world)
+    batch["changes"][0][key] = value
+
+    problem = assert_problem(tablet.post("/sync/push", json=batch), 422, "validation_failed")
+
+    assert any(e["field"].endswith(key) for e in problem["errors"]), problem
+    assert tablet.get("/sync/pull").json()["last_seq"] is None
+
+
+@pytest.mark.parametrize("value", [0, 1, "false", "no"])
+def test_active_is_true_or_false_not_something_like_it(world: World, value: Any) -> None:
+    ranger = world.user(Role.ranger, sector_ids=[world.sector()["id"]])
+
+    answer = world.admin.patch(f"/users/{ranger.user_id}", json={"active": value})
+
+    problem = assert_problem(answer, 422, "validation_failed")
+    assert [e["field"] for e in problem["errors"]] == ["active"]
+    assert ranger.get("/auth/me").status_code == 200
