@@ -16,10 +16,10 @@ Tables:
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -213,6 +213,15 @@ class Conflict(SQLModel, table=True):
 # ---------------------------------------------------------------- wire: push
 
 
+def _a_number(value: Any) -> Any:
+    """A number is sent as a JSON number: ``"5"`` and ``true`` are not 5 and 1."""
+    if isinstance(value, str | bool):
+        raise ValueError("a number, not text or true/false")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_a_number)]
+
 MAX_SEQ = 2**63 - 1  # a BIGINT
 MAX_VERSION = 2**31 - 1  # an INTEGER
 
@@ -225,17 +234,19 @@ class Change(BaseModel):
     change_id: uuid.UUID = PydanticField(
         description="Unique forever. Sent again, it gets the answer it got the first time."
     )
-    seq: StrictInt = PydanticField(ge=0, le=MAX_SEQ, description="Strictly increasing per device.")
+    seq: WholeNumber = PydanticField(
+        ge=0, le=MAX_SEQ, description="Strictly increasing per device."
+    )
     entity: str = PydanticField(description="The record type, such as `attendance`.")
     id: uuid.UUID = PydanticField(description="The record's id, made on the device.")
     op: str = PydanticField(description="`create`, `update` or `delete`.")
-    base_version: StrictInt | None = PydanticField(
+    base_version: int | None = PydanticField(
         default=None,
         ge=0,
         le=MAX_VERSION,
         description="The server version of the record the device last saw (null for create).",
     )
-    schema_version: StrictInt = PydanticField(default=1, ge=1, le=MAX_VERSION)
+    schema_version: int = PydanticField(default=1, ge=1, le=MAX_VERSION)
     recorded_at: datetime | None = PydanticField(
         default=None, description="The device's clock: kept, never trusted for ordering."
     )
