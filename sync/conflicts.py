@@ -34,7 +34,7 @@ from sync.errors import Conflict as ConflictError
 from sync.errors import FieldProblem, NotFound, Unprocessable
 from sync.principal import Principal
 from sync.push import publish
-from sync.rules import SERVER_OWNED, Deferred, Rejected, Rules
+from sync.rules import Deferred, Rejected, Rules, settable_problems
 from sync.workspace import Workspace
 
 
@@ -71,21 +71,9 @@ def resolve(
         raise ConflictError("this conflict was already resolved", code="already_resolved")
     spec = ENTITIES[conflict.entity]
     _check_fields_go_with_custom(request)
-    owned = sorted(set(request.fields) & SERVER_OWNED)
-    if owned:
-        raise Unprocessable(
-            "these fields are set by the server",
-            errors=[
-                FieldProblem(f"fields.{n}", "server_owned_field", "set by the server")
-                for n in owned
-            ],
-        )
-    unknown = sorted(set(request.fields) - spec.settable)
-    if unknown:
-        raise Unprocessable(
-            "these are not fields of the record",
-            errors=[FieldProblem(f"fields.{n}", "unknown_field", "no such field") for n in unknown],
-        )
+    unsettable = settable_problems(spec, request.fields)
+    if unsettable:
+        raise Unprocessable("these fields cannot be set", errors=unsettable)
     now = utcnow()
     row = records.load(session, spec, conflict.record_id, for_update=True)
     device_side = _device_side(conflict)

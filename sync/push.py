@@ -64,7 +64,14 @@ from sync.entities import ENTITIES, PUSHABLE, REFERENCE_ENTITIES, Domain, Entity
 from sync.errors import FieldProblem, Forbidden, PayloadTooLarge
 from sync.merge import changed_fields, merge_update
 from sync.principal import Principal
-from sync.rules import SERVER_OWNED, Deferred, Rejected, Rules, as_uuid, attribute_problems
+from sync.rules import (
+    Deferred,
+    Rejected,
+    Rules,
+    as_uuid,
+    attribute_problems,
+    settable_problems,
+)
 from sync.settings import Settings
 from sync.workspace import Record, Version, Waiting, Workspace
 
@@ -480,20 +487,9 @@ class PushEngine:
             raise Rejected(
                 "entity", "forbidden_entity", f"a {actor.principal.role} does not sync {spec.name}"
             )
-        given = set(change.fields)
-        owned = sorted(given & SERVER_OWNED)
-        if owned:
-            raise Rejected.many(
-                [
-                    FieldProblem(f"fields.{n}", "server_owned_field", "set by the server")
-                    for n in owned
-                ]
-            )
-        unknown = sorted(given - spec.settable)
-        if unknown:
-            raise Rejected.many(
-                [FieldProblem(f"fields.{n}", "unknown_field", "no such field") for n in unknown]
-            )
+        unsettable = settable_problems(spec, change.fields)
+        if unsettable:
+            raise Rejected.many(unsettable)
         row = self.ws.record(spec, change.id, lock=True)
         if row is not None and spec.name == "person" and change.op == Op.update:
             kept = self._kept_person(row)

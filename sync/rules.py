@@ -11,6 +11,7 @@ a parent the record names has not arrived yet.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,21 @@ SERVER_OWNED = frozenset(
 DEVICE_PATROL_STATUSES = frozenset(
     {PatrolStatus.draft, PatrolStatus.submitted, PatrolStatus.cancelled}
 )
+
+
+def settable_problems(spec: EntitySpec, names: Iterable[str]) -> list[FieldProblem]:
+    """What is wrong with the field names a writer sets: those the server owns
+    (``server_owned_field``), else those the record does not have (``unknown_field``)."""
+    given = set(names)
+    owned = sorted(given & SERVER_OWNED)
+    if owned:
+        return [
+            FieldProblem(f"fields.{n}", "server_owned_field", "set by the server") for n in owned
+        ]
+    return [
+        FieldProblem(f"fields.{n}", "unknown_field", "no such field")
+        for n in sorted(given - spec.settable)
+    ]
 
 
 class Rejected(Exception):
