@@ -12,6 +12,7 @@ import json
 import math
 import zlib
 from collections.abc import Callable, Coroutine
+from email.message import Message
 from typing import Any
 
 from fastapi import Request, Response
@@ -24,21 +25,17 @@ CHUNK = 64 * 1024
 
 def check_json_media_type(request: Request) -> None:
     """The body is declared JSON (``application/json``, or ``…+json``), in UTF-8 if a
-    charset is named: a form, text or UTF-16 body is refused before it is read."""
-    declared = request.headers.get("content-type", "")
-    media_type, _, parameters = declared.partition(";")
-    media_type = media_type.strip().lower()
-    charset = next(
-        (
-            value.strip().strip('"').lower()
-            for name, _, value in (p.partition("=") for p in parameters.split(";"))
-            if name.strip().lower() == "charset"
-        ),
-        "utf-8",
-    )
-    if not (media_type == "application/json" or media_type.endswith("+json")) or charset not in (
-        "utf-8",
-        "utf8",
+    charset is named: a form, text or UTF-16 body is refused before it is read. The
+    header is read by the standard library's MIME parser (quoting, case, spaces)."""
+    declared = request.headers.get("content-type")
+    header = Message()
+    header["content-type"] = declared or ""
+    media_type = header.get_content_type()
+    charset = header.get_content_charset("utf-8")
+    if (
+        declared is None
+        or not (media_type == "application/json" or media_type.endswith("+json"))
+        or charset not in ("utf-8", "utf8")
     ):
         raise UnsupportedMediaType(
             f"the body must be sent as application/json in UTF-8, not {declared or 'untyped'}",

@@ -189,7 +189,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     409: "The request conflicts with the record's state, or takes a unique name, code or key",
     410: "The cursor cannot be served: push, then pull from no cursor",
     413: "The body is over its size limit; nothing of it was read",
-    415: "A Content-Encoding other than gzip",
+    415: "Not JSON in UTF-8, or a Content-Encoding other than gzip",
     422: "The request does not validate",
     429: "Too many failed attempts from this address; wait Retry-After seconds",
     503: "The database does not answer; try again after Retry-After seconds",

@@ -73,8 +73,9 @@ def _problem_as_problem_json(answer: dict[str, Any]) -> None:
             answer["content"] = {errors.PROBLEM_JSON: {"schema": schema}}
 
 
-# Text no field can hold: PostgreSQL stores no NUL. Said on every plain string a
-# client sends; free-form values (a change's fields) say it in words (``nul_character``).
+# Text no field can hold: PostgreSQL stores no NUL. Said on every plain string of the
+# components (shared by requests and answers, and no answer holds NUL either) and of the
+# query parameters; free-form values (a change's fields) say it in words (``nul_character``).
 NO_NUL = "^[^\\u0000]*$"
 
 
