@@ -41,6 +41,24 @@ def _submitted_patrol(tablet: Tablet, sector_id: str) -> str:
     return patrol_id
 
 
+def _logging_category(world: World) -> None:
+    answer = world.admin.post(
+        "/observation-categories",
+        json={"key": "threat.logging", "name_es": "Tala", "name_en": "Logging"},
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def _observation_of(patrol_id: str) -> dict[str, Any]:
+    return {
+        "patrol_id": patrol_id,
+        "category_key": "threat.logging",
+        "observed_at": "2026-11-02T10:00:00-05:00",
+        "lat": -5.9,
+        "lon": -77.3,
+    }
+
+
 def test_a_lead_approves_a_submitted_patrol_and_devices_pull_the_new_version(
     patrol_world: dict[str, Any],
 ) -> None:
@@ -121,22 +139,13 @@ def test_a_device_edit_of_an_approved_patrol_is_a_conflict_and_changes_nothing(
 def test_an_observation_added_to_an_approved_patrol_waits_for_the_lead(
     patrol_world: dict[str, Any], world: World
 ) -> None:
-    world.admin.post(
-        "/observation-categories",
-        json={"key": "threat.logging", "name_es": "Tala", "name_en": "Logging"},
-    )
+    _logging_category(world)
     tablet: Tablet = patrol_world["tablet"]
     lead: Caller = patrol_world["lead"]
     patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
     lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"})
     observation_id = str(uuid.uuid4())
-    fields = {
-        "patrol_id": patrol_id,
-        "category_key": "threat.logging",
-        "observed_at": "2026-11-02T10:00:00-05:00",
-        "lat": -5.9,
-        "lon": -77.3,
-    }
+    fields = _observation_of(patrol_id)
 
     result = tablet.send("observation", observation_id, "create", fields)
     assert result["status"] == "conflict", result
@@ -296,21 +305,12 @@ def test_conflicts_come_a_page_at_a_time_with_the_total(patrol_world: dict[str, 
 def test_a_create_held_back_shows_the_record_field_by_field_and_no_internal_key(
     patrol_world: dict[str, Any], world: World
 ) -> None:
-    world.admin.post(
-        "/observation-categories",
-        json={"key": "threat.logging", "name_es": "Tala", "name_en": "Logging"},
-    )
+    _logging_category(world)
     tablet: Tablet = patrol_world["tablet"]
     lead: Caller = patrol_world["lead"]
     patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
     lead.post(f"/patrols/{patrol_id}/review", json={"decision": "approve"})
-    fields = {
-        "patrol_id": patrol_id,
-        "category_key": "threat.logging",
-        "observed_at": "2026-11-02T10:00:00-05:00",
-        "lat": -5.9,
-        "lon": -77.3,
-    }
+    fields = _observation_of(patrol_id)
     held = tablet.send("observation", str(uuid.uuid4()), "create", fields)
 
     conflict = lead.get(f"/conflicts/{held['conflict_id']}").json()
@@ -461,10 +461,7 @@ def test_a_resolution_cannot_approve_a_patrol_nor_set_what_the_server_owns(
 def test_a_resolution_cannot_move_an_observation_to_a_patrol_of_another_sector(
     patrol_world: dict[str, Any], world: World
 ) -> None:
-    world.admin.post(
-        "/observation-categories",
-        json={"key": "threat.logging", "name_es": "Tala", "name_en": "Logging"},
-    )
+    _logging_category(world)
     tablet: Tablet = patrol_world["tablet"]
     b: Tablet = patrol_world["second"]
     patrol_id = _submitted_patrol(tablet, patrol_world["sector"]["id"])
@@ -473,13 +470,7 @@ def test_a_resolution_cannot_move_an_observation_to_a_patrol_of_another_sector(
     other_patrol = str(uuid.uuid4())
     stranger.send("patrol", other_patrol, "create", {"sector_id": other_sector["id"]})
     observation_id = str(uuid.uuid4())
-    fields = {
-        "patrol_id": patrol_id,
-        "category_key": "threat.logging",
-        "observed_at": "2026-11-02T10:00:00-05:00",
-        "lat": -5.9,
-        "lon": -77.3,
-    }
+    fields = _observation_of(patrol_id)
     tablet.send("observation", observation_id, "create", fields)
     tablet.send("observation", observation_id, "update", {"notes": "A"}, base_version=1)
     clash = b.send("observation", observation_id, "update", {"notes": "B"}, base_version=1)
