@@ -224,6 +224,8 @@ WholeNumber = Annotated[int, BeforeValidator(_a_number)]
 
 MAX_SEQ = 2**63 - 1  # a BIGINT
 MAX_VERSION = 2**31 - 1  # an INTEGER
+# A record's version as a device names it: a JSON number within an INTEGER.
+Version = Annotated[int, PydanticField(ge=0, le=MAX_VERSION), BeforeValidator(_a_number)]
 
 
 class Change(BaseModel):
@@ -240,13 +242,11 @@ class Change(BaseModel):
     entity: str = PydanticField(description="The record type, such as `attendance`.")
     id: uuid.UUID = PydanticField(description="The record's id, made on the device.")
     op: str = PydanticField(description="`create`, `update` or `delete`.")
-    base_version: int | None = PydanticField(
+    base_version: Version | None = PydanticField(
         default=None,
-        ge=0,
-        le=MAX_VERSION,
         description="The server version of the record the device last saw (null for create).",
     )
-    schema_version: int = PydanticField(default=1, ge=1, le=MAX_VERSION)
+    schema_version: WholeNumber = PydanticField(default=1, ge=1, le=MAX_VERSION)
     recorded_at: datetime | None = PydanticField(
         default=None, description="The device's clock: kept, never trusted for ordering."
     )

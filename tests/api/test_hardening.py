@@ -328,7 +328,17 @@ def test_push_refuses_bytes_after_the_end_of_its_gzip_stream(world: World) -> No
     assert tablet.get("/sync/pull").json()["last_seq"] is None
 
 
-@pytest.mark.parametrize(("key", "value"), [("seq", "1"), ("seq", 1.5), ("seq", True)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("seq", "1"),
+        ("seq", 1.5),
+        ("seq", True),
+        ("base_version", "0"),
+        ("base_version", False),
+        ("schema_version", "1"),
+    ],
+)
 def test_a_changes_numbers_are_numbers(world: World, key: str, value: Any) -> None:
     tablet, batch = _tablet_and_batch(world)
     batch["changes"][0][key] = value
