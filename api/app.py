@@ -27,8 +27,8 @@ from api.routes import (
     trainings,
     users,
 )
-from sync.database import create_db_engine
-from sync.settings import Settings, get_settings
+from sync.platform.database import create_db_engine
+from sync.platform.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
 # Collect the youngest objects after this many allocations, not Python's 700.

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from sync.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from sync.platform.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 CHUNK = 64 * 1024
 

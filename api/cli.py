@@ -22,10 +22,11 @@ import uvicorn
 from pydantic import ValidationError
 
 from api.protocol import BoundedHeadersProtocol
-from sync import migrate, users
-from sync.database import create_db_engine, transaction
-from sync.errors import FieldsyncError
-from sync.settings import SettingsError, get_settings
+from sync.accounts import users
+from sync.platform import migrate
+from sync.platform.database import create_db_engine, transaction
+from sync.platform.errors import FieldsyncError
+from sync.platform.settings import SettingsError, get_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         # The app reads X-Forwarded-For itself, from FIELDSYNC_TRUSTED_PROXIES only
-        # (sync.addresses): uvicorn's own reading trusts 127.0.0.1 by default and
+        # (sync.platform.addresses): uvicorn's own reading trusts 127.0.0.1 by default and
         # would hide the socket peer that the throttles must see.
         proxy_headers=False,
         log_level="info",

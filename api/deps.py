@@ -16,11 +16,12 @@ from sqlmodel import Session
 
 from schemas.enums import Role
 from schemas.types import utcnow
-from sync import addresses, auth, devices
-from sync.database import open_session
-from sync.errors import Forbidden, Unauthorized
-from sync.principal import Principal
-from sync.settings import Settings
+from sync.accounts import auth, devices
+from sync.accounts.principal import Principal
+from sync.platform import addresses
+from sync.platform.database import open_session
+from sync.platform.errors import Forbidden, Unauthorized
+from sync.platform.settings import Settings
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -5,7 +5,7 @@
     fieldsync device pull                      print what changed since the last pull
     fieldsync device status                    the device, its outbox, the server
 
-The device is the reference client, ``sync.client.DeviceClient``, with its state in one
+The device is the reference client, ``sync.client.device.DeviceClient``, with its state in one
 SQLite file (``--state FILE``, by default ``~/.fieldsync/device.db``, mode 0600: it
 holds the device's tokens): its identity, the server's URL, its outbox, the records it
 has pulled and its cursor. What it does over HTTP, a tablet does.
@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sync.client import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
+from sync.client.device import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
 
 DEFAULT_STATE = Path("~/.fieldsync/device.db")
 DEFAULT_URL = "http://127.0.0.1:8000"

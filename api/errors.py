@@ -1,6 +1,6 @@
 """Every error as ``application/problem+json`` (RFC 9457) with a stable ``code``.
 
-Services raise ``sync.errors.FieldsyncError`` subclasses; FastAPI's own validation
+Services raise ``sync.platform.errors.FieldsyncError`` subclasses; FastAPI's own validation
 errors and Starlette's routing errors are rendered the same way here, so a client
 never sees another shape. The codes are listed in ``docs/errors.md``.
 """
@@ -15,8 +15,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.problem import FieldError, Problem
-from sync.database import unavailable
-from sync.errors import FieldsyncError
+from sync.platform.database import unavailable
+from sync.platform.errors import FieldsyncError
 
 log = logging.getLogger("fieldsync")
 

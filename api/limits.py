@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem_response
 from api.headers import route_path
-from sync.settings import Settings
+from sync.platform.settings import Settings
 
 PUSH_PATH = "/api/v1/sync/push"
 # Issue 15's resumable (tus) uploads will carry files far over 1 MiB; their chunks get

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from api.headers import API_POLICY, SECURITY_HEADERS
 from api.limits import Refusal
 from schemas.problem import Problem
-from sync.settings import get_settings
+from sync.platform.settings import get_settings
 
 # Eight times what a tablet or a browser sends; nginx's default allows 32 KiB.
 MAX_HEADER_BYTES = 64 * 1024

@@ -29,8 +29,8 @@ from sqlmodel import SQLModel
 from bench.generator import Record
 from bench.rows import postgresql_values, shape, sqlite_values, table_of
 from schemas.types import utcnow
-from sync.database import SQLITE_BUSY_TIMEOUT_MS, create_db_engine
-from sync.entities import ENTITIES
+from sync.engine.entities import ENTITIES
+from sync.platform.database import SQLITE_BUSY_TIMEOUT_MS, create_db_engine
 
 PREFIX = "floor_"
 

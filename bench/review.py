@@ -5,7 +5,7 @@ On a fresh database (``bench.run``), a ranger lead and a crew of rangers are mad
 every sector over the API (``fleet.review_staff``), then ``seed.seed_patrols`` writes
 a history of patrols alone: ``--review-patrols`` patrols holding
 ``--review-points`` track points in all, led and walked by those rangers. Their
-reviews are made by the server's own ``sync.review.review`` as each sector's lead
+reviews are made by the server's own ``sync.patrols.review.review`` as each sector's lead
 (in this process, many a transaction: the same rows as ``POST /patrols/{id}/review``
 makes, without an HTTP request each), so that most patrols are approved and a tenth
 wait in the queue.
@@ -45,9 +45,9 @@ from bench.load import percentiles
 from bench.report import TARGETS
 from bench.seed import REVIEWED, SeededPatrol
 from schemas.enums import Role
-from sync.database import transaction
-from sync.principal import Principal
-from sync.review import ReviewRequest, review
+from sync.accounts.principal import Principal
+from sync.patrols.review import ReviewRequest, review
+from sync.platform.database import transaction
 
 WARM = 3  # untimed requests of each kind first: the worker's first answers build caches
 REVIEWS_A_TRANSACTION = 500

@@ -1,11 +1,11 @@
 """A record as push stores it: its table row, its first version, its pull entry.
 
 The seeder writes these straight into the database, and the floor inserts the table
-rows alone; both must hold exactly what ``sync.push`` would have made of the same
+rows alone; both must hold exactly what ``sync.engine.push`` would have made of the same
 create, so this follows ``PushEngine._create``: the fields validated by the record's
 fields model, the scope taken from the parent where the record hangs from one (a
 track segment lies in its patrol's sector), the server-owned columns, and the pull
-snapshot made by ``sync.records.snapshot_from`` itself.
+snapshot made by ``sync.engine.records.snapshot_from`` itself.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from bench.generator import Record, Track
 from schemas import RecordVersion, SyncEntry
 from schemas.records import Moment
 from schemas.types import UTCDateTime
-from sync import records
-from sync.entities import ENTITIES, Domain, EntitySpec
+from sync.engine import records
+from sync.engine.entities import ENTITIES, Domain, EntitySpec
 
 _VERSION: sa.Table = RecordVersion.__table__  # type: ignore[attr-defined]
 _ENTRY: sa.Table = SyncEntry.__table__  # type: ignore[attr-defined]

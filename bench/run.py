@@ -51,8 +51,8 @@ from bench.memory import MemorySampler
 from bench.report import TARGETS, say, stdout_table, write_json
 from bench.seed import CHUNK, History, Patrols, records_held, seed, seed_patrols
 from bench.server import Server, clean_environment, run_command, start_server
-from sync.database import create_db_engine
-from sync.settings import Settings
+from sync.platform.database import create_db_engine
+from sync.platform.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN = "bench-admin"

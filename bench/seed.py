@@ -6,7 +6,7 @@ directly: PostgreSQL by ``COPY``, SQLite by ``executemany``, in transactions of
 ``CHUNK`` records. What lands is what push would have made (``bench.rows``): each
 record's row in its table, its first version in ``record_version``, and its pull
 entry in ``sync_entry`` with a change number taken from the clock the way
-``sync.changelog`` takes them (``UPDATE sync_clock SET seq = seq + n``, last, under
+``sync.engine.changelog`` takes them (``UPDATE sync_clock SET seq = seq + n``, last, under
 the clock row's lock until commit). ``sync_change`` rows are not made: no device
 will send these changes again.
 
@@ -48,9 +48,9 @@ from bench.rows import Renderer, spot_check, stored_state, table_of
 from bench.workload import SectorPlace, stories
 from schemas import RecordVersion, SyncEntry
 from schemas.types import utcnow
-from sync.changelog import CLOCK_ID
-from sync.database import create_db_engine
-from sync.entities import ENTITIES
+from sync.engine.changelog import CLOCK_ID
+from sync.engine.entities import ENTITIES
+from sync.platform.database import create_db_engine
 
 CHUNK = 5_000
 PATROL_CHUNK = 1_000  # patrols: about 5,000 records, 100,000 track points

@@ -33,7 +33,7 @@ from schemas import (
     TrainingSession,
 )
 from schemas.records import Program, SessionStatus
-from sync.period import period
+from sync.platform.period import period
 
 FIELD_RECORDS: tuple[type[SQLModel], ...] = (
     Patrol,

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import generator
 from bench.generator import Box, Record, moment
-from sync.geo import haversine_km
+from sync.patrols.geo import haversine_km
 
 GPS_OFF = timedelta(minutes=45)  # over effort.GAP (30 minutes)
 SPURT_DEGREES = 0.02  # 2.2 km in a minute: a vehicle, not a walk

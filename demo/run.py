@@ -46,9 +46,10 @@ from demo.targets import Targets
 from schemas import User
 from schemas.accounts import UserUpdate
 from schemas.enums import Role
-from sync import migrate, users
-from sync.database import create_db_engine, transaction
-from sync.settings import Environment, Settings, get_settings
+from sync.accounts import users
+from sync.platform import migrate
+from sync.platform.database import create_db_engine, transaction
+from sync.platform.settings import Environment, Settings, get_settings
 
 DEFAULT_SEED = "alto-mayo"
 DEFAULT_HOST = "127.0.0.1"

@@ -1,6 +1,6 @@
 """A simulated tablet: what it recorded offline, pushed in batches, and what it pulled.
 
-Leaner than the reference client (``sync.client``), whose local SQLite store and
+Leaner than the reference client (``sync.client.device``), whose local SQLite store and
 wall-clock ``recorded_at`` are right for a real tablet but not for replaying nine
 years of field work in a minute: the outbox is a list, each change carries the
 field time it was recorded at, and what the tablet knows of the server is a map of

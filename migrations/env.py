@@ -5,8 +5,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import schemas  # noqa: F401  (registers every table on SQLModel.metadata)
-from sync.database import create_db_engine
-from sync.settings import get_settings
+from sync.platform.database import create_db_engine
+from sync.platform.settings import get_settings
 
 target_metadata = SQLModel.metadata
 

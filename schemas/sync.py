@@ -79,7 +79,7 @@ UNSCOPED = "sector_id IS NULL AND community_id IS NULL"
 
 
 class SyncEntry(SQLModel, table=True):
-    """Pull reads it by index ranges in change-number order (see ``sync.pull``): all of
+    """Pull reads it by index ranges in change-number order (see ``sync.engine.pull``): all of
     it (``change_seq``), one sector's or one community's entries, or the few unscoped
     ones, which a partial index keeps apart from the millions of scoped ones."""
 

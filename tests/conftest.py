@@ -23,10 +23,11 @@ from sqlmodel import SQLModel
 
 from api.app import create_app
 from schemas.enums import Role
-from sync import migrate, users
-from sync.database import create_db_engine, transaction
-from sync.settings import Settings
-from sync.users import COMMUNITY_ROLES, SECTOR_ROLES
+from sync.accounts import users
+from sync.accounts.users import COMMUNITY_ROLES, SECTOR_ROLES
+from sync.platform import migrate
+from sync.platform.database import create_db_engine, transaction
+from sync.platform.settings import Settings
 from tests.databases import backends, fresh_database
 
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"

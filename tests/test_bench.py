@@ -40,7 +40,7 @@ from bench.seed import (
 )
 from bench.workload import RANGER, SectorPlace, Tablet, stories
 from schemas.records import TrackPoint
-from sync.entities import ENTITIES
+from sync.engine.entities import ENTITIES
 from tests.conftest import Caller, World
 from tests.databases import postgres_server_url
 from tests.sync_support import Tablet as Pusher

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from sync import migrate
-from sync.database import create_db_engine
+from sync.platform import migrate
+from sync.platform.database import create_db_engine
 from tests.conftest import PASSWORD, SECRET_KEY, make_settings
 from tests.databases import fresh_database
 

@@ -40,9 +40,9 @@ from schemas import (
     TrackSegment,
     TrainingSession,
 )
-from sync import users
-from sync.database import create_db_engine, transaction
-from sync.settings import get_settings
+from sync.accounts import users
+from sync.platform.database import create_db_engine, transaction
+from sync.platform.settings import get_settings
 from tests.conftest import PASSWORD, SECRET_KEY, login, make_settings
 from tests.databases import fresh_database
 

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 from api.app import API_PREFIX, create_app
 from schemas.enums import Role
-from sync.settings import Settings
+from sync.platform.settings import Settings
 from tests.conftest import World, make_settings
 
 EXAMPLES = int(os.environ.get("FIELDSYNC_FUZZ_EXAMPLES", "6"))

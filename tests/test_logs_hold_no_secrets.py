@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bench.server import Server, ServerFailed, free_port, wait_until_ready
-from sync import security
+from sync.accounts import security
 from tests.conftest import PASSWORD
 from tests.servers import Deployment, deployment_fixture  # noqa: F401 (a fixture)
 

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import schemas  # noqa: F401  (registers every table on SQLModel.metadata)
-from sync import migrate
-from sync.database import create_db_engine
+from sync.platform import migrate
+from sync.platform.database import create_db_engine
 from tests.databases import fresh_database
 
 VERSIONS = Path(migrate.SCRIPT_LOCATION) / "versions"

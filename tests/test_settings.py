@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.app import create_app
-from sync.settings import MIN_SECRET_KEY_LENGTH, Environment, Settings, SettingsError
+from sync.platform.settings import MIN_SECRET_KEY_LENGTH, Environment, Settings, SettingsError
 
 SETTINGS_VARIABLES = [
     "FIELDSYNC_ENV",

@@ -16,8 +16,9 @@ from api.routes.trainings import CSV_ANSWER, csv_file
 from schemas.agreements import AgreementDetail, AgreementPage, AgreementQuery
 from schemas.enums import Role
 from schemas.queries import Format
-from sync import agreements, scope
-from sync.principal import Principal
+from sync.accounts import scope
+from sync.accounts.principal import Principal
+from sync.people import agreements
 
 router = APIRouter(route_class=JSONRoute, prefix="/agreements", tags=["agreements"])
 

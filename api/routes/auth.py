@@ -9,7 +9,7 @@ from api.body import JSONRoute
 from api.deps import ClientAddress, CurrentPrincipal, SessionDep, SettingsDep
 from api.errors import problems
 from schemas.accounts import RefreshRequest, TokenPair, UserRead
-from sync import auth, users
+from sync.accounts import auth, users
 
 router = APIRouter(route_class=JSONRoute, prefix="/auth", tags=["auth"])
 

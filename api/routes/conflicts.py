@@ -10,8 +10,8 @@ from api.deps import SessionDep, require
 from api.errors import problems
 from schemas.enums import Role
 from schemas.sync import ConflictPage, ConflictQuery, ConflictRead, ResolveRequest
-from sync import conflicts
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.engine import conflicts
 
 router = APIRouter(route_class=JSONRoute, prefix="/conflicts", tags=["conflicts"])
 

@@ -17,7 +17,7 @@ from schemas.accounts import (
     EnrollRequest,
 )
 from schemas.device_health import DeviceHealthPage, DeviceHealthQuery
-from sync import device_health, devices
+from sync.accounts import device_health, devices
 
 router = APIRouter(route_class=JSONRoute, prefix="/devices", tags=["devices"])
 

@@ -5,7 +5,7 @@ from pydantic import BaseModel
 
 from api.body import JSONRoute
 from api.deps import EngineDep
-from sync import health
+from sync.platform import health
 
 router = APIRouter(route_class=JSONRoute, tags=["health"])
 

@@ -1,7 +1,7 @@
 """Patrol exports: CSV for spreadsheets, GeoJSON for GIS, GPX for GPS tools.
 
 Role, scope and filters are checked here with the request's session, so a bad request
-fails before anything streams; the body is then written by ``sync.exports`` with its
+fails before anything streams; the body is then written by ``sync.patrols.exports`` with its
 own read-only session, since the request's is closed when the route returns.
 """
 
@@ -15,7 +15,8 @@ from api.body import JSONRoute
 from api.deps import EngineDep, SessionDep, SettingsDep
 from api.routes.patrols import Reader
 from schemas.patrols import PatrolFilters
-from sync import exports, patrols
+from sync.patrols import exports
+from sync.patrols import reads as patrols
 
 router = APIRouter(route_class=JSONRoute, prefix="/patrols", tags=["patrols"])
 

@@ -10,8 +10,9 @@ from api.deps import SessionDep, SettingsDep, require
 from api.errors import problems
 from schemas.enums import Role
 from schemas.patrols import PatrolDetail, PatrolPage, PatrolQuery
-from sync import patrols, review
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.patrols import reads as patrols
+from sync.patrols import review
 
 router = APIRouter(route_class=JSONRoute, prefix="/patrols", tags=["patrols"])
 

@@ -34,8 +34,10 @@ from schemas.registry import (
     PersonPage,
     RegistryQuery,
 )
-from sync import duplicates, people, privacy, scope
-from sync.principal import Principal
+from sync.accounts import scope
+from sync.accounts.principal import Principal
+from sync.people import duplicates, privacy
+from sync.people import registry as people
 
 router = APIRouter(route_class=JSONRoute, tags=["families"])
 

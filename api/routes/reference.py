@@ -21,7 +21,7 @@ from schemas.reference import (
     SectorRead,
     SectorUpdate,
 )
-from sync import reference
+from sync.reference import service as reference
 
 router = APIRouter(route_class=JSONRoute, tags=["reference data"])
 

@@ -12,10 +12,12 @@ from schemas.enums import Role
 from schemas.queries import Format
 from schemas.reports import EffortQuery, PatrolEffortReport, ThreatQuery, ThreatReport
 from schemas.trainings import AttendanceReport, AttendanceReportQuery
-from sync import agreement_report, attendance_report, patrol_reports
-from sync import agreements as sync_agreements
-from sync.csv_files import CSV_MEDIA_TYPE
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.patrols import reports as patrol_reports
+from sync.people import agreement_report
+from sync.people import agreements as sync_agreements
+from sync.platform.csv_files import CSV_MEDIA_TYPE
+from sync.training import attendance_report
 
 router = APIRouter(route_class=JSONRoute, prefix="/reports", tags=["reports"])
 

@@ -20,10 +20,10 @@ from schemas.sync import (
     PushResponse,
     RejectedPage,
 )
-from sync import pull as pulling
-from sync import push as pushing
-from sync import rejected
-from sync.errors import PayloadTooLarge
+from sync.engine import pull as pulling
+from sync.engine import push as pushing
+from sync.engine import rejected
+from sync.platform.errors import PayloadTooLarge
 
 router = APIRouter(route_class=JSONRoute, prefix="/sync", tags=["sync"])
 
@@ -104,7 +104,7 @@ def pull(
 
     A page may hold fewer changes than ``limit`` when they are very large; ``has_more``
     says whether more remain."""
-    # The page comes already written as JSON (see sync.pull): answered as it is, not
+    # The page comes already written as JSON (see sync.engine.pull): answered as it is, not
     # validated and serialised again; response_model still describes it in OpenAPI.
     page = pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
     return Response(content=page, media_type="application/json")

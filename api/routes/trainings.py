@@ -22,9 +22,10 @@ from schemas.trainings import (
     SessionPage,
     SessionQuery,
 )
-from sync import people, trainings
-from sync.csv_files import CSV_MEDIA_TYPE
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.people import registry as people
+from sync.platform.csv_files import CSV_MEDIA_TYPE
+from sync.training import sessions as trainings
 
 router = APIRouter(route_class=JSONRoute, tags=["trainings"])
 

@@ -8,7 +8,7 @@ from api.body import JSONRoute
 from api.deps import Admin, CurrentPrincipal, OfficeStaff, SessionDep, SettingsDep
 from api.errors import problems
 from schemas.accounts import UserCreate, UserRead, UserUpdate
-from sync import users
+from sync.accounts import users
 
 router = APIRouter(route_class=JSONRoute, prefix="/users", tags=["users"])
 

@@ -24,10 +24,10 @@ from schemas import (
 )
 from schemas.accounts import TokenPair
 from schemas.types import utcnow
-from sync import security, throttle
-from sync.errors import KeepsChanges, TooManyRequests, Unauthorized
-from sync.principal import Principal
-from sync.settings import Settings
+from sync.accounts import security, throttle
+from sync.accounts.principal import Principal
+from sync.platform.errors import KeepsChanges, TooManyRequests, Unauthorized
+from sync.platform.settings import Settings
 
 # The longest username an account can have (``user.username``, ``login_failure.username``).
 USERNAME_MAX_LENGTH = 64

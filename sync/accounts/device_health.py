@@ -18,8 +18,8 @@ from schemas.device_health import DeviceHealth, DeviceHealthPage, DeviceHealthQu
 from schemas.enums import Role
 from schemas.sync import Status
 from schemas.types import utcnow
-from sync.devices import _managed_user_ids, _read
-from sync.principal import Principal
+from sync.accounts.devices import _managed_user_ids, _read
+from sync.accounts.principal import Principal
 
 
 def list_health(

@@ -12,11 +12,11 @@ from schemas import Device, EnrollmentFailure, RefreshFamily, User, UserSector
 from schemas.accounts import DeviceRead, DeviceStatus, Enrollment, EnrollmentCode
 from schemas.enums import Role
 from schemas.types import utcnow
-from sync import security, throttle
-from sync.auth import revoke_families, start_family
-from sync.errors import Conflict, KeepsChanges, NotFound, TooManyRequests, Unauthorized
-from sync.principal import Principal
-from sync.settings import Settings
+from sync.accounts import security, throttle
+from sync.accounts.auth import revoke_families, start_family
+from sync.accounts.principal import Principal
+from sync.platform.errors import Conflict, KeepsChanges, NotFound, TooManyRequests, Unauthorized
+from sync.platform.settings import Settings
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 

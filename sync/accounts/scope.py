@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 
 from schemas import Community, Sector
 from schemas.enums import Role
-from sync.errors import NotFound
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.platform.errors import NotFound
 
 
 def visible_sector_ids(session: Session, principal: Principal) -> frozenset[uuid.UUID] | None:

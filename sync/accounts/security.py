@@ -21,7 +21,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from sync.settings import Settings
+from sync.platform.settings import Settings
 
 ALGORITHM = "HS256"
 ACCESS = "access"

@@ -10,11 +10,11 @@ from schemas import Community, RefreshFamily, Sector, User, UserCommunity, UserS
 from schemas.accounts import UserCreate, UserRead, UserUpdate
 from schemas.enums import Role
 from schemas.types import utcnow
-from sync import security
-from sync.auth import revoke_families
-from sync.errors import Conflict, FieldProblem, NotFound, Unprocessable
-from sync.principal import Principal
-from sync.settings import Settings
+from sync.accounts import security
+from sync.accounts.auth import revoke_families
+from sync.accounts.principal import Principal
+from sync.platform.errors import Conflict, FieldProblem, NotFound, Unprocessable
+from sync.platform.settings import Settings
 
 # Which scope each role holds: sectors for rangers and their leads, communities for
 # extension workers. Admins and coordinators see everything and hold none.

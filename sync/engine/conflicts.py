@@ -27,15 +27,15 @@ from schemas.sync import (
     ResolveRequest,
 )
 from schemas.types import utcnow
-from sync import records
-from sync.changelog import Changelog
-from sync.entities import ENTITIES, Domain, EntitySpec
-from sync.errors import Conflict as ConflictError
-from sync.errors import FieldProblem, NotFound, Unprocessable
-from sync.principal import Principal
-from sync.push import publish
-from sync.rules import Deferred, Rejected, Rules, settable_problems
-from sync.workspace import Workspace
+from sync.accounts.principal import Principal
+from sync.engine import records
+from sync.engine.changelog import Changelog
+from sync.engine.entities import ENTITIES, Domain, EntitySpec
+from sync.engine.push import publish
+from sync.engine.rules import Deferred, Rejected, Rules, settable_problems
+from sync.engine.workspace import Workspace
+from sync.platform.errors import Conflict as ConflictError
+from sync.platform.errors import FieldProblem, NotFound, Unprocessable
 
 
 def list_conflicts(session: Session, *, principal: Principal, query: ConflictQuery) -> ConflictPage:
@@ -148,7 +148,7 @@ def _check_rules(
 ) -> None:
     """What a push would refuse, a resolution refuses too: a resolver writes fields as a
     device does, so the record stays in its scope and under its parent, names only what
-    exists and what the resolver may see, and keeps its review (``sync.rules``)."""
+    exists and what the resolver may see, and keeps its review (``sync.engine.rules``)."""
     current = records.validate(spec, current) if current else {}
     incoming = {name: value for name, value in state.items() if current.get(name) != value}
     rules = Rules(Workspace(session, Changelog(session)))

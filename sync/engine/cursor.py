@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sync.errors import BadRequest
+from sync.platform.errors import BadRequest
 
 Phase = Literal["live", "evict", "backfill"]
 SIGNATURE_BYTES = 16

@@ -1,6 +1,6 @@
 """Pull: the records in a device's scope that changed after its cursor, oldest first.
 
-Pages are range scans of ``sync_entry`` by change number (see ``sync.changelog`` for
+Pages are range scans of ``sync_entry`` by change number (see ``sync.engine.changelog`` for
 why that number is commit order). Each entry carries the record's whole current
 state, so a record changed many times comes once, at its latest version; a
 deleted one comes as ``op: "delete"``.
@@ -48,12 +48,12 @@ from sqlmodel import Session, col, select
 
 from schemas import Community, Device, SyncEntry
 from schemas.enums import Role
-from sync import changelog
-from sync.cursor import Cursor, Scope, decode, encode
-from sync.entities import PATROL_ENTITIES, PEOPLE_ENTITIES
-from sync.errors import Forbidden, Gone
-from sync.principal import Principal
-from sync.settings import Settings
+from sync.accounts.principal import Principal
+from sync.engine import changelog
+from sync.engine.cursor import Cursor, Scope, decode, encode
+from sync.engine.entities import PATROL_ENTITIES, PEOPLE_ENTITIES
+from sync.platform.errors import Forbidden, Gone
+from sync.platform.settings import Settings
 
 SECTOR_ROLES = (Role.ranger, Role.ranger_lead)
 

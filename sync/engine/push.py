@@ -12,12 +12,12 @@ For every change, in ``seq`` order, inside the request's one transaction:
    attendance before its session) is ``deferred``: stored, and applied by itself
    when the parent arrives, in any later push.
 4. **The decision.** Creates apply. Updates merge field by field against the
-   version the device last saw (``sync.merge``); a device never conflicts with
+   version the device last saw (``sync.engine.merge``); a device never conflicts with
    itself. Edits of an approved patrol and updates or deletes meeting a server-side
    delete open a conflict; nothing the device sent is lost.
 
 The batch is set-based: what it names is read up front in a few statements, every
-change is decided in memory (``sync.workspace``), and each table is written with one
+change is decided in memory (``sync.engine.workspace``), and each table is written with one
 statement at the end. A change found invalid halfway is undone in memory, as a
 savepoint would. When another device's batch wins a race for the same row (the same
 attendance recorded on two tablets at once), the database refuses our write and the
@@ -56,15 +56,13 @@ from schemas.sync import (
     Status,
 )
 from schemas.types import utcnow
-from sync import records
-from sync.auth import principal_of
-from sync.changelog import Changelog, PendingEntry
-from sync.database import unavailable
-from sync.entities import ENTITIES, PUSHABLE, REFERENCE_ENTITIES, Domain, EntitySpec
-from sync.errors import FieldProblem, Forbidden, PayloadTooLarge
-from sync.merge import changed_fields, merge_update
-from sync.principal import Principal
-from sync.rules import (
+from sync.accounts.auth import principal_of
+from sync.accounts.principal import Principal
+from sync.engine import records
+from sync.engine.changelog import Changelog, PendingEntry
+from sync.engine.entities import ENTITIES, PUSHABLE, REFERENCE_ENTITIES, Domain, EntitySpec
+from sync.engine.merge import changed_fields, merge_update
+from sync.engine.rules import (
     Deferred,
     Rejected,
     Rules,
@@ -72,8 +70,10 @@ from sync.rules import (
     attribute_problems,
     settable_problems,
 )
-from sync.settings import Settings
-from sync.workspace import Record, Version, Waiting, Workspace
+from sync.engine.workspace import Record, Version, Waiting, Workspace
+from sync.platform.database import unavailable
+from sync.platform.errors import FieldProblem, Forbidden, PayloadTooLarge
+from sync.platform.settings import Settings
 
 # How often a batch is decided again after losing a race; the last try goes one
 # change at a time.

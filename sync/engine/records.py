@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from schemas.records import Fields, SyncedColumns
-from sync.entities import EntitySpec
-from sync.errors import FieldProblem
+from sync.engine.entities import EntitySpec
+from sync.platform.errors import FieldProblem
 
 SNAPSHOT_META = ("created_at", "created_by", "device_id", "recorded_at")
 

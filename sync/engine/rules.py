@@ -1,5 +1,5 @@
 """The rules a record meets whoever writes it: a device's push or an office's
-resolution of a conflict (``sync.conflicts``).
+resolution of a conflict (``sync.engine.conflicts``).
 
 What a record hangs from and the scope it takes from it, that it stays in the scope
 and under the parent it was made with, that what it names exists, that a device
@@ -17,10 +17,10 @@ from typing import Any
 
 from schemas.records import PatrolStatus
 from schemas.sync import ChangeError
-from sync.entities import ENTITIES, Domain, EntitySpec
-from sync.errors import FieldProblem
-from sync.principal import Principal
-from sync.workspace import Record, Workspace
+from sync.accounts.principal import Principal
+from sync.engine.entities import ENTITIES, Domain, EntitySpec
+from sync.engine.workspace import Record, Workspace
+from sync.platform.errors import FieldProblem
 
 SERVER_OWNED = frozenset(
     {

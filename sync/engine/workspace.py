@@ -4,7 +4,7 @@ A batch of hundreds of changes is decided in memory. ``prefetch()`` loads, set-w
 everything the batch names: its records (locked, in id order, so concurrent batches
 lock in one order), their parents, their version history, the sectors, communities
 and observation categories they point at, the live attendances they could duplicate,
-and the changes deferred until they arrive. The engine (``sync.push``) then reads and
+and the changes deferred until they arrive. The engine (``sync.engine.push``) then reads and
 writes only the workspace; what it did not foresee (a parent named by a change that
 woke up) is loaded when first asked for. Nothing is written until ``flush()``, which
 writes each table with one statement.
@@ -37,8 +37,8 @@ from schemas import (
     SyncChange,
 )
 from schemas.sync import Change
-from sync.changelog import Changelog, PendingEntry
-from sync.entities import ENTITIES, EntitySpec
+from sync.engine.changelog import Changelog, PendingEntry
+from sync.engine.entities import ENTITIES, EntitySpec
 
 Key = tuple[str, uuid.UUID]  # (entity, record id)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

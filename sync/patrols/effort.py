@@ -34,7 +34,7 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Any, Literal
 
-from sync.geo import distance_to_polyline_km, haversine_km, point_in_boundary
+from sync.patrols.geo import distance_to_polyline_km, haversine_km, point_in_boundary
 
 GAP = timedelta(minutes=30)
 """A longer silence between two fixes is a hole in the track, not a walk."""

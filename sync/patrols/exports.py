@@ -47,9 +47,10 @@ from sqlmodel.sql.expression import SelectOfScalar
 from schemas import ObservationCategory, Patrol, Sector
 from schemas.patrols import UserRef
 from schemas.records import Observation
-from sync import effort, patrols
-from sync.csv_files import BOM, CSV_MEDIA_TYPE, Writer, local_time
-from sync.database import json_text, transaction
+from sync.patrols import effort
+from sync.patrols import reads as patrols
+from sync.platform.csv_files import BOM, CSV_MEDIA_TYPE, Writer, local_time
+from sync.platform.database import json_text, transaction
 
 CHUNK_SIZE = 200
 """Patrols read, and written out, at a time."""

@@ -35,11 +35,11 @@ from schemas.patrols import (
     UserRef,
 )
 from schemas.records import Observation, PatrolStatus
-from sync import effort
-from sync.errors import NotFound
-from sync.geo import distance_to_polyline_km
-from sync.period import period
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.patrols import effort
+from sync.patrols.geo import distance_to_polyline_km
+from sync.platform.errors import NotFound
+from sync.platform.period import period
 
 # ---------------------------------------------------------------- filters
 

@@ -78,11 +78,11 @@ from schemas.reports import (
     ThreatQuery,
     ThreatReport,
 )
-from sync import effort
-from sync.csv_files import csv_text
-from sync.patrols import filtered, hours, of_category, segments_of
-from sync.period import days_spanned, local_month, period
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.patrols import effort
+from sync.patrols.reads import filtered, hours, of_category, segments_of
+from sync.platform.csv_files import csv_text
+from sync.platform.period import days_spanned, local_month, period
 
 COUNTED = (PatrolStatus.submitted, PatrolStatus.returned, PatrolStatus.approved)
 """Patrols that happened; a report never counts drafts nor cancelled patrols."""

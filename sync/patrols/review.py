@@ -18,12 +18,12 @@ from schemas.patrols import ReviewDecision as Decision
 from schemas.records import PatrolStatus
 from schemas.types import utcnow
 from schemas.wire import RequestBody
-from sync import records
-from sync.changelog import Changelog
-from sync.entities import ENTITIES
-from sync.errors import Conflict, FieldProblem, NotFound, Unprocessable
-from sync.principal import Principal
-from sync.push import publish
+from sync.accounts.principal import Principal
+from sync.engine import records
+from sync.engine.changelog import Changelog
+from sync.engine.entities import ENTITIES
+from sync.engine.push import publish
+from sync.platform.errors import Conflict, FieldProblem, NotFound, Unprocessable
 
 
 class ReviewRequest(RequestBody):

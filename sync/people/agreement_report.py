@@ -45,10 +45,16 @@ from schemas.agreements import (
     AgreementReport,
     AgreementReportQuery,
 )
-from sync.agreements import Renewal, due_within, place_conditions, reads_active, reads_expired
-from sync.csv_files import csv_text
-from sync.principal import Principal
-from sync.scope import check_places
+from sync.accounts.principal import Principal
+from sync.accounts.scope import check_places
+from sync.people.agreements import (
+    Renewal,
+    due_within,
+    place_conditions,
+    reads_active,
+    reads_expired,
+)
+from sync.platform.csv_files import csv_text
 
 
 @dataclass

@@ -44,12 +44,12 @@ from schemas.agreements import (
 )
 from schemas.records import AgreementStatus
 from schemas.text import folded
-from sync.csv_files import csv_text, paged
-from sync.database import transaction
-from sync.errors import NotFound
-from sync.history import history
-from sync.principal import Principal
-from sync.scope import check_places, in_communities
+from sync.accounts.principal import Principal
+from sync.accounts.scope import check_places, in_communities
+from sync.engine.history import history
+from sync.platform.csv_files import csv_text, paged
+from sync.platform.database import transaction
+from sync.platform.errors import NotFound
 
 CHUNK = 500
 """Rows read at a time for a CSV file."""

@@ -18,7 +18,7 @@ transaction, every change a new version that devices pull:
 - a ``person_merge`` row logs who merged, when, and what moved.
 
 A tablet that later pushes an edit of the merged person, or an attendance naming
-it, has it applied to the kept person (``sync.push``).
+it, has it applied to the kept person (``sync.engine.push``).
 """
 
 from __future__ import annotations
@@ -45,12 +45,12 @@ from schemas.registry import (
     PersonMerge,
 )
 from schemas.types import utcnow
-from sync import records
-from sync.changelog import Changelog
-from sync.entities import ENTITIES
-from sync.errors import Conflict, NotFound
-from sync.principal import Principal
-from sync.push import publish
+from sync.accounts.principal import Principal
+from sync.engine import records
+from sync.engine.changelog import Changelog
+from sync.engine.entities import ENTITIES
+from sync.engine.push import publish
+from sync.platform.errors import Conflict, NotFound
 
 SAME_DOCUMENT = "same_document"
 SAME_NAME = "same_name_birth_year_community"

@@ -20,8 +20,8 @@ from schemas import User
 from schemas.enums import Role
 from schemas.registry import AccessLogQuery, AccessPage, AccessRead, PersonalDataAccess
 from schemas.types import utcnow
-from sync.database import transaction
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.platform.database import transaction
 
 PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "person": frozenset({"doc_number", "phone"}),

@@ -4,7 +4,7 @@ their version history.
 Scope is by community: extension workers see the families of their communities;
 coordinators and admins see all. A record out of scope reads as absent. Search
 compares names folded (``schemas.text``): accents and case do not matter, and every
-word asked must be in the name. Personal data is shown as ``sync.privacy`` says.
+word asked must be in the name. Personal data is shown as ``sync.people.privacy`` says.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from schemas.registry import (
     RegistryQuery,
 )
 from schemas.text import folded
-from sync.csv_files import csv_text, paged
-from sync.database import transaction
-from sync.errors import NotFound
-from sync.history import history
-from sync.principal import Principal
-from sync.privacy import hidden_fields
-from sync.scope import check_places, in_communities
+from sync.accounts.principal import Principal
+from sync.accounts.scope import check_places, in_communities
+from sync.engine.history import history
+from sync.people.privacy import hidden_fields
+from sync.platform.csv_files import csv_text, paged
+from sync.platform.database import transaction
+from sync.platform.errors import NotFound
 
 CHUNK = 500
 

@@ -17,7 +17,7 @@ from datetime import date, datetime, tzinfo
 from enum import Enum
 from typing import Any
 
-from sync.database import json_text
+from sync.platform.database import json_text
 
 BOM = "\ufeff"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync import migrate
-from sync.errors import ServiceUnavailable
+from sync.platform import migrate
+from sync.platform.errors import ServiceUnavailable
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
-from sync.database import WRITE
+from sync.platform.database import WRITE
 
 SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sync.errors import FieldProblem, Unprocessable
+from sync.platform.errors import FieldProblem, Unprocessable
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sync.addresses import trusted_networks
+from sync.platform.addresses import trusted_networks
 
 MIN_SECRET_KEY_LENGTH = 32
 MIN_SECRET_KEY_CHARACTERS = 12
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     enrollment_max_failures: int = Field(default=10, ge=1)
     enrollment_window_seconds: int = Field(default=15 * 60, ge=1)
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma
-    # separated); the client address is the socket peer otherwise (sync.addresses).
+    # separated); the client address is the socket peer otherwise (sync.platform.addresses).
     trusted_proxies: str = ""
 
     max_batch: int = Field(default=1000, ge=1)

@@ -25,10 +25,10 @@ from schemas.reference import (
     SectorUpdate,
 )
 from schemas.types import utcnow
-from sync.changelog import Changelog, PendingEntry
-from sync.errors import Conflict, FieldProblem, NotFound, Unprocessable
-from sync.principal import Principal
-from sync.scope import visible_community_filter, visible_sector_ids
+from sync.accounts.principal import Principal
+from sync.accounts.scope import visible_community_filter, visible_sector_ids
+from sync.engine.changelog import Changelog, PendingEntry
+from sync.platform.errors import Conflict, FieldProblem, NotFound, Unprocessable
 
 Record = TypeVar("Record", Sector, Community, ObservationCategory)
 

@@ -46,10 +46,10 @@ from schemas.trainings import (
     AttendanceReportQuery,
     HeadcountFigures,
 )
-from sync.csv_files import csv_text
-from sync.period import local_month
-from sync.principal import Principal
-from sync.trainings import (
+from sync.accounts.principal import Principal
+from sync.platform.csv_files import csv_text
+from sync.platform.period import local_month
+from sync.training.sessions import (
     _with_people,
     check_filters,
     kept_person_id,

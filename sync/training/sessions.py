@@ -49,13 +49,13 @@ from schemas.trainings import (
     SessionQuery,
     SessionRead,
 )
-from sync.csv_files import csv_text, paged
-from sync.database import transaction
-from sync.errors import NotFound
-from sync.people import visible_person
-from sync.period import period
-from sync.principal import Principal
-from sync.scope import check_places, in_communities
+from sync.accounts.principal import Principal
+from sync.accounts.scope import check_places, in_communities
+from sync.people.registry import visible_person
+from sync.platform.csv_files import csv_text, paged
+from sync.platform.database import transaction
+from sync.platform.errors import NotFound
+from sync.platform.period import period
 
 CHUNK = 500
 """Rows read at a time for a CSV file."""

@@ -37,9 +37,9 @@ from sqlalchemy.engine import Engine
 from schemas.agreements import AgreementQuery, AgreementReportQuery
 from schemas.enums import Role
 from schemas.records import AgreementStatus
-from sync import agreement_report, agreements
-from sync.database import transaction
-from sync.principal import Principal
+from sync.accounts.principal import Principal
+from sync.people import agreement_report, agreements
+from sync.platform.database import transaction
 from tests.conftest import Caller, World, assert_problem
 from tests.sync_support import change, push
 

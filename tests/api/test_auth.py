@@ -26,8 +26,8 @@ from sqlmodel import Session, col, func, select
 
 from api.app import create_app
 from schemas import LoginFailure, RefreshFamily
-from sync import security
-from sync.settings import Settings
+from sync.accounts import security
+from sync.platform.settings import Settings
 from tests.conftest import (
     PASSWORD,
     Caller,

@@ -21,8 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
-from sync.database import create_db_engine
-from sync.settings import Settings
+from sync.platform.database import create_db_engine
+from sync.platform.settings import Settings
 from tests.conftest import World, assert_problem
 from tests.sync_support import change
 

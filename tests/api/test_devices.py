@@ -19,8 +19,8 @@ from sqlmodel import Session, col, func, select, update
 
 from api.app import create_app
 from schemas import Device, EnrollmentFailure
-from sync import security
-from sync.settings import Settings
+from sync.accounts import security
+from sync.platform.settings import Settings
 from tests.conftest import Caller, World, assert_problem, login, make_settings
 
 CODE_FORMAT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$")

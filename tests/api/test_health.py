@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from sync import migrate
-from sync.database import create_db_engine
+from sync.platform import migrate
+from sync.platform.database import create_db_engine
 from tests.conftest import assert_problem, make_settings
 
 API_PATHS = [

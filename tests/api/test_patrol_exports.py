@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync import csv_files, exports
+from sync.patrols import exports
+from sync.platform import csv_files
 from tests.conftest import Caller, World, assert_problem
 from tests.patrol_support import PatrolTablet, at, walk
 from tests.sync_support import change, push

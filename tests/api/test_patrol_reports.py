@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sync import patrol_reports
-from sync.csv_files import BOM
+from sync.patrols import reports as patrol_reports
+from sync.platform.csv_files import BOM
 from tests.conftest import Caller, World, assert_problem
 from tests.patrol_support import PatrolTablet, at, walk
 from tests.sync_support import Tablet

@@ -16,10 +16,10 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from schemas.records import PatrolFields
-from sync import cursor as cursors
-from sync import pull as pulling
-from sync.changelog import CLOCK_ID
-from sync.settings import Settings
+from sync.engine import cursor as cursors
+from sync.engine import pull as pulling
+from sync.engine.changelog import CLOCK_ID
+from sync.platform.settings import Settings
 from tests.conftest import Caller, World, assert_problem, make_settings
 
 RECORDED_AT = "2026-11-02T09:31:07-05:00"

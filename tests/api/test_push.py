@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from api.app import create_app
 from schemas import Conflict, RecordVersion, SyncChange
-from sync.settings import Settings
+from sync.platform.settings import Settings
 from tests.conftest import Caller, World, all_at_once, assert_problem, make_settings
 
 RECORDED_AT = "2026-11-02T09:31:07-05:00"

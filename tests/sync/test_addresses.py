@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.addresses import client_address, trusted_networks
+from sync.platform.addresses import client_address, trusted_networks
 
 NGINX = "10.0.0.5"
 BALANCER = "10.0.0.9"

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.effort import (
+from sync.patrols.effort import (
     Effort,
     ImplausibleSpeed,
     ObservationFarFromTrack,

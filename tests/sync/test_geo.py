@@ -13,7 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.geo import EARTH_RADIUS_KM, distance_to_polyline_km, haversine_km, point_in_boundary
+from sync.patrols.geo import (
+    EARTH_RADIUS_KM,
+    distance_to_polyline_km,
+    haversine_km,
+    point_in_boundary,
+)
 
 KM_PER_DEGREE = 2 * math.pi * EARTH_RADIUS_KM / 360  # 111.19508...
 

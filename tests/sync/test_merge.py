@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sync.merge import Merge, changed_fields, merge_update
+from sync.engine.merge import Merge, changed_fields, merge_update
 
 SERVER = {"objective": "Río Mayo", "comment": "lluvia", "rest_minutes": 30, "status": "draft"}
 

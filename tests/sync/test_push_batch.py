@@ -1,6 +1,6 @@
 """Push, set-based: the batch decided whole in memory, retried whole when it loses a race.
 
-``sync.push`` decides a batch in memory (``sync.workspace``) and writes it with a few
+``sync.engine.push`` decides a batch in memory (``sync.engine.workspace``) and writes it with a few
 statements; when the database refuses those writes the whole batch is decided again
 in a savepoint, and the last attempt goes one change at a time, each in a savepoint of
 its own. These tests hold that design to its promises:
@@ -41,8 +41,8 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-import sync.push
-from sync.settings import Settings
+import sync.engine.push
+from sync.platform.settings import Settings
 from tests.conftest import Caller, World, _empty, assert_problem
 from tests.sync_support import pull_all, push
 
@@ -361,16 +361,16 @@ def answers(result: dict[str, Any], labels: dict[str, str]) -> Any:
 
 @contextmanager
 def attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
-    """Every attempt ``sync.push.push`` makes at a batch, by whether it went one by one."""
+    """Every attempt ``sync.engine.push.push`` makes at a batch, by whether it went one by one."""
     made: list[bool] = []
-    decide = sync.push._push_once
+    decide = sync.engine.push._push_once
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         made.append(kwargs["one_by_one"])
         return decide(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(sync.push, "_push_once", counted)
+        patch.setattr(sync.engine.push, "_push_once", counted)
         yield made
 
 
@@ -391,7 +391,7 @@ def deciding(monkeypatch: pytest.MonkeyPatch, *, alone: bool) -> Iterator[None]:
     written in its own savepoint (with ``ATTEMPTS = 1`` the first attempt is the last)."""
     with monkeypatch.context() as patch:
         if alone:
-            patch.setattr(sync.push, "ATTEMPTS", 1)
+            patch.setattr(sync.engine.push, "ATTEMPTS", 1)
         yield
 
 

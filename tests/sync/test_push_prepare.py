@@ -1,4 +1,4 @@
-"""What ``sync.push.prepare`` works out before the transaction equals what the engine
+"""What ``sync.engine.push.prepare`` works out before the transaction equals what the engine
 would work out itself: the content hash of a change must never depend on the path."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.sync import Change, PushRequest
-from sync.push import _document, canonical, content_hash, prepare
+from sync.engine.push import _document, canonical, content_hash, prepare
 
 # What a push body can hold: JSON as the route reads it (no NaN, no infinities).
 json_values = st.recursive(

@@ -17,8 +17,8 @@ from typing import Any
 import jwt
 import pytest
 
-from sync import security
-from sync.settings import Settings
+from sync.accounts import security
+from sync.platform.settings import Settings
 from tests.conftest import make_settings
 
 OTHER_KEY = "another-secret-key-that-is-also-long-enough-9876543210"

@@ -1,0 +1,2 @@
+"""Who is calling: users, devices and their enrollment, sign-in, tokens, the
+principal of a request and what its scope lets it see, and the devices' sync health."""

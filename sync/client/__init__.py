@@ -1,0 +1,1 @@
+"""The reference device client: what a tablet does, in Python, over HTTP."""

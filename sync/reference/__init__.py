@@ -1,0 +1,2 @@
+"""Reference data made by admins and pulled by every device: sectors, communities and
+observation categories."""
