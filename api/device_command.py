@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sync.client.device import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
+from sync.client import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
 
 DEFAULT_STATE = Path("~/.fieldsync/device.db")
 DEFAULT_URL = "http://127.0.0.1:8000"

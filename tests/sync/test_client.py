@@ -24,7 +24,7 @@ from api.app import create_app
 from schemas.sync import Status
 from schemas.types import utcnow
 from sync.accounts import security
-from sync.client.device import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
+from sync.client import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
 from tests.conftest import Caller, World, make_settings
 
 BASE_URL = "http://testserver/api/v1"

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
 from schemas import Conflict, RecordVersion, SyncEntry
-from sync.client.device import DeviceClient, Unreachable
+from sync.client import DeviceClient, Unreachable
 from sync.platform.settings import Settings
 from tests.conftest import World
 from tests.sync.test_client import BASE_URL, Flaky
