@@ -120,3 +120,56 @@ def test_only_the_bench_command_imports_the_benchmark_and_only_when_it_runs() ->
         if isinstance(node, ast.ImportFrom) and node.module is not None
     } | {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
     assert not {name for name in top_level if name.split(".")[0] in ("bench", "demo")}
+
+
+def dialect_branches(source: str) -> list[str]:
+    """What in ``source`` knows which database it runs on: imports from
+    ``sqlalchemy.dialects`` and comparisons of a ``dialect.name``."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            names = [f"{module}.{alias.name}".lstrip(".") for alias in node.names]
+            if any(name.startswith("sqlalchemy.dialects") for name in names):
+                found.append(f"line {node.lineno}: imports from sqlalchemy.dialects")
+        if isinstance(node, ast.Compare) and any(
+            isinstance(side, ast.Attribute)
+            and side.attr == "name"
+            and isinstance(side.value, ast.Attribute)
+            and side.value.attr == "dialect"
+            for side in (node.left, *node.comparators)
+        ):
+            found.append(f"line {node.lineno}: compares dialect.name")
+    return found
+
+
+def test_the_walker_sees_every_dialect_branch() -> None:
+    source = (
+        "from sqlalchemy.dialects.postgresql import JSONB\n"
+        "from sqlalchemy import dialects\n"
+        "import sqlalchemy.dialects.sqlite\n"
+        "if session.get_bind().dialect.name == 'postgresql': pass\n"
+        "sqlite = 'sqlite' != connection.dialect.name\n"
+        "report = engine.dialect.name\n"
+    )
+    assert sorted(dialect_branches(source)) == [
+        "line 1: imports from sqlalchemy.dialects",
+        "line 2: imports from sqlalchemy.dialects",
+        "line 3: imports from sqlalchemy.dialects",
+        "line 4: compares dialect.name",
+        "line 5: compares dialect.name",
+    ]
+
+
+def test_only_the_database_module_knows_sqlite_from_postgresql() -> None:
+    """What differs between the two databases is kept in ``sync.platform.database``
+    (``is_postgresql``, ``upsert``, ``json_array_contains``, ``transaction_lock``), so
+    that a difference is written, and tested on both, once. Reporting the dialect's
+    name (the health check) is not a branch and is allowed."""
+    found = {
+        str(path.relative_to(ROOT)): branches
+        for path in sorted((ROOT / "sync").rglob("*.py"))
+        if path != ROOT / "sync" / "platform" / "database.py"
+        and (branches := dialect_branches(path.read_text()))
+    }
+    assert found == {}

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel, col, func
+from sqlmodel import Session, SQLModel, col
+
+from sync.platform.database import transaction_lock, try_transaction_lock
 
 
 def lock(session: Session, key: str) -> None:
     """Hold ``key`` until the transaction ends (PostgreSQL; SQLite holds the database)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    transaction_lock(session, key)
 
 
 def at_address(column: Any, address: str | None) -> sa.ColumnElement[bool]:
@@ -55,10 +56,8 @@ def forget_before(session: Session, *, model: type[SQLModel], cutoff: datetime) 
     """Delete ``model``'s failures at or before ``cutoff``: they count for nothing, and
     guesses at made-up names or codes must not grow the table without end."""
     table: sa.Table = model.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
-        # One process sweeps at a time: two sweeping the same rows in different orders
-        # could deadlock, and the next failure sweeps what this one skipped.
-        key = func.hashtextextended(f"forget:{table.name}", 0)
-        if not session.execute(sa.select(func.pg_try_advisory_xact_lock(key))).scalar_one():
-            return
+    # One process sweeps at a time: two sweeping the same rows in different orders
+    # could deadlock (on PostgreSQL), and the next failure sweeps what this one skipped.
+    if not try_transaction_lock(session, f"forget:{table.name}"):
+        return
     session.execute(sa.delete(table).where(table.c.failed_at <= cutoff))

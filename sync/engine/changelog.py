@@ -18,11 +18,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from schemas import RecordVersion, SyncClock, SyncEntry
+from sync.platform.database import upsert
 
 CLOCK_ID = 1
 
@@ -150,8 +149,6 @@ def clock(session: Session) -> tuple[int, uuid.UUID]:
 
 
 def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(SyncEntry)
     updated = (
         "change_seq",
         "version",
@@ -164,9 +161,5 @@ def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     # One statement run for every row (executemany): compiled once and cached, where
     # a VALUES list of n rows would be a new statement for every n.
     session.connection().execute(
-        statement.on_conflict_do_update(
-            index_elements=["entity", "record_id"],
-            set_={name: statement.excluded[name] for name in updated},
-        ),
-        rows,
+        upsert(session, SyncEntry, key=("entity", "record_id"), update=updated), rows
     )

@@ -52,6 +52,7 @@ from sync.accounts.principal import Principal
 from sync.engine import changelog
 from sync.engine.cursor import Cursor, Scope, decode, encode
 from sync.engine.entities import PATROL_ENTITIES, PEOPLE_ENTITIES
+from sync.platform.database import is_postgresql, is_sqlite
 from sync.platform.errors import Forbidden, Gone
 from sync.platform.settings import Settings
 
@@ -122,7 +123,7 @@ def pull(
                 also=also,
             )
 
-    page = Page(size=size, max_bytes=PAGE_BYTES, sqlite=session.get_bind().dialect.name == "sqlite")
+    page = Page(size=size, max_bytes=PAGE_BYTES, sqlite=is_sqlite(session))
     while not page.full:
         position, done = _fill(session, position, page)
         if done:
@@ -417,8 +418,10 @@ def _take(
 ) -> tuple[int | None, bool]:
     """Fill the page with the entries of the parts ``some`` that meet ``where``, after
     change number ``after`` (and up to ``upto``), oldest change first; as ``Page.take``."""
-    dialect = session.get_bind().dialect.name
-    query = _query(some, where=where, after=after, upto=upto, limit=page.room, dialect=dialect)
+    postgresql = is_postgresql(session)
+    query = _query(
+        some, where=where, after=after, upto=upto, limit=page.room, postgresql=postgresql
+    )
     if query is None:
         return None, True
     options = {"yield_per": FETCH_ROWS}
@@ -433,7 +436,7 @@ def _query(
     after: int,
     upto: int | None = None,
     limit: int,
-    dialect: str,
+    postgresql: bool,
 ) -> sa.Executable | None:
     """The query of the first ``limit`` entries of the parts ``some`` that meet
     ``where``, after change number ``after`` (and up to ``upto``), oldest change
@@ -450,7 +453,7 @@ def _query(
     scans = [sa.select(*_COLUMNS).where(clause, *where, *numbered) for clause in clauses]
     if len(scans) == 1:
         return scans[0].order_by(seq).limit(limit)
-    if dialect == "postgresql":
+    if postgresql:
         # PostgreSQL merges ordered scans (Merge Append) only of subqueries that are
         # ordered and limited themselves; under one ORDER BY it reads every entry of
         # every part and sorts them, each page.

@@ -15,7 +15,6 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -38,6 +37,7 @@ from schemas.records import Observation, PatrolStatus
 from sync.accounts.principal import Principal
 from sync.patrols import effort
 from sync.patrols.geo import distance_to_polyline_km
+from sync.platform.database import json_array_contains
 from sync.platform.errors import NotFound
 from sync.platform.period import period
 
@@ -51,24 +51,15 @@ def in_scope(principal: Principal) -> ColumnElement[bool] | None:
     return col(Patrol.sector_id).in_(principal.sector_ids)
 
 
-def with_member(dialect: str, user_ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
+def with_member(session: Session, user_ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
     """Patrols led by, or with as a member, any of ``user_ids``.
 
-    Members are a JSON list on the patrol (as the tablet sent them); PostgreSQL asks
-    JSONB containment, SQLite walks the list with ``json_each``.
+    Members are a JSON list on the patrol (as the tablet sent them), asked with
+    ``json_array_contains``.
     """
     ids = [str(user_id) for user_id in user_ids]
     led = col(Patrol.leader_id).in_([uuid.UUID(i) for i in ids])
-    if dialect == "postgresql":
-        members = sa.type_coerce(Patrol.members, JSONB)
-        joined = sa.or_(*(members.contains([{"user_id": i}]) for i in ids))
-    else:
-        member = sa.func.json_each(Patrol.members).table_valued("value").alias("member")
-        joined = sa.exists(
-            sa.select(1)
-            .select_from(member)
-            .where(sa.func.json_extract(member.c.value, "$.user_id").in_(ids))
-        )
+    joined = json_array_contains(session, Patrol.members, key="user_id", values=ids)
     return sa.or_(led, joined)
 
 
@@ -94,7 +85,7 @@ def filtered(
     if filters.status is not None:
         query = query.where(Patrol.status == filters.status)
     if filters.ranger_id is not None:
-        query = query.where(with_member(session.get_bind().dialect.name, [filters.ranger_id]))
+        query = query.where(with_member(session, [filters.ranger_id]))
     span = period(filters.from_, filters.to, zone=zone)
     if span.start is not None:
         query = query.where(col(Patrol.started_at) >= span.start)
@@ -274,7 +265,7 @@ def others_of_the_rangers(
         col(Patrol.status) != PatrolStatus.cancelled,
         col(Patrol.started_at) < patrol.ended_at,
         col(Patrol.ended_at) > patrol.started_at,
-        with_member(session.get_bind().dialect.name, people),
+        with_member(session, people),
     )
     scope = in_scope(principal)
     if scope is not None:

@@ -28,7 +28,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -50,6 +49,7 @@ from sync.engine import records
 from sync.engine.changelog import Changelog
 from sync.engine.entities import ENTITIES
 from sync.engine.push import publish
+from sync.platform.database import json_array_contains
 from sync.platform.errors import Conflict, NotFound
 
 SAME_DOCUMENT = "same_document"
@@ -130,16 +130,9 @@ def find_duplicates(
 # ---------------------------------------------------------------- merging
 
 
-def _members_include(dialect: str, person_id: uuid.UUID) -> ColumnElement[bool]:
+def _members_include(session: Session, person_id: uuid.UUID) -> ColumnElement[bool]:
     """Households whose members list names ``person_id``."""
-    if dialect == "postgresql":
-        return sa.type_coerce(Household.members, JSONB).contains([{"person_id": str(person_id)}])
-    member = sa.func.json_each(Household.members).table_valued("value").alias("member")
-    return sa.exists(
-        sa.select(1)
-        .select_from(member)
-        .where(sa.func.json_extract(member.c.value, "$.person_id") == str(person_id))
-    )
+    return json_array_contains(session, Household.members, key="person_id", values=[str(person_id)])
 
 
 class _Versions:
@@ -252,13 +245,12 @@ def _move_attendance(versions: _Versions, kept: Person, merged: Person) -> tuple
 
 def _move_households(versions: _Versions, kept: Person, merged: Person) -> int:
     session = versions.session
-    dialect = session.get_bind().dialect.name
     rows = session.exec(
         select(Household)
         .where(
             col(Household.deleted_at).is_(None),
             sa.or_(
-                col(Household.head_person_id) == merged.id, _members_include(dialect, merged.id)
+                col(Household.head_person_id) == merged.id, _members_include(session, merged.id)
             ),
         )
         .order_by(col(Household.id))

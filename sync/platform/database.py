@@ -6,20 +6,27 @@ before it is acknowledged), foreign keys on, and a busy timeout. pysqlite's own
 transaction handling is turned off and we emit ``BEGIN`` ourselves, so that a
 writing transaction can take the write lock up front (``BEGIN IMMEDIATE``)
 instead of failing with ``SQLITE_BUSY`` when it upgrades from a read.
+
+Everything else that differs between the two is asked of the helpers at the end of
+this module (``is_postgresql``, ``upsert``, ``json_array_contains``,
+``transaction_lock``), so that no other module reads the dialect's name or imports
+from ``sqlalchemy.dialects``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = "fieldsync_write"
@@ -123,3 +130,77 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# ---------------------------------------------------------------- what differs by dialect
+
+Bind = Session | Connection
+
+
+def _dialect_name(bind: Bind) -> str:
+    return bind.dialect.name if isinstance(bind, Connection) else bind.get_bind().dialect.name
+
+
+def is_postgresql(bind: Bind) -> bool:
+    """Whether ``bind`` (a session or a connection) talks to PostgreSQL."""
+    return _dialect_name(bind) == "postgresql"
+
+
+def is_sqlite(bind: Bind) -> bool:
+    """Whether ``bind`` (a session or a connection) talks to SQLite."""
+    return _dialect_name(bind) == "sqlite"
+
+
+def upsert(
+    bind: Bind, table: type[SQLModel] | sa.Table, *, key: Iterable[str], update: Iterable[str]
+) -> sa.Insert:
+    """An ``INSERT`` into ``table`` that, where a row with the same ``key`` columns is
+    there already, sets that row's ``update`` columns to the inserted values instead
+    (``ON CONFLICT … DO UPDATE``, which SQLAlchemy builds per dialect)."""
+    statement: postgresql.Insert | sqlite.Insert
+    statement = postgresql.insert(table) if is_postgresql(bind) else sqlite.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(key), set_={name: statement.excluded[name] for name in update}
+    )
+
+
+def json_array_contains(
+    bind: Bind, column: Any, *, key: str, values: Iterable[str]
+) -> sa.ColumnElement[bool]:
+    """Whether the JSON list of objects in ``column`` holds one whose ``key`` is any
+    of ``values``: JSONB containment (``@>``) on PostgreSQL, one per value; on SQLite,
+    ``EXISTS`` over the list walked with ``json_each``."""
+    values = list(values)
+    if is_postgresql(bind):
+        document = sa.type_coerce(column, JSONB)
+        return sa.or_(sa.false(), *(document.contains([{key: value}]) for value in values))
+    element = sa.func.json_each(column).table_valued("value").alias("member")
+    return sa.exists(
+        sa.select(1)
+        .select_from(element)
+        .where(sa.func.json_extract(element.c.value, f"$.{key}").in_(values))
+    )
+
+
+def _lock_number(key: str | int) -> sa.ColumnElement[int]:
+    """The 64-bit number of the lock ``key``: a text key hashed by PostgreSQL."""
+    if isinstance(key, int):
+        return sa.literal(key, sa.BigInteger)
+    return sa.func.hashtextextended(key, 0)
+
+
+def transaction_lock(bind: Bind, key: str | int) -> None:
+    """Wait for the lock ``key`` and hold it until the transaction ends: a
+    transaction-scoped advisory lock on PostgreSQL. Nothing on SQLite, where one
+    writer at a time holds the whole database (``BEGIN IMMEDIATE``)."""
+    if is_postgresql(bind):
+        bind.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_number(key))))
+
+
+def try_transaction_lock(bind: Bind, key: str | int) -> bool:
+    """As ``transaction_lock``, without waiting: whether the lock was free (it is held
+    now if so). Always true on SQLite, whose writer holds the whole database."""
+    if not is_postgresql(bind):
+        return True
+    taken = bind.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_lock_number(key))))
+    return bool(taken.scalar_one())

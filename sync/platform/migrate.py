@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
-from sync.platform.database import WRITE
+from sync.platform.database import WRITE, transaction_lock
 
 SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
 
@@ -44,8 +44,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 def _migrating(engine: Engine) -> Iterator[Config]:
     """An Alembic config bound to one locked transaction: all of it applies, or none."""
     with engine.connect().execution_options(**{WRITE: True}) as connection, connection.begin():
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        transaction_lock(connection, MIGRATION_LOCK_KEY)
         config = alembic_config()
         config.attributes["connection"] = connection
         yield config
