@@ -98,8 +98,24 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
     return check
 
 
+# Who may call a route, one alias per set of roles, named for who it lets in; two
+# routes letting in the same roles use the same alias.
 Admin = Annotated[Principal, Depends(require(Role.admin))]
+# The office: admins and coordinators (listing users, merging people).
 OfficeStaff = Annotated[Principal, Depends(require(Role.admin, Role.coordinator))]
-DeviceManager = Annotated[
-    Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead))
+# Those who answer for sectors: the office and ranger leads. They manage the tablets,
+# resolve conflicts and read the patrol reports; rangers read only their own patrols,
+# and extension workers hold communities, not sectors.
+Supervisor = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead))]
+# Families' records (people, households, agreements, training) are the office's and
+# the extension workers' (their communities).
+PeopleReader = Annotated[
+    Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))
 ]
+# Rangers read the patrols of their sectors (their tablets pull them anyway);
+# extension workers hold communities, not sectors, and have no business there.
+PatrolReader = Annotated[
+    Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead, Role.ranger))
+]
+# Who approves or returns a submitted patrol.
+PatrolReviewer = Annotated[Principal, Depends(require(Role.admin, Role.ranger_lead))]

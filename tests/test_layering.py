@@ -76,6 +76,56 @@ def test_a_layer_imports_nothing_from_the_layers_above_it(
     assert forbidden_imports(package, forbidden) == {}
 
 
+def imported_names(source: str, module: str) -> set[str]:
+    """Every dotted name ``source`` (the text of ``module``) imports, whole: a module
+    and each name taken from it (``from a.b import c`` is ``a.b`` and ``a.b.c``), a
+    relative import resolved against ``module``'s package."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = module.split(".")[: -node.level] if node.level else []
+            base = ".".join([*parts, *([node.module] if node.module else [])])
+            if node.module:
+                found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_name_walker_resolves_relative_imports_and_keeps_whole_names() -> None:
+    source = (
+        "import api.deps\n"
+        "from api.routes.trainings import csv_file\n"
+        "from . import patrols\n"
+        "from .. import answers\n"
+        "def late():\n"
+        "    from .people import Reader\n"
+    )
+    assert imported_names(source, "api.routes.agreements") == {
+        "api.deps",
+        "api.routes.trainings",
+        "api.routes.trainings.csv_file",
+        "api.routes.patrols",
+        "api.answers",
+        "api.routes.people",
+        "api.routes.people.Reader",
+    }
+
+
+def test_a_route_module_imports_no_other_route_module() -> None:
+    """What routes share (role aliases, how a file is answered) lives beside them in
+    ``api.deps`` and ``api.answers``, so that no route depends on another."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "api" / "routes").glob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        names = imported_names(path.read_text(), module)
+        routes = {name for name in names if name == "api.routes" or name.startswith("api.routes.")}
+        if routes:
+            found[str(path.relative_to(ROOT))] = routes
+    assert found == {}
+
+
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [

@@ -8,28 +8,23 @@ default, or with ``format=csv`` a CSV file (UTF-8 with a BOM) written as it is r
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
+from api.answers import attachment, json_or_csv
 from api.body import JSONRoute
-from api.deps import EngineDep, SessionDep, SettingsDep, require
-from api.routes.trainings import CSV_ANSWER, csv_file
+from api.deps import EngineDep, PeopleReader, SessionDep, SettingsDep
 from schemas.agreements import AgreementDetail, AgreementPage, AgreementQuery
-from schemas.enums import Role
 from schemas.queries import Format
 from sync.accounts import scope
-from sync.accounts.principal import Principal
 from sync.people import agreements
 
 router = APIRouter(route_class=JSONRoute, prefix="/agreements", tags=["agreements"])
 
-# Families' records are the office's and the extension workers' (their communities).
-Reader = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))]
 
-
-@router.get("", response_model=AgreementPage, responses=CSV_ANSWER)
+@router.get("", response_model=AgreementPage, responses=json_or_csv())
 def list_agreements(
     query: Annotated[AgreementQuery, Query()],
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -50,7 +45,7 @@ def list_agreements(
             today=agreements.today(settings.zone),
             zone=settings.zone,
         )
-        return csv_file(pieces, "agreements.csv")
+        return attachment(pieces, "agreements.csv")
     return agreements.list_agreements(
         session, principal=principal, query=query, today=agreements.today(settings.zone)
     )
@@ -58,7 +53,7 @@ def list_agreements(
 
 @router.get("/{agreement_id}")
 def get_agreement(
-    agreement_id: uuid.UUID, principal: Reader, session: SessionDep, settings: SettingsDep
+    agreement_id: uuid.UUID, principal: PeopleReader, session: SessionDep, settings: SettingsDep
 ) -> AgreementDetail:
     """One agreement as it reads today, with its household, its signatory (names only),
     the agreement it renews, the one renewing it, and every version: who, which

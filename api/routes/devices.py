@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.body import JSONRoute
-from api.deps import ClientAddress, CurrentPrincipal, DeviceManager, SessionDep, SettingsDep
+from api.deps import ClientAddress, CurrentPrincipal, SessionDep, SettingsDep, Supervisor
 from api.errors import problems
 from schemas.accounts import (
     DeviceCreate,
@@ -24,7 +24,7 @@ router = APIRouter(route_class=JSONRoute, prefix="/devices", tags=["devices"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_device(
-    body: DeviceCreate, principal: DeviceManager, session: SessionDep, settings: SettingsDep
+    body: DeviceCreate, principal: Supervisor, session: SessionDep, settings: SettingsDep
 ) -> EnrollmentCode:
     """Make a device for a user and a one-time enrollment code to show as a QR code.
 
@@ -56,7 +56,7 @@ def list_devices(principal: CurrentPrincipal, session: SessionDep) -> list[Devic
 # Before ``/{device_id}``, which would read ``health`` as a device id.
 @router.get("/health")
 def devices_health(
-    query: Annotated[DeviceHealthQuery, Query()], principal: DeviceManager, session: SessionDep
+    query: Annotated[DeviceHealthQuery, Query()], principal: Supervisor, session: SessionDep
 ) -> DeviceHealthPage:
     """A page of the devices the caller manages (ranger leads: their sectors' rangers), silent
     longest first: its user, when it was last seen and last pushed, and the deferred
@@ -76,15 +76,13 @@ def get_device(
 
 @router.patch("/{device_id}")
 def relabel_device(
-    device_id: uuid.UUID, body: DeviceUpdate, principal: DeviceManager, session: SessionDep
+    device_id: uuid.UUID, body: DeviceUpdate, principal: Supervisor, session: SessionDep
 ) -> DeviceRead:
     """Change a device's label."""
     return devices.relabel(session, device_id=device_id, label=body.label, principal=principal)
 
 
 @router.post("/{device_id}/revoke")
-def revoke_device(
-    device_id: uuid.UUID, principal: DeviceManager, session: SessionDep
-) -> DeviceRead:
+def revoke_device(device_id: uuid.UUID, principal: Supervisor, session: SessionDep) -> DeviceRead:
     """A lost tablet: from now on every token of this device is refused, refresh included."""
     return devices.revoke(session, device_id=device_id, principal=principal)

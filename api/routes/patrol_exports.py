@@ -6,14 +6,14 @@ own read-only session, since the request's is closed when the route returns.
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from api.answers import attachment, file_only
 from api.body import JSONRoute
-from api.deps import EngineDep, SessionDep, SettingsDep
-from api.routes.patrols import Reader
+from api.deps import EngineDep, PatrolReader, SessionDep, SettingsDep
 from schemas.patrols import PatrolFilters
 from sync.patrols import exports
 from sync.patrols import reads as patrols
@@ -21,22 +21,14 @@ from sync.patrols import reads as patrols
 router = APIRouter(route_class=JSONRoute, prefix="/patrols", tags=["patrols"])
 
 
-def _file(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
-    return {200: {"description": description, "content": {media_type: {}}}}
-
-
-def _attachment(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{filename}"'}
-
-
 @router.get(
     "/export.csv",
     response_class=StreamingResponse,
-    responses=_file("text/csv", "One row per observation, UTF-8 with a byte order mark."),
+    responses=file_only("text/csv", "One row per observation, UTF-8 with a byte order mark."),
 )
 def export_csv(
     filters: Annotated[PatrolFilters, Query()],
-    principal: Reader,
+    principal: PatrolReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -45,21 +37,17 @@ def export_csv(
     row per observation with its patrol's columns, each attribute its own ``attr_<key>``
     column; a patrol with no observation has one row. Times in the service's zone."""
     matching = patrols.filtered(session, principal=principal, filters=filters, zone=settings.zone)
-    return StreamingResponse(
-        exports.patrols_csv(engine, matching, zone=settings.zone),
-        media_type=exports.CSV_MEDIA_TYPE,
-        headers=_attachment("patrols.csv"),
-    )
+    return attachment(exports.patrols_csv(engine, matching, zone=settings.zone), "patrols.csv")
 
 
 @router.get(
     "/export.geojson",
     response_class=StreamingResponse,
-    responses=_file(exports.GEOJSON_MEDIA_TYPE, "A GeoJSON FeatureCollection."),
+    responses=file_only(exports.GEOJSON_MEDIA_TYPE, "A GeoJSON FeatureCollection."),
 )
 def export_geojson(
     filters: Annotated[PatrolFilters, Query()],
-    principal: Reader,
+    principal: PatrolReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -68,21 +56,21 @@ def export_geojson(
     as LineStrings (one per stretch without a gap; ``kind: "track"``) and each
     observation as a Point (``kind: "observation"``), positions ``[lon, lat]``."""
     matching = patrols.filtered(session, principal=principal, filters=filters, zone=settings.zone)
-    return StreamingResponse(
+    return attachment(
         exports.patrols_geojson(engine, matching, zone=settings.zone),
+        "patrols.geojson",
         media_type=exports.GEOJSON_MEDIA_TYPE,
-        headers=_attachment("patrols.geojson"),
     )
 
 
 @router.get(
     "/{patrol_id}/track.gpx",
     response_class=StreamingResponse,
-    responses=_file(exports.GPX_MEDIA_TYPE, "GPX 1.1: one track, a segment per stretch."),
+    responses=file_only(exports.GPX_MEDIA_TYPE, "GPX 1.1: one track, a segment per stretch."),
 )
 def export_gpx(
     patrol_id: uuid.UUID,
-    principal: Reader,
+    principal: PatrolReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -90,8 +78,8 @@ def export_gpx(
     """One patrol's track as GPX 1.1 for GPS tools: a ``trkseg`` per stretch without a
     gap over 30 minutes, each point with its time (UTC) and altitude when recorded."""
     patrol = patrols.visible(session, principal, patrol_id)
-    return StreamingResponse(
+    return attachment(
         exports.patrol_gpx(engine, patrol.id, zone=settings.zone),
+        f"patrol-{patrol.id}.gpx",
         media_type=exports.GPX_MEDIA_TYPE,
-        headers=_attachment(f"patrol-{patrol.id}.gpx"),
     )

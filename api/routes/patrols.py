@@ -3,31 +3,22 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from api.body import JSONRoute
-from api.deps import SessionDep, SettingsDep, require
+from api.deps import PatrolReader, PatrolReviewer, SessionDep, SettingsDep
 from api.errors import problems
-from schemas.enums import Role
 from schemas.patrols import PatrolDetail, PatrolPage, PatrolQuery
-from sync.accounts.principal import Principal
 from sync.patrols import reads as patrols
 from sync.patrols import review
 
 router = APIRouter(route_class=JSONRoute, prefix="/patrols", tags=["patrols"])
 
-# Rangers read the patrols of their sectors (their tablets pull them anyway);
-# extension workers hold communities, not sectors, and have no business here.
-Reader = Annotated[
-    Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead, Role.ranger))
-]
-Reviewer = Annotated[Principal, Depends(require(Role.admin, Role.ranger_lead))]
-
 
 @router.get("")
 def list_patrols(
     query: Annotated[PatrolQuery, Query()],
-    principal: Reader,
+    principal: PatrolReader,
     session: SessionDep,
     settings: SettingsDep,
 ) -> PatrolPage:
@@ -38,7 +29,7 @@ def list_patrols(
 
 
 @router.get("/{patrol_id}")
-def get_patrol(patrol_id: uuid.UUID, principal: Reader, session: SessionDep) -> PatrolDetail:
+def get_patrol(patrol_id: uuid.UUID, principal: PatrolReader, session: SessionDep) -> PatrolDetail:
     """One patrol: members, observations, the track as GeoJSON, every review, and the
     effort figures and quality flags a reviewer weighs (docs/protocol.md lists them)."""
     return patrols.detail(session, principal=principal, patrol_id=patrol_id)
@@ -46,7 +37,7 @@ def get_patrol(patrol_id: uuid.UUID, principal: Reader, session: SessionDep) -> 
 
 @router.post("/{patrol_id}/review", responses=problems(409))
 def review_patrol(
-    patrol_id: uuid.UUID, body: review.ReviewRequest, principal: Reviewer, session: SessionDep
+    patrol_id: uuid.UUID, body: review.ReviewRequest, principal: PatrolReviewer, session: SessionDep
 ) -> review.Reviewed:
     """Approve a submitted patrol (it is then locked: later device edits are conflicts)
     or return it with a comment. Devices receive the new version by pull."""

@@ -10,13 +10,12 @@ logged before it is sent.
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
+from api.answers import attachment, json_or_csv
 from api.body import JSONRoute
-from api.deps import Admin, EngineDep, SessionDep, SettingsDep, require
+from api.deps import Admin, EngineDep, OfficeStaff, PeopleReader, SessionDep, SettingsDep
 from api.errors import problems
-from api.routes.trainings import csv_file
-from schemas.enums import Role
 from schemas.queries import Format
 from schemas.registry import (
     AccessLogQuery,
@@ -41,12 +40,6 @@ from sync.people import registry as people
 
 router = APIRouter(route_class=JSONRoute, tags=["families"])
 
-Reader = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))]
-Merger = Annotated[Principal, Depends(require(Role.admin, Role.coordinator))]
-CSV_ANSWER: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`."}
-}
-
 
 def _shown(request: Request, engine: Any, principal: Principal, query: RegistryQuery) -> bool:
     """Whether the answer carries personal data; if it does, that is logged first."""
@@ -62,11 +55,11 @@ def _shown(request: Request, engine: Any, principal: Principal, query: RegistryQ
     return shown
 
 
-@router.get("/people", response_model=PersonPage, responses=CSV_ANSWER)
+@router.get("/people", response_model=PersonPage, responses=json_or_csv())
 def list_people(
     query: Annotated[PeopleQuery, Query()],
     request: Request,
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -81,13 +74,13 @@ def list_people(
         pieces = people.people_csv(
             engine, principal=principal, query=query, shown=shown, zone=settings.zone
         )
-        return csv_file(pieces, "people.csv")
+        return attachment(pieces, "people.csv")
     return people.list_people(session, principal=principal, query=query, shown=shown)
 
 
 @router.get("/people/duplicates")
 def list_duplicates(
-    query: Annotated[DuplicateQuery, Query()], principal: Reader, session: SessionDep
+    query: Annotated[DuplicateQuery, Query()], principal: PeopleReader, session: SessionDep
 ) -> DuplicatePage:
     """Likely duplicate people, each pair with its reasons: the same document, or the
     same name (accents and case folded), birth year and community."""
@@ -95,7 +88,7 @@ def list_duplicates(
 
 
 @router.post("/people/merge", responses=problems(409))
-def merge_people(body: MergeRequest, principal: Merger, session: SessionDep) -> MergeRead:
+def merge_people(body: MergeRequest, principal: OfficeStaff, session: SessionDep) -> MergeRead:
     """Fold ``merge_id`` into ``keep_id``: the merged person is marked ``merged_into``,
     attendance, households and agreements follow as new versions devices pull, an
     attendance that would be double is made single, and the merge is logged.
@@ -107,7 +100,7 @@ def merge_people(body: MergeRequest, principal: Merger, session: SessionDep) -> 
 def get_person(
     person_id: uuid.UUID,
     query: Annotated[DetailQuery, Query()],
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
 ) -> PersonDetail:
     """One person: household, agreements signed, people merged into them, and every
@@ -116,11 +109,11 @@ def get_person(
     return people.person_detail(session, principal=principal, person_id=person_id, shown=shown)
 
 
-@router.get("/households", response_model=HouseholdPage, responses=CSV_ANSWER)
+@router.get("/households", response_model=HouseholdPage, responses=json_or_csv())
 def list_households(
     query: Annotated[HouseholdQuery, Query()],
     request: Request,
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -135,7 +128,7 @@ def list_households(
         pieces = people.households_csv(
             engine, principal=principal, query=query, shown=shown, zone=settings.zone
         )
-        return csv_file(pieces, "households.csv")
+        return attachment(pieces, "households.csv")
     return people.list_households(session, principal=principal, query=query, shown=shown)
 
 
@@ -143,7 +136,7 @@ def list_households(
 def get_household(
     household_id: uuid.UUID,
     query: Annotated[DetailQuery, Query()],
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
 ) -> HouseholdDetail:
     """One household: members, agreements, and every version."""

@@ -2,38 +2,31 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query
 
+from api.answers import attachment, json_or_csv
 from api.body import JSONRoute
-from api.deps import EngineDep, SessionDep, SettingsDep, require
+from api.deps import EngineDep, PeopleReader, SessionDep, SettingsDep, Supervisor
 from schemas.agreements import AgreementReport, AgreementReportQuery
-from schemas.enums import Role
 from schemas.queries import Format
 from schemas.reports import EffortQuery, PatrolEffortReport, ThreatQuery, ThreatReport
 from schemas.trainings import AttendanceReport, AttendanceReportQuery
-from sync.accounts.principal import Principal
 from sync.patrols import reports as patrol_reports
 from sync.people import agreement_report
 from sync.people import agreements as sync_agreements
-from sync.platform.csv_files import CSV_MEDIA_TYPE
 from sync.training import attendance_report
 
 router = APIRouter(route_class=JSONRoute, prefix="/reports", tags=["reports"])
-
-# Reports are for those who answer for sectors: rangers read their own patrols, and
-# extension workers hold communities, not sectors.
-Reporter = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead))]
 
 
 @router.get(
     "/patrol-effort",
     response_model=PatrolEffortReport,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+    responses=json_or_csv("JSON, or CSV."),
 )
 def patrol_effort(
     query: Annotated[EffortQuery, Query()],
-    principal: Reporter,
+    principal: Supervisor,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Any:
@@ -46,10 +39,8 @@ def patrol_effort(
         session, principal=principal, query=query, zone=settings.zone
     )
     if query.format is Format.csv:
-        return StreamingResponse(
-            patrol_reports.effort_csv(report, zone=settings.zone),
-            media_type=CSV_MEDIA_TYPE,
-            headers={"Content-Disposition": 'attachment; filename="patrol-effort-report.csv"'},
+        return attachment(
+            patrol_reports.effort_csv(report, zone=settings.zone), "patrol-effort-report.csv"
         )
     return report
 
@@ -57,11 +48,11 @@ def patrol_effort(
 @router.get(
     "/threats",
     response_model=ThreatReport,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+    responses=json_or_csv("JSON, or CSV."),
 )
 def threats(
     query: Annotated[ThreatQuery, Query()],
-    principal: Reporter,
+    principal: Supervisor,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Any:
@@ -74,28 +65,20 @@ def threats(
         session, principal=principal, query=query, zone=settings.zone
     )
     if query.format is Format.csv:
-        return StreamingResponse(
-            patrol_reports.threat_csv(report, zone=settings.zone),
-            media_type=CSV_MEDIA_TYPE,
-            headers={"Content-Disposition": 'attachment; filename="threats-report.csv"'},
+        return attachment(
+            patrol_reports.threat_csv(report, zone=settings.zone), "threats-report.csv"
         )
     return report
-
-
-# Attendance figures are for the office and the extension workers (their communities).
-AttendanceReader = Annotated[
-    Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))
-]
 
 
 @router.get(
     "/attendance",
     response_model=AttendanceReport,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+    responses=json_or_csv("JSON, or CSV."),
 )
 def attendance(
     query: Annotated[AttendanceReportQuery, Query()],
-    principal: AttendanceReader,
+    principal: PeopleReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -109,10 +92,8 @@ def attendance(
         report = attendance_report.attendance_report(
             session, principal=principal, query=query, zone=settings.zone
         )
-        return StreamingResponse(
-            attendance_report.report_csv(report, zone=settings.zone),
-            media_type=CSV_MEDIA_TYPE,
-            headers={"Content-Disposition": 'attachment; filename="attendance-report.csv"'},
+        return attachment(
+            attendance_report.report_csv(report, zone=settings.zone), "attendance-report.csv"
         )
     return attendance_report.attendance_report(
         session, principal=principal, query=query, zone=settings.zone
@@ -122,11 +103,11 @@ def attendance(
 @router.get(
     "/agreements",
     response_model=AgreementReport,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV."}},
+    responses=json_or_csv("JSON, or CSV."),
 )
 def agreements(
     query: Annotated[AgreementReportQuery, Query()],
-    principal: AttendanceReader,
+    principal: PeopleReader,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Any:
@@ -140,9 +121,7 @@ def agreements(
         session, principal=principal, query=query, today=sync_agreements.today(settings.zone)
     )
     if query.format is Format.csv:
-        return StreamingResponse(
-            agreement_report.report_csv(report, zone=settings.zone),
-            media_type=CSV_MEDIA_TYPE,
-            headers={"Content-Disposition": 'attachment; filename="agreements-report.csv"'},
+        return attachment(
+            agreement_report.report_csv(report, zone=settings.zone), "agreements-report.csv"
         )
     return report

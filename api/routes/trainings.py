@@ -8,12 +8,11 @@ written as it is read: every matching row, or the page asked when ``limit`` or
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query
 
+from api.answers import attachment, json_or_csv
 from api.body import JSONRoute
-from api.deps import EngineDep, SessionDep, SettingsDep, require
-from schemas.enums import Role
+from api.deps import EngineDep, PeopleReader, SessionDep, SettingsDep
 from schemas.queries import Format
 from schemas.trainings import (
     AttendancePage,
@@ -22,33 +21,16 @@ from schemas.trainings import (
     SessionPage,
     SessionQuery,
 )
-from sync.accounts.principal import Principal
 from sync.people import registry as people
-from sync.platform.csv_files import CSV_MEDIA_TYPE
 from sync.training import sessions as trainings
 
 router = APIRouter(route_class=JSONRoute, tags=["trainings"])
 
-# People's records are the office's and the extension workers' (their communities).
-Reader = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.extension_worker))]
 
-CSV_ANSWER: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`."}
-}
-
-
-def csv_file(pieces: Any, filename: str) -> StreamingResponse:
-    return StreamingResponse(
-        pieces,
-        media_type=CSV_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-@router.get("/training-sessions", response_model=SessionPage, responses=CSV_ANSWER)
+@router.get("/training-sessions", response_model=SessionPage, responses=json_or_csv())
 def list_sessions(
     query: Annotated[SessionQuery, Query()],
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -61,14 +43,14 @@ def list_sessions(
         pieces = trainings.sessions_csv(
             engine, principal=principal, query=query, zone=settings.zone
         )
-        return csv_file(pieces, "training-sessions.csv")
+        return attachment(pieces, "training-sessions.csv")
     return trainings.list_sessions(session, principal=principal, query=query, zone=settings.zone)
 
 
-@router.get("/attendance", response_model=AttendancePage, responses=CSV_ANSWER)
+@router.get("/attendance", response_model=AttendancePage, responses=json_or_csv())
 def list_attendance(
     query: Annotated[AttendanceQuery, Query()],
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -81,15 +63,17 @@ def list_attendance(
         pieces = trainings.attendance_csv(
             engine, principal=principal, query=query, zone=settings.zone
         )
-        return csv_file(pieces, "attendance.csv")
+        return attachment(pieces, "attendance.csv")
     return trainings.list_attendance(session, principal=principal, query=query, zone=settings.zone)
 
 
-@router.get("/people/{person_id}/attendance", response_model=AttendancePage, responses=CSV_ANSWER)
+@router.get(
+    "/people/{person_id}/attendance", response_model=AttendancePage, responses=json_or_csv()
+)
 def person_attendance(
     person_id: uuid.UUID,
     query: Annotated[PersonAttendanceQuery, Query()],
-    principal: Reader,
+    principal: PeopleReader,
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -101,7 +85,7 @@ def person_attendance(
         pieces = trainings.person_attendance_csv(
             engine, person, principal=principal, query=query, zone=settings.zone
         )
-        return csv_file(pieces, f"attendance-{person_id}.csv")
+        return attachment(pieces, f"attendance-{person_id}.csv")
     return trainings.person_attendance(
         session, principal=principal, person_id=person_id, query=query, zone=settings.zone
     )
