@@ -80,9 +80,16 @@ class Facilitator(BaseModel):
     role: str | None = None
 
 
-class Headcount(BaseModel):
+# A school session's headcount as read back; schemas.records.Headcount is the one a
+# device sends, validated.
+class HeadcountRead(BaseModel):
     female: int
     male: int
+
+
+# The old name, which sync.training.sessions still imports: it goes once that imports
+# HeadcountRead (one model name per model, so that OpenAPI names each once).
+Headcount = HeadcountRead
 
 
 class SessionRead(BaseModel):
@@ -97,7 +104,7 @@ class SessionRead(BaseModel):
     starts_at: datetime
     ends_at: datetime | None
     status: SessionStatus
-    headcount: Headcount | None
+    headcount: HeadcountRead | None
     counted_by: str = PydanticField(
         description="`attendance` (people recorded by name) or `headcount` (a school "
         "session: the figures are its headcount)."
@@ -126,7 +133,8 @@ class SessionBrief(BaseModel):
     status: SessionStatus
 
 
-class PersonBrief(BaseModel):
+# Not schemas.registry.PersonBrief, a person as a list of duplicates shows them.
+class AttendeeBrief(BaseModel):
     """A person as an attendance list shows them: no document number, no phone."""
 
     id: uuid.UUID
@@ -139,12 +147,17 @@ class PersonBrief(BaseModel):
     merged_into: uuid.UUID | None
 
 
+# The old name, which sync.training.sessions still imports: it goes once that imports
+# AttendeeBrief.
+PersonBrief = AttendeeBrief
+
+
 class AttendanceRead(BaseModel):
     id: uuid.UUID
     version: int
     role: AttendanceRole
     session: SessionBrief
-    person: PersonBrief
+    person: AttendeeBrief
     recorded_at: datetime | None
     created_at: datetime
     created_by: uuid.UUID | None

@@ -60,6 +60,16 @@ def test_redoc_reads_this_servers_openapi_document(root: TestClient) -> None:
     assert 'spec-url="/api/v1/openapi.json"' in root.get("/redoc").text
 
 
+def test_every_component_of_the_openapi_document_has_its_models_own_name(
+    client: TestClient,
+) -> None:
+    """Two models of one name in two modules come out as ``schemas__registry__PersonBrief``
+    and the like, names generated clients are stuck with; each model has a name of its own."""
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+
+    assert [name for name in components if "__" in name] == []
+
+
 def test_behind_a_proxy_prefix_the_docs_load_their_files_under_it(client: TestClient) -> None:
     with TestClient(client.app, root_path="/fieldsync") as prefixed:
         text = prefixed.get("/docs").text
