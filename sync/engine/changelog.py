@@ -13,6 +13,7 @@ never handed out past a change that could still commit before it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from schemas import RecordVersion, SyncClock, SyncEntry
+from schemas.records import SyncedColumns
+from sync.engine import records
+from sync.engine.entities import EntitySpec
 from sync.platform.database import upsert
 
 CLOCK_ID = 1
@@ -128,6 +132,28 @@ class Changelog:
         ]
         _upsert_entries(self.session, rows)
         self._pending.clear()
+
+
+def entry_of(spec: EntitySpec, values: Mapping[str, Any], state: dict[str, Any]) -> PendingEntry:
+    """A record's pull entry, from its column values and its state (stamped with a
+    change number at ``publish()``): the scope key of its kind, and what devices see."""
+    deleted = values["deleted_at"] is not None
+    return PendingEntry(
+        entity=spec.name,
+        record_id=values["id"],
+        version=values["version"],
+        deleted=deleted,
+        **spec.scope_keys(values[spec.scope_field]),
+        fields={} if deleted else records.snapshot_from(spec, values, state),
+        updated_at=values["updated_at"],
+    )
+
+
+def row_entry(spec: EntitySpec, row: SyncedColumns, state: dict[str, Any]) -> PendingEntry:
+    """``entry_of`` an ORM row."""
+    names = {"id", "version", "deleted_at", "updated_at", spec.scope_field}
+    names |= {*spec.server_fields, *records.SNAPSHOT_META}
+    return entry_of(spec, {name: getattr(row, name) for name in names}, state)
 
 
 def take_numbers(session: Session, count: int) -> int:

@@ -16,13 +16,10 @@ from schemas.enums import Role
 from schemas.patrols import PatrolReview
 from schemas.patrols import ReviewDecision as Decision
 from schemas.records import PatrolStatus
-from schemas.types import utcnow
 from schemas.wire import RequestBody
 from sync.accounts.principal import Principal
-from sync.engine import records
-from sync.engine.changelog import Changelog
-from sync.engine.entities import ENTITIES
-from sync.engine.push import publish
+from sync.engine.writes import ServerWrites
+from sync.patrols.entities import PATROL
 from sync.platform.errors import Conflict, FieldProblem, NotFound, Unprocessable
 
 
@@ -64,33 +61,16 @@ def review(
             "returning a patrol needs a comment for the ranger",
             errors=[FieldProblem("comment", "missing", "say what to fix")],
         )
-    now = utcnow()
-    spec = ENTITIES["patrol"]
+    writes = ServerWrites(session, user_id=principal.user_id)
+    now = writes.now
     patrol.status = (
         PatrolStatus.approved if request.decision is Decision.approve else PatrolStatus.returned
     )
     patrol.reviewed_by = principal.user_id
     patrol.reviewed_at = now
     patrol.review_comment = comment
-    patrol.version += 1
-    patrol.updated_at = now
-    session.add(patrol)
-    session.flush()
-    state = records.state_of(spec, patrol)
-    log = Changelog(session)
-    log.version(
-        entity="patrol",
-        record_id=patrol.id,
-        version=patrol.version,
-        op="review",
-        fields=state,
-        changed=["status"],
-        user_id=principal.user_id,
-        device_id=None,
-        change_id=None,
-        reason=f"review:{request.decision}",
-        recorded_at=None,
-        now=now,
+    writes.save(
+        PATROL, patrol, op="review", reason=f"review:{request.decision}", changed=["status"]
     )
     session.add(
         PatrolReview(
@@ -103,8 +83,7 @@ def review(
             reviewed_at=now,
         )
     )
-    publish(log, spec, patrol, state)
-    log.publish()
+    writes.publish()
     return Reviewed(
         id=patrol.id,
         version=patrol.version,

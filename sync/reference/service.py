@@ -27,7 +27,8 @@ from schemas.reference import (
 from schemas.types import utcnow
 from sync.accounts.principal import Principal
 from sync.accounts.scope import visible_community_filter, visible_sector_ids
-from sync.engine.changelog import Changelog, PendingEntry
+from sync.engine.changelog import PendingEntry
+from sync.engine.writes import ServerWrites
 from sync.platform.errors import Conflict, FieldProblem, NotFound, Unprocessable
 
 Record = TypeVar("Record", Sector, Community, ObservationCategory)
@@ -230,8 +231,8 @@ def _published(
     """The record as read, after queueing it for devices' pulls."""
     shown = read.model_validate(record, from_attributes=True)
     sector_id = record.id if isinstance(record, Sector) else getattr(record, "sector_id", None)
-    log = Changelog(session)
-    log.touch(
+    writes = ServerWrites(session)
+    writes.touch(
         PendingEntry(
             entity=entity,
             record_id=record.id,
@@ -243,5 +244,5 @@ def _published(
             updated_at=record.updated_at,
         )
     )
-    log.publish()
+    writes.publish()
     return shown
