@@ -29,7 +29,7 @@ from sqlmodel import SQLModel
 from bench.generator import Record
 from bench.rows import postgresql_values, shape, sqlite_values, table_of
 from schemas.types import utcnow
-from sync.engine.entities import ENTITIES
+from sync.catalog import CATALOG
 from sync.platform.database import SQLITE_BUSY_TIMEOUT_MS, create_db_engine
 
 PREFIX = "floor_"
@@ -40,7 +40,7 @@ def scratch_tables() -> tuple[sa.MetaData, dict[str, sa.Table]]:
     metadata = sa.MetaData()
     # What the copies' foreign keys point at (sectors, communities, users), as they are.
     wanted = [
-        key.target_fullname.split(".")[0] for e in ENTITIES for key in table_of(e).foreign_keys
+        key.target_fullname.split(".")[0] for e in CATALOG for key in table_of(e).foreign_keys
     ]
     while wanted:
         name = wanted.pop()
@@ -49,7 +49,7 @@ def scratch_tables() -> tuple[sa.MetaData, dict[str, sa.Table]]:
             table.to_metadata(metadata)
             wanted.extend(key.target_fullname.split(".")[0] for key in table.foreign_keys)
     copies = {}
-    for entity in ENTITIES:
+    for entity in CATALOG:
         original = table_of(entity)
         copy = original.to_metadata(metadata, name=PREFIX + original.name)
         for index in copy.indexes:

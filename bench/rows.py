@@ -31,8 +31,9 @@ from bench.generator import Record, Track
 from schemas import RecordVersion, SyncEntry
 from schemas.records import Moment
 from schemas.types import UTCDateTime
+from sync.catalog import CATALOG
 from sync.engine import records
-from sync.engine.entities import ENTITIES, Domain, EntitySpec
+from sync.engine.entities import EntitySpec, ScopeKind
 
 _VERSION: sa.Table = RecordVersion.__table__  # type: ignore[attr-defined]
 _ENTRY: sa.Table = SyncEntry.__table__  # type: ignore[attr-defined]
@@ -50,7 +51,7 @@ class Shaped:
 
 
 def table_of(entity: str) -> sa.Table:
-    return cast(sa.Table, ENTITIES[entity].table.__table__)  # type: ignore[attr-defined]
+    return cast(sa.Table, CATALOG[entity].table.__table__)  # type: ignore[attr-defined]
 
 
 def shape(
@@ -62,7 +63,7 @@ def shape(
     change_id: uuid.UUID | None = None,
 ) -> Shaped:
     """The rows push makes for a create of ``record`` by ``device_id`` at ``now``."""
-    spec = ENTITIES[record.entity]
+    spec = CATALOG[record.entity]
     table = table_of(record.entity)
     model = spec.fields.model_validate(record.fields)
     state = model.model_dump(mode="json")
@@ -83,7 +84,7 @@ def shape(
     if record.entity == "track_segment":
         row["point_count"] = len(state["points"])
     snapshot = records.snapshot_from(spec, row, state)
-    patrol_scope = spec.domain is Domain.patrol
+    patrol_scope = spec.scope is ScopeKind.sector
     return Shaped(
         entity=record.entity,
         table=table,
@@ -271,7 +272,7 @@ def stored_state(record: Record) -> dict[str, Any]:
     ``fields.model_validate(...).model_dump(mode="json")`` makes of the fields the
     generator makes, with the record's scope where its fields show one. The models'
     own validators are not run: the generator's records are valid (``spot_check``)."""
-    spec = ENTITIES[record.entity]
+    spec = CATALOG[record.entity]
     state = _normalised(_form(spec.fields), record.fields)
     if spec.scope_field in state:  # an observation shows the sector it lies in
         state[spec.scope_field] = str(record.scope)
@@ -280,7 +281,7 @@ def stored_state(record: Record) -> dict[str, Any]:
 
 def spot_check(record: Record, state: dict[str, Any]) -> None:
     """Raise unless ``state`` is what the record's fields model makes of its fields."""
-    spec = ENTITIES[record.entity]
+    spec = CATALOG[record.entity]
     fields = {k: v.points() if type(v) is Track else v for k, v in record.fields.items()}
     expected = spec.fields.model_validate(fields).model_dump(mode="json")
     if spec.scope_field in expected:
@@ -401,7 +402,7 @@ class Renderer:
     def table(self, entity: str) -> _Table:
         made = self._tables.get(entity)
         if made is None:
-            made = self._tables[entity] = _Table(self, ENTITIES[entity])
+            made = self._tables[entity] = _Table(self, CATALOG[entity])
         return made
 
     def json(self, text: str) -> str:
@@ -459,7 +460,7 @@ class Renderer:
             change_id=change_id.hex,
             recorded_at=recorded_at,
         )
-        patrol_scope = spec.domain is Domain.patrol
+        patrol_scope = spec.scope is ScopeKind.sector
         entry = self._entry.filled(
             entity=record.entity,
             record_id=record_id,

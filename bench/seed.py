@@ -48,8 +48,8 @@ from bench.rows import Renderer, spot_check, stored_state, table_of
 from bench.workload import SectorPlace, stories
 from schemas import RecordVersion, SyncEntry
 from schemas.types import utcnow
+from sync.catalog import CATALOG
 from sync.engine.changelog import CLOCK_ID
-from sync.engine.entities import ENTITIES
 from sync.platform.database import create_db_engine
 
 CHUNK = 5_000
@@ -80,7 +80,7 @@ def records_held(engine: Engine) -> int:
         held = connection.execute(
             sa.select(sa.func.count())
             .select_from(ENTRY_TABLE)
-            .where(ENTRY_TABLE.c.entity.in_(list(ENTITIES)))
+            .where(ENTRY_TABLE.c.entity.in_(list(CATALOG)))
         ).scalar_one()
     return int(held)
 

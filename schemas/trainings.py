@@ -87,11 +87,6 @@ class HeadcountRead(BaseModel):
     male: int
 
 
-# The old name, which sync.training.sessions still imports: it goes once that imports
-# HeadcountRead (one model name per model, so that OpenAPI names each once).
-Headcount = HeadcountRead
-
-
 class SessionRead(BaseModel):
     id: uuid.UUID
     version: int
@@ -145,11 +140,6 @@ class AttendeeBrief(BaseModel):
     birth_year: int | None
     community_id: uuid.UUID
     merged_into: uuid.UUID | None
-
-
-# The old name, which sync.training.sessions still imports: it goes once that imports
-# AttendeeBrief.
-PersonBrief = AttendeeBrief
 
 
 class AttendanceRead(BaseModel):

@@ -40,7 +40,7 @@ from bench.seed import (
 )
 from bench.workload import RANGER, SectorPlace, Tablet, stories
 from schemas.records import TrackPoint
-from sync.engine.entities import ENTITIES
+from sync.catalog import CATALOG
 from tests.conftest import Caller, World
 from tests.databases import postgres_server_url
 from tests.sync_support import Tablet as Pusher
@@ -264,7 +264,7 @@ def test_a_seeded_record_is_stored_pulled_and_updated_exactly_like_a_pushed_one(
             value = value.replace(new, old) if isinstance(value, str) else value
         return value
 
-    assert {r.entity for r in made} == set(ENTITIES)
+    assert {r.entity for r in made} == set(CATALOG)
     assert any(isinstance(r.fields.get("points"), Track) for r in copies)
     for record, copy in zip(made, copies, strict=True):
         # Ids of the copy's own story read as the original's, so all else must be equal.
@@ -340,7 +340,7 @@ def test_the_seeders_states_are_what_the_fields_models_make_of_the_same_fields()
         for record in itertools.islice(source, 1500):
             spot_check(record, stored_state(record))  # raises where they differ
             seen.add(record.entity)
-    assert seen == set(ENTITIES)
+    assert seen == set(CATALOG)
 
 
 @pytest.mark.parametrize("hour", [6, 23])  # at 23:00 the walk goes past midnight (UTC)
@@ -405,7 +405,7 @@ def test_seeding_processes_write_every_chunk_and_number_them_in_order(
     with engine.connect() as connection:
         numbered = connection.execute(
             sa.select(ENTRY_TABLE.c.record_id, ENTRY_TABLE.c.change_seq)
-            .where(ENTRY_TABLE.c.entity.in_(list(ENTITIES)))
+            .where(ENTRY_TABLE.c.entity.in_(list(CATALOG)))
             .order_by(ENTRY_TABLE.c.change_seq)
         ).all()
     assert [row.record_id for row in numbered] == made

@@ -9,6 +9,7 @@ from api.body import JSONRoute
 from api.deps import SessionDep, Supervisor
 from api.errors import problems
 from schemas.sync import ConflictPage, ConflictQuery, ConflictRead, ResolveRequest
+from sync.catalog import CATALOG
 from sync.engine import conflicts
 
 router = APIRouter(route_class=JSONRoute, prefix="/conflicts", tags=["conflicts"])
@@ -39,4 +40,6 @@ def resolve_conflict(
     """``keep_server``, ``take_device``, or ``custom`` with ``fields`` (custom only, and
     at least one): a new version of the record, which devices receive on their next
     pull."""
-    return conflicts.resolve(session, principal=principal, conflict_id=conflict_id, request=body)
+    return conflicts.resolve(
+        session, catalog=CATALOG, principal=principal, conflict_id=conflict_id, request=body
+    )

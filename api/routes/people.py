@@ -35,6 +35,7 @@ from schemas.registry import (
 )
 from sync.accounts import scope
 from sync.accounts.principal import Principal
+from sync.catalog import CATALOG
 from sync.people import duplicates, privacy
 from sync.people import registry as people
 
@@ -93,7 +94,7 @@ def merge_people(body: MergeRequest, principal: OfficeStaff, session: SessionDep
     attendance, households and agreements follow as new versions devices pull, an
     attendance that would be double is made single, and the merge is logged.
     Merging a person into themselves or an already-merged person is a 409."""
-    return duplicates.merge(session, principal=principal, request=body)
+    return duplicates.merge(session, catalog=CATALOG, principal=principal, request=body)
 
 
 @router.get("/people/{person_id}")

@@ -20,9 +20,11 @@ from schemas.sync import (
     PushResponse,
     RejectedPage,
 )
+from sync.catalog import CATALOG
 from sync.engine import pull as pulling
 from sync.engine import push as pushing
 from sync.engine import rejected
+from sync.engine.prepare import Prepared, prepare
 from sync.platform.errors import PayloadTooLarge
 
 router = APIRouter(route_class=JSONRoute, prefix="/sync", tags=["sync"])
@@ -35,7 +37,7 @@ MAX_PULL_LIMIT = 1_000_000
 @dataclass(frozen=True)
 class Batch:
     request: PushRequest
-    prepared: dict[uuid.UUID, pushing.Prepared]
+    prepared: dict[uuid.UUID, Prepared]
 
 
 async def read_batch(request: Request, settings: SettingsDep) -> Batch:
@@ -67,7 +69,7 @@ def _parse_batch(raw: bytes, max_batch: int) -> Batch:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         ) from None
-    return Batch(batch, pushing.prepare(batch))
+    return Batch(batch, prepare(batch, CATALOG))
 
 
 # The body's schema is added to the OpenAPI document by ``api.openapi``.
@@ -84,6 +86,7 @@ async def push(
     return await run_in_threadpool(
         pushing.push,
         session,
+        catalog=CATALOG,
         principal=principal,
         batch=batch.request,
         settings=settings,

@@ -30,10 +30,10 @@ from schemas.types import utcnow
 from sync.accounts.principal import Principal
 from sync.engine import records
 from sync.engine.changelog import Changelog
-from sync.engine.entities import ENTITIES, Domain, EntitySpec
-from sync.engine.push import publish
+from sync.engine.entities import Catalog, EntitySpec
 from sync.engine.rules import Deferred, Rejected, Rules, settable_problems
 from sync.engine.workspace import Workspace
+from sync.engine.writes import ServerWrites
 from sync.platform.errors import Conflict as ConflictError
 from sync.platform.errors import FieldProblem, NotFound, Unprocessable
 
@@ -63,13 +63,18 @@ def get(session: Session, *, principal: Principal, conflict_id: uuid.UUID) -> Co
 
 
 def resolve(
-    session: Session, *, principal: Principal, conflict_id: uuid.UUID, request: ResolveRequest
+    session: Session,
+    *,
+    catalog: Catalog,
+    principal: Principal,
+    conflict_id: uuid.UUID,
+    request: ResolveRequest,
 ) -> ConflictRead:
     """Settle a conflict with a new version of the record."""
     conflict = _visible(session, principal, conflict_id, for_update=True)
     if conflict.status is not ConflictStatus.open:
         raise ConflictError("this conflict was already resolved", code="already_resolved")
-    spec = ENTITIES[conflict.entity]
+    spec = catalog[conflict.entity]
     _check_fields_go_with_custom(request)
     unsettable = settable_problems(spec, request.fields)
     if unsettable:
@@ -105,27 +110,16 @@ def resolve(
             "the resolved record does not validate", errors=invalid.problems
         ) from None
     if request.resolution is not Resolution.keep_server:
-        _check_rules(session, principal, spec, current=current, state=state)
+        _check_rules(session, catalog, principal, spec, current=current, state=state)
     before = records.state_of(spec, row) if row.version else {}
     records.write_state(spec, row, state)
-    row.version += 1
-    row.updated_at = now
-    session.add(row)
-    session.flush()
-    log = Changelog(session)
-    log.version(
-        entity=spec.name,
-        record_id=row.id,
-        version=row.version,
+    writes = ServerWrites(session, user_id=principal.user_id, now=now)
+    writes.save(
+        spec,
+        row,
         op="resolve",
-        fields=state,
-        changed=sorted(n for n in set(before) | set(state) if before.get(n) != state.get(n)),
-        user_id=principal.user_id,
-        device_id=None,
-        change_id=None,
         reason=f"resolution:{request.resolution}",
-        recorded_at=None,
-        now=now,
+        changed=(n for n in set(before) | set(state) if before.get(n) != state.get(n)),
     )
     conflict.status = ConflictStatus.resolved
     conflict.resolved_at = now
@@ -133,13 +127,13 @@ def resolve(
     conflict.resolution = request.resolution
     conflict.resolved_version = row.version
     session.add(conflict)
-    publish(log, spec, row, state)
-    log.publish()  # last: it takes the clock, held until commit
+    writes.publish()  # last: it takes the clock, held until commit
     return reads(session, [conflict])[0]
 
 
 def _check_rules(
     session: Session,
+    catalog: Catalog,
     principal: Principal,
     spec: EntitySpec,
     *,
@@ -151,11 +145,11 @@ def _check_rules(
     exists and what the resolver may see, and keeps its review (``sync.engine.rules``)."""
     current = records.validate(spec, current) if current else {}
     incoming = {name: value for name, value in state.items() if current.get(name) != value}
-    rules = Rules(Workspace(session, Changelog(session)))
+    rules = Rules(Workspace(session, Changelog(session), catalog))
     try:
         rules.check_stays_put(spec, current, incoming)
-        rules.check_patrol_status(spec, incoming)
-        rules.check_review_kept(spec, current, incoming)
+        spec.policy.check_incoming(incoming)
+        spec.policy.check_transition(current, incoming)
         parents = rules.parents(spec, state)
         rules.check_scope_value(principal, spec, rules.derive_scope(spec, state, parents))
         rules.check_references(spec, state)
@@ -225,8 +219,7 @@ def _made_from(
         created_by=conflict.user_id,
         device_id=conflict.device_id,
     )
-    scope = conflict.sector_id if spec.domain is Domain.patrol else conflict.community_id
-    setattr(row, spec.scope_field, scope)
+    setattr(row, spec.scope_field, getattr(conflict, spec.scope_field))
     return row
 
 

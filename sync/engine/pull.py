@@ -51,7 +51,6 @@ from schemas.enums import Role
 from sync.accounts.principal import Principal
 from sync.engine import changelog
 from sync.engine.cursor import Cursor, Scope, decode, encode
-from sync.engine.entities import PATROL_ENTITIES, PEOPLE_ENTITIES
 from sync.platform.database import is_postgresql, is_sqlite
 from sync.platform.errors import Forbidden, Gone
 from sync.platform.settings import Settings
@@ -293,6 +292,11 @@ class Part:
     - ``sector``: a sector's patrol records, its own row and its communities' rows;
     - ``sector_row``: only a sector's own row (what an extension worker sees of it);
     - ``community``: a community's people records and its own row.
+
+    A part is its scope keys only, never a list of record types: the change log
+    writes a sector's key on the entries of the records that lie in it (and on its
+    communities' rows), a community's on the records that live in it, and neither
+    on what everyone sees (``sync.engine.changelog.entry_of``).
     """
 
     kind: Literal["everything", "category", "sector", "sector_row", "community"]
@@ -300,32 +304,21 @@ class Part:
 
     @property
     def where(self) -> sa.ColumnElement[bool]:
-        entity = col(SyncEntry.entity)
         if self.kind == "everything":
             return sa.true()
         if self.kind == "category":
-            # Unscoped, as categories are: read by the partial index of such entries.
+            # Unscoped, as observation categories are: read by the partial index of such entries.
             return sa.and_(
-                entity == "observation_category",
-                col(SyncEntry.sector_id).is_(None),
-                col(SyncEntry.community_id).is_(None),
+                col(SyncEntry.sector_id).is_(None), col(SyncEntry.community_id).is_(None)
             )
         if self.kind == "sector":
-            return sa.and_(
-                col(SyncEntry.sector_id) == self.key,
-                entity.in_((*PATROL_ENTITIES, "sector", "community")),
-            )
+            return col(SyncEntry.sector_id) == self.key
         if self.kind == "sector_row":
             # The record id finds it by primary key; a sector's entry is scoped to itself.
             return sa.and_(
-                entity == "sector",
-                col(SyncEntry.record_id) == self.key,
-                col(SyncEntry.sector_id) == self.key,
+                col(SyncEntry.record_id) == self.key, col(SyncEntry.sector_id) == self.key
             )
-        return sa.and_(
-            col(SyncEntry.community_id) == self.key,
-            entity.in_((*PEOPLE_ENTITIES, "community")),
-        )
+        return col(SyncEntry.community_id) == self.key
 
 
 EVERYTHING = Part("everything")
@@ -352,10 +345,13 @@ def parts(scope: Scope) -> frozenset[Part]:
 
 
 def visible(scope: Scope) -> sa.ColumnElement[bool]:
-    """The entries ``scope`` sees, as a WHERE clause."""
+    """The entries ``scope`` sees, as a WHERE clause that is never NULL: a part
+    compares a scope key an entry may not have (``community_id = …`` of a patrol
+    record is NULL), and ``NOT`` of NULL would drop the entry instead of keeping it."""
     if scope.role == "all":
         return sa.true()
-    return sa.or_(*(part.where for part in _ordered(parts(scope))))
+    seen = sa.or_(*(part.where for part in _ordered(parts(scope))))
+    return sa.func.coalesce(seen, sa.false())
 
 
 def _within(part: Part, some: AbstractSet[Part]) -> bool:

@@ -2,23 +2,22 @@
 resolution of a conflict (``sync.engine.conflicts``).
 
 What a record hangs from and the scope it takes from it, that it stays in the scope
-and under the parent it was made with, that what it names exists, that a device
-cannot set a review's status, and what locks a record (an approved patrol). Each rule
-raises ``Rejected`` with the field, a stable code and a message, or ``Deferred`` when
-a parent the record names has not arrived yet.
+and under the parent it was made with, that what it names exists, that it duplicates
+no live record, and what locks it — each read from the record's ``EntitySpec``, whose
+``Policy`` adds the rules of its domain. Each rule raises ``Rejected`` with the field,
+a stable code and a message, or ``Deferred`` when a parent the record names has not
+arrived yet.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-from schemas.records import PatrolStatus
 from schemas.sync import ChangeError
 from sync.accounts.principal import Principal
-from sync.engine.entities import ENTITIES, Domain, EntitySpec
+from sync.engine.entities import EntitySpec, ScopeKind
 from sync.engine.workspace import Record, Workspace
 from sync.platform.errors import FieldProblem
 
@@ -36,9 +35,6 @@ SERVER_OWNED = frozenset(
         "merged_into",
         "point_count",
     }
-)
-DEVICE_PATROL_STATUSES = frozenset(
-    {PatrolStatus.draft, PatrolStatus.submitted, PatrolStatus.cancelled}
 )
 
 
@@ -91,7 +87,7 @@ class Rules:
             if value is None:
                 continue
             parent_id = as_uuid(value)
-            row = self.ws.record(ENTITIES[parent.entity], parent_id, lock=False)
+            row = self.ws.record(self.ws.catalog[parent.entity], parent_id, lock=False)
             if row is None:
                 raise Deferred(parent.entity, parent_id)
             if row.deleted:
@@ -119,7 +115,7 @@ class Rules:
         value = as_uuid(derived[spec.scope_field])
         if principal.sees_everything:
             return
-        held = principal.sector_ids if spec.domain is Domain.patrol else principal.community_ids
+        held = principal.sector_ids if spec.scope is ScopeKind.sector else principal.community_ids
         if value not in held:
             raise Rejected(
                 f"fields.{spec.scope_field}", "out_of_scope", "that is not in this user's scope"
@@ -129,22 +125,17 @@ class Rules:
         self.check_scope_value(principal, spec, {spec.scope_field: row.scope})
 
     def check_references(self, spec: EntitySpec, state: dict[str, Any]) -> None:
-        sector_id = state.get("sector_id")
-        if sector_id is not None and not self.ws.sector_exists(as_uuid(sector_id)):
-            raise Rejected("fields.sector_id", "unknown_reference", "no such sector")
-        community_id = state.get("community_id")
-        if community_id is not None and not self.ws.community_exists(as_uuid(community_id)):
-            raise Rejected("fields.community_id", "unknown_reference", "no such community")
-        if spec.name == "observation":
-            self.check_category(state)
-
-    def check_category(self, state: dict[str, Any]) -> None:
-        category = self.ws.category(state["category_key"])
-        if category is None:
-            raise Rejected("fields.category_key", "unknown_category", "no such category")
-        problems = attribute_problems(category.attributes, state.get("attributes") or {})
-        if problems:
-            raise Rejected.many(problems)
+        """What the record names of the reference data exists; then the domain's own
+        check of the whole state."""
+        for reference in spec.checked_references:
+            value = state.get(reference.field)
+            if value is None:
+                continue
+            if reference.column == "id":
+                value = as_uuid(value)
+            if self.ws.reference(reference, value) is None:
+                raise Rejected(f"fields.{reference.field}", reference.code, reference.message)
+        spec.policy.check(self.ws, state)
 
     def check_stays_put(
         self, spec: EntitySpec, current: dict[str, Any], incoming: dict[str, Any]
@@ -161,110 +152,43 @@ class Rules:
                     f"a {spec.name} keeps the {name} it was made with; delete it and make it anew",
                 )
 
-    def check_patrol_status(self, spec: EntitySpec, incoming: dict[str, Any]) -> None:
-        if spec.name == "patrol" and incoming.get("status", "draft") not in DEVICE_PATROL_STATUSES:
-            raise Rejected(
-                "fields.status", "review_status", "approved and returned are set by a review"
-            )
+    def check_single(self, row: Record) -> None:
+        """An update may not make a second live record of one duplicate key (one
+        person's attendance at one session)."""
+        duplicate = row.spec.duplicate
+        if duplicate is not None and not row.deleted and self.duplicate_of(row) is not None:
+            raise Rejected(f"fields.{duplicate.field}", duplicate.code, duplicate.message)
 
-    def check_review_kept(
-        self, spec: EntitySpec, current: dict[str, Any], incoming: dict[str, Any]
-    ) -> None:
-        """An approved patrol leaves ``approved`` only by a review: what an office writes
-        outside the review (a conflict's resolution) cannot un-approve it."""
-        if (
-            spec.name == "patrol"
-            and current.get("status") == PatrolStatus.approved
-            and incoming.get("status", PatrolStatus.approved) != PatrolStatus.approved
-        ):
-            raise Rejected(
-                "fields.status", "review_status", "an approved patrol is changed by a review only"
-            )
-
-    def check_single_attendance(self, row: Record) -> None:
-        """An update may not make a second live attendance of one person at one session."""
-        if (
-            row.spec.name == "attendance"
-            and not row.deleted
-            and self.duplicate_attendance(row) is not None
-        ):
-            raise Rejected(
-                "fields.person_id",
-                "duplicate_attendance",
-                "this person's attendance at this session is already recorded",
-            )
-
-    def locked(self, spec: EntitySpec, row: Record) -> bool:
-        """An approved patrol, and its observations, take no silent edits."""
-        if spec.name == "patrol":
-            return bool(row.values["status"] == PatrolStatus.approved)
-        if spec.name == "observation" and row.values["patrol_id"] is not None:
-            patrol = self.ws.record(ENTITIES["patrol"], row.values["patrol_id"], lock=False)
-            return patrol is not None and patrol.values["status"] == PatrolStatus.approved
-        return False
-
-    def locked_by_parent(self, spec: EntitySpec, parents: dict[str, Record]) -> bool:
-        patrol = parents.get("patrol_id")
-        return (
-            spec.name == "observation"
-            and patrol is not None
-            and patrol.values["status"] == PatrolStatus.approved
-        )
-
-    def duplicate_attendance(self, row: Record) -> uuid.UUID | None:
-        if row.spec.name != "attendance":
+    def duplicate_of(self, row: Record) -> uuid.UUID | None:
+        """The live record ``row`` duplicates, if its type has a duplicate key."""
+        if row.spec.duplicate is None:
             return None
-        others = self.ws.live_attendance(row.values["session_id"], row.values["person_id"])
+        others = self.ws.live_duplicates(row)
         others.discard(row.id)
         return min(others) if others else None
 
-
-def attribute_problems(
-    attributes: list[dict[str, Any]], values: dict[str, Any]
-) -> list[FieldProblem]:
-    """An observation's attributes, checked against its category's typed attributes."""
-    problems: list[FieldProblem] = []
-    declared = {a["key"]: a for a in attributes}
-    for key in sorted(set(values) - set(declared)):
-        problems.append(
-            FieldProblem(f"fields.attributes.{key}", "unknown_attribute", "not in the category")
-        )
-    for key, attribute in declared.items():
-        value = values.get(key)
-        where = f"fields.attributes.{key}"
-        if value is None:
-            if attribute.get("required"):
-                problems.append(FieldProblem(where, "missing", "this attribute is required"))
-            continue
-        kind = attribute["type"]
-        ok = {
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
-            "text": isinstance(value, str),
-            "bool": isinstance(value, bool),
-            "date": isinstance(value, str) and _is_date(value),
-            "list": isinstance(value, str) and value in (attribute.get("options") or []),
-        }[kind]
-        if not ok:
-            problems.append(FieldProblem(where, "invalid_attribute", _expected(attribute)))
-    return problems
-
-
-def _expected(attribute: dict[str, Any]) -> str:
-    """What an attribute takes, in words a ranger can act on: a list names its options."""
-    kind = attribute["type"]
-    if kind == "list":
-        return "expected one of: " + ", ".join(attribute.get("options") or [])
-    if kind == "date":
-        return "expected a date (2026-03-01)"
-    return f"expected a {kind}"
-
-
-def _is_date(value: str) -> bool:
-    try:
-        datetime.strptime(value, "%Y-%m-%d")  # noqa: DTZ007 (a calendar date, no time)
-    except ValueError:
+    def locked(self, spec: EntitySpec, row: Record) -> bool:
+        """Whether the record takes no silent edits: its policy locks it, or a parent
+        that locks its children is locked (an observation of an approved patrol)."""
+        if spec.policy.locks(row.values):
+            return True
+        for parent in spec.parents:
+            parent_id = row.values.get(parent.field)
+            if parent.locks and parent_id is not None:
+                parent_spec = self.ws.catalog[parent.entity]
+                found = self.ws.record(parent_spec, parent_id, lock=False)
+                if found is not None and parent_spec.policy.locks(found.values):
+                    return True
         return False
-    return True
+
+    def locked_by_parent(self, spec: EntitySpec, parents: dict[str, Record]) -> bool:
+        """Whether a new record would hang from a parent that locks its children."""
+        return any(
+            parent.locks
+            and parent.field in parents
+            and self.ws.catalog[parent.entity].policy.locks(parents[parent.field].values)
+            for parent in spec.parents
+        )
 
 
 def as_uuid(value: Any) -> uuid.UUID:

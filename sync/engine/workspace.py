@@ -2,9 +2,10 @@
 
 A batch of hundreds of changes is decided in memory. ``prefetch()`` loads, set-wise,
 everything the batch names: its records (locked, in id order, so concurrent batches
-lock in one order), their parents, their version history, the sectors, communities
-and observation categories they point at, the live attendances they could duplicate,
-and the changes deferred until they arrive. The engine (``sync.engine.push``) then reads and
+lock in one order), their parents, their version history, the reference data they
+point at (sectors, communities, categories), the live records they could duplicate,
+and the changes deferred until they arrive. What to load is read from the specs of
+the catalog it is given; it names no record type. The engine (``sync.engine.push``) then reads and
 writes only the workspace; what it did not foresee (a parent named by a change that
 woke up) is loaded when first asked for. Nothing is written until ``flush()``, which
 writes each table with one statement.
@@ -15,34 +16,25 @@ undo it, so a change found invalid halfway leaves nothing behind.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from schemas import (
-    Attendance,
-    Community,
-    Conflict,
-    DeferredChange,
-    ObservationCategory,
-    RecordVersion,
-    RefusedChange,
-    Sector,
-    SyncChange,
-)
+from schemas import Conflict, DeferredChange, RecordVersion, RefusedChange, SyncChange
 from schemas.sync import Change
 from sync.engine.changelog import Changelog, PendingEntry
-from sync.engine.entities import ENTITIES, EntitySpec
+from sync.engine.entities import Catalog, EntitySpec, Reference
 
 Key = tuple[str, uuid.UUID]  # (entity, record id)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-Pair = tuple[uuid.UUID, uuid.UUID]  # (session id, person id) of an attendance
+Values = tuple[Any, ...]  # a duplicate key's values (a session id and a person id)
 
 
 @dataclass(frozen=True)
@@ -114,17 +106,16 @@ class _Writes:
 
 
 class Workspace:
-    def __init__(self, session: Session, changelog: Changelog) -> None:
+    def __init__(self, session: Session, changelog: Changelog, catalog: Catalog) -> None:
         self.session = session
         self.connection = session.connection()
         self.changelog = changelog
+        self.catalog = catalog
         self._records: dict[Key, Record | None] = {}
         self._history: dict[Key, list[Version]] = {}
-        self._sectors: dict[uuid.UUID, bool] = {}
-        self._communities: dict[uuid.UUID, bool] = {}
-        self._categories: dict[str, ObservationCategory | None] = {}
-        self._live: dict[Pair, set[uuid.UUID]] = defaultdict(set)
-        self._pairs_loaded: list[tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]] = []
+        self._references: dict[Reference, dict[Any, Mapping[str, Any] | None]] = defaultdict(dict)
+        self._live: dict[tuple[str, Values], set[uuid.UUID]] = defaultdict(set)
+        self._keys_loaded: dict[str, list[tuple[frozenset[Any], ...]]] = defaultdict(list)
         self._waiting: dict[Key, list[Waiting]] = {}
         self._waiting_loaded: set[uuid.UUID] = set()
         self._waiting_seen: set[uuid.UUID] = set()  # every change id in ``_waiting``, ever
@@ -148,23 +139,23 @@ class Workspace:
         """Load what ``changes`` name, a few statements per record type."""
         targets: dict[str, set[uuid.UUID]] = defaultdict(set)
         for change in changes:
-            if change.entity in ENTITIES:
+            if change.entity in self.catalog:
                 targets[change.entity].add(change.id)
         for entity, ids in targets.items():
-            self._load(ENTITIES[entity], ids, lock=True)
+            self._load(self.catalog[entity], ids, lock=True)
         parents: dict[str, set[uuid.UUID]] = defaultdict(set)
         for change in changes:
-            spec = ENTITIES.get(change.entity)
+            spec = self.catalog.get(change.entity)
             if spec is not None:
                 _collect_parents(spec, change.fields, parents)
         for record in self._records.values():
             if record is not None:
                 _collect_parents(record.spec, record.values, parents)
         for entity, ids in parents.items():
-            self._load(ENTITIES[entity], ids - self._known(entity), lock=False)
+            self._load(self.catalog[entity], ids - self._known(entity), lock=False)
         self._load_history([k for k, r in self._records.items() if r is not None and r.locked])
         self._load_references(changes)
-        self._load_attendance_pairs(changes)
+        self._load_duplicate_keys(changes)
         self._load_waiting({change.id for change in changes})
 
     def _known(self, entity: str) -> set[uuid.UUID]:
@@ -183,7 +174,7 @@ class Workspace:
         for row in self.connection.execute(query).mappings():
             record = Record(spec, dict(row), locked=lock)
             self._records[(spec.name, record.id)] = record
-            self._index_attendance(None, record)
+            self._index(None, record)
 
     def _load_history(self, keys: Sequence[Key]) -> None:
         by_entity: dict[str, list[uuid.UUID]] = defaultdict(list)
@@ -204,72 +195,63 @@ class Workspace:
                 )
 
     def _load_references(self, changes: Sequence[Change]) -> None:
-        sectors, communities, categories = set(), set(), set()
+        wanted: dict[Reference, set[Any]] = defaultdict(set)
         for change in changes:
-            sectors.update(_ids(change.fields.get("sector_id")))
-            communities.update(_ids(change.fields.get("community_id")))
-            key = change.fields.get("category_key")
-            if isinstance(key, str):
-                categories.add(key)
-        self._load_existing(Sector, sectors, self._sectors)
-        self._load_existing(Community, communities, self._communities)
-        if categories:
-            for key in categories:
-                self._categories[key] = None
-            rows = self.session.exec(
-                select(ObservationCategory).where(
-                    col(ObservationCategory.key).in_(sorted(categories))
-                )
-            )
-            for category in rows:
-                self._categories[category.key] = category
+            spec = self.catalog.get(change.entity)
+            for reference in spec.checked_references if spec is not None else ():
+                wanted[reference].update(_values(reference, change.fields.get(reference.field)))
+        for reference, values in wanted.items():
+            self._load_reference(reference, values)
 
-    def _load_existing(
-        self,
-        model: type[Sector] | type[Community],
-        ids: set[uuid.UUID],
-        known: dict[uuid.UUID, bool],
-    ) -> None:
-        wanted = sorted(ids - set(known))
+    def _load_reference(self, reference: Reference, values: Iterable[Any]) -> None:
+        known = self._references[reference]
+        wanted = sorted(set(values) - set(known), key=str)
         if not wanted:
             return
-        table = _table(model)
-        found = set(self.connection.scalars(sa.select(table.c.id).where(table.c.id.in_(wanted))))
+        table = _table(reference.table)
+        column = table.c[reference.column]
+        read = [column, *(table.c[name] for name in reference.reads)]
         for value in wanted:
-            known[value] = value in found
+            known[value] = None
+        for row in self.connection.execute(sa.select(*read).where(column.in_(wanted))).mappings():
+            known[row[reference.column]] = dict(row)
 
-    def _load_attendance_pairs(self, changes: Sequence[Change]) -> None:
-        pairs: set[Pair] = set()
+    def _load_duplicate_keys(self, changes: Sequence[Change]) -> None:
+        keys: dict[str, set[Values]] = defaultdict(set)
         for change in changes:
-            if change.entity == "attendance":
-                sessions = _ids(change.fields.get("session_id"))
-                persons = _ids(change.fields.get("person_id"))
-                pairs.update((s, p) for s in sessions for p in persons)
-        self._load_pairs(pairs)
+            spec = self.catalog.get(change.entity)
+            if spec is not None and spec.duplicate is not None:
+                found = [_ids(change.fields.get(name)) for name in spec.duplicate.key]
+                keys[spec.name].update(itertools.product(*found))
+        for entity, wanted in keys.items():
+            self._load_live(self.catalog[entity], wanted)
 
-    def _load_pairs(self, pairs: set[Pair]) -> None:
-        wanted = {pair for pair in pairs if not self._pair_loaded(pair)}
+    def _load_live(self, spec: EntitySpec, keys: set[Values]) -> None:
+        """The live records of these duplicate keys, read by one query."""
+        assert spec.duplicate is not None
+        wanted = {key for key in keys if not self._key_loaded(spec, key)}
         if not wanted:
             return
-        sessions = sorted({s for s, _ in wanted})
-        persons = sorted({p for _, p in wanted})
-        table = Attendance.__table__  # type: ignore[attr-defined]
+        asked = tuple(frozenset(key[i] for key in wanted) for i in range(len(spec.duplicate.key)))
+        table = _table(spec.table)
+        key_columns = [table.c[name] for name in spec.duplicate.key]
         rows = self.connection.execute(
-            sa.select(table.c.id, table.c.session_id, table.c.person_id).where(
+            sa.select(table.c.id, *key_columns).where(
                 table.c.deleted_at.is_(None),
-                table.c.session_id.in_(sessions),
-                table.c.person_id.in_(persons),
+                *(c.in_(sorted(values)) for c, values in zip(key_columns, asked, strict=True)),
             )
         )
-        for record_id, session_id, person_id in rows:
-            if ("attendance", record_id) not in self._records:  # else indexed as loaded
-                self._live[(session_id, person_id)].add(record_id)
-        self._pairs_loaded.append((frozenset(sessions), frozenset(persons)))
+        for record_id, *key in rows:
+            if (spec.name, record_id) not in self._records:  # else indexed as loaded
+                self._live[(spec.name, tuple(key))].add(record_id)
+        self._keys_loaded[spec.name].append(asked)
 
-    def _pair_loaded(self, pair: Pair) -> bool:
-        """Whether a query has read this pair: it asked for these sessions and these persons."""
-        session_id, person_id = pair
-        return any(session_id in s and person_id in p for s, p in self._pairs_loaded)
+    def _key_loaded(self, spec: EntitySpec, key: Values) -> bool:
+        """Whether a query has read this key: it asked for each of its values."""
+        return any(
+            all(value in values for value, values in zip(key, asked, strict=True))
+            for asked in self._keys_loaded[spec.name]
+        )
 
     def _load_waiting(self, ids: set[uuid.UUID]) -> None:
         wanted = sorted(ids - self._waiting_loaded)
@@ -314,7 +296,7 @@ class Workspace:
             if record.new or record.dirty:
                 return record
             self._records.pop(key)
-            self._unindex_attendance(record)
+            self._unindex(record)
             self._load(spec, [record_id], lock=True)
             record = self._records[key]
         return record
@@ -325,25 +307,17 @@ class Workspace:
             self._load_history([key])
         return self._history[key]
 
-    def sector_exists(self, sector_id: uuid.UUID) -> bool:
-        self._load_existing(Sector, {sector_id}, self._sectors)
-        return self._sectors[sector_id]
+    def reference(self, reference: Reference, value: Any) -> Mapping[str, Any] | None:
+        """The reference data ``value`` names (the columns ``reference`` reads of it),
+        or None when there is none."""
+        self._load_reference(reference, [value])
+        return self._references[reference][value]
 
-    def community_exists(self, community_id: uuid.UUID) -> bool:
-        self._load_existing(Community, {community_id}, self._communities)
-        return self._communities[community_id]
-
-    def category(self, key: str) -> ObservationCategory | None:
-        if key not in self._categories:
-            self._categories[key] = self.session.exec(
-                select(ObservationCategory).where(col(ObservationCategory.key) == key)
-            ).first()
-        return self._categories[key]
-
-    def live_attendance(self, session_id: uuid.UUID, person_id: uuid.UUID) -> set[uuid.UUID]:
-        """The live attendances of this person at this session."""
-        self._load_pairs({(session_id, person_id)})
-        return set(self._live[(session_id, person_id)])
+    def live_duplicates(self, record: Record) -> set[uuid.UUID]:
+        """The live records with ``record``'s duplicate key (itself too, if live)."""
+        key = _key(record)
+        self._load_live(record.spec, {key})
+        return set(self._live[(record.spec.name, key)])
 
     def waiting_for(self, entity: str, record_id: uuid.UUID) -> list[Waiting]:
         """The changes deferred until this record arrives, oldest first."""
@@ -357,11 +331,11 @@ class Workspace:
         key = (record.spec.name, record.id)
         before = self._records.get(key)
         self._records[key] = record
-        self._index_attendance(before, record)
+        self._index(before, record)
 
         def undo() -> None:
             self._records[key] = before
-            self._index_attendance(record, before)
+            self._index(record, before)
 
         self._undo.append(undo)
 
@@ -462,7 +436,7 @@ class Workspace:
     def flush(self) -> None:
         """Write everything, one statement per table and kind; then forget the undo log."""
         run = self.connection.execute
-        for spec in ENTITIES.values():
+        for spec in self.catalog.values():
             table = spec.table.__table__  # type: ignore[attr-defined]
             mine = [r for (name, _), r in self._records.items() if name == spec.name and r]
             updates = [
@@ -470,11 +444,12 @@ class Workspace:
                 for r in mine
                 if r.dirty
             ]
-            if updates and spec.name == "attendance":
-                # One live attendance per (session, person) is a unique index, checked
-                # row by row: the batch's final rows agree with it, but written in any
-                # order one may meet another's old pair. So the changed rows leave the
-                # index first (as deleted), then take their final state.
+            if updates and spec.duplicate is not None:
+                # One live record per duplicate key (one attendance per session and
+                # person) is a unique index, checked row by row: the batch's final rows
+                # agree with it, but written in any order one may meet another's old
+                # key. So the changed rows leave the index first (as deleted), then take
+                # their final state.
                 ids = [u["_id"] for u in updates]
                 run(sa.update(table).where(table.c.id.in_(ids)).values(deleted_at=_EPOCH))
             if updates:
@@ -506,21 +481,29 @@ class Workspace:
         self._writes = _Writes()
         self._undo.clear()
 
-    # ------------------------------------------------------------ attendance index
+    # ------------------------------------------------------------ duplicate keys
 
-    def _index_attendance(self, before: Record | None, after: Record | None) -> None:
+    def _index(self, before: Record | None, after: Record | None) -> None:
         if before is not None:
-            self._unindex_attendance(before)
-        if after is not None and after.spec.name == "attendance" and not after.deleted:
-            self._live[_pair(after)].add(after.id)
+            self._unindex(before)
+        if after is not None and after.spec.duplicate is not None and not after.deleted:
+            self._live[(after.spec.name, _key(after))].add(after.id)
 
-    def _unindex_attendance(self, record: Record) -> None:
-        if record.spec.name == "attendance":
-            self._live[_pair(record)].discard(record.id)
+    def _unindex(self, record: Record) -> None:
+        if record.spec.duplicate is not None:
+            self._live[(record.spec.name, _key(record))].discard(record.id)
 
 
-def _pair(record: Record) -> Pair:
-    return record.values["session_id"], record.values["person_id"]
+def _key(record: Record) -> Values:
+    assert record.spec.duplicate is not None
+    return tuple(record.values[name] for name in record.spec.duplicate.key)
+
+
+def _values(reference: Reference, value: Any) -> list[Any]:
+    """What a reference names, as the column holds it (fields are not validated yet)."""
+    if reference.column == "id":
+        return _ids(value)
+    return [value] if isinstance(value, str) else []
 
 
 def _table(model: type[Any]) -> sa.Table:

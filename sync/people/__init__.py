@@ -1,2 +1,6 @@
 """The extension workers' domain: people, households and conservation agreements (their
 rules for the engine), the registry's reads, duplicates and merges, personal data."""
+
+from sync.people.registry import visible_person
+
+__all__ = ["visible_person"]

@@ -43,12 +43,11 @@ from schemas.registry import (
     PersonBrief,
     PersonMerge,
 )
-from schemas.types import utcnow
 from sync.accounts.principal import Principal
 from sync.engine import records
-from sync.engine.changelog import Changelog
-from sync.engine.entities import ENTITIES
-from sync.engine.push import publish
+from sync.engine.entities import Catalog
+from sync.engine.writes import ServerWrites
+from sync.people.entities import PERSON
 from sync.platform.database import json_array_contains
 from sync.platform.errors import Conflict, NotFound
 
@@ -136,36 +135,18 @@ def _members_include(session: Session, person_id: uuid.UUID) -> ColumnElement[bo
 
 
 class _Versions:
-    """New versions of the records a merge touches, published together."""
+    """New versions of the records a merge touches (``sync.engine.writes``), published
+    together; the merge moves records of other domains (attendance), found by name in
+    the catalog."""
 
-    def __init__(self, session: Session, principal: Principal) -> None:
+    def __init__(self, session: Session, principal: Principal, catalog: Catalog) -> None:
         self.session = session
-        self.principal = principal
-        self.now = utcnow()
-        self.log = Changelog(session)
+        self.catalog = catalog
+        self.writes = ServerWrites(session, user_id=principal.user_id)
+        self.now = self.writes.now
 
     def save(self, entity: str, row: SyncedColumns, *, op: str, changed: Iterable[str]) -> None:
-        spec = ENTITIES[entity]
-        row.version += 1
-        row.updated_at = self.now
-        self.session.add(row)
-        self.session.flush()
-        state = records.state_of(spec, row)
-        self.log.version(
-            entity=entity,
-            record_id=row.id,
-            version=row.version,
-            op=op,
-            fields=state,
-            changed=sorted(changed),
-            user_id=self.principal.user_id,
-            device_id=None,
-            change_id=None,
-            reason="merge",
-            recorded_at=None,
-            now=self.now,
-        )
-        publish(self.log, spec, row, state)
+        self.writes.save(self.catalog[entity], row, op=op, reason="merge", changed=changed)
 
 
 def _locked_person(session: Session, person_id: uuid.UUID, principal: Principal) -> Person:
@@ -177,7 +158,9 @@ def _locked_person(session: Session, person_id: uuid.UUID, principal: Principal)
     return person
 
 
-def merge(session: Session, *, principal: Principal, request: MergeRequest) -> MergeRead:
+def merge(
+    session: Session, *, catalog: Catalog, principal: Principal, request: MergeRequest
+) -> MergeRead:
     """Fold ``merge_id`` into ``keep_id`` (module docstring); all of it, or nothing."""
     if request.keep_id == request.merge_id:
         raise Conflict("a person cannot be merged into themselves", code="same_person")
@@ -191,7 +174,7 @@ def merge(session: Session, *, principal: Principal, request: MergeRequest) -> M
         raise Conflict(
             "the person to keep was merged into another; keep that one", code="already_merged"
         )
-    versions = _Versions(session, principal)
+    versions = _Versions(session, principal, catalog)
     moved: dict[str, Any] = {}
     moved["attendance"], moved["attendance_folded"] = _move_attendance(versions, kept, merged)
     moved["households"] = _move_households(versions, kept, merged)
@@ -209,7 +192,7 @@ def merge(session: Session, *, principal: Principal, request: MergeRequest) -> M
         moved=moved,
     )
     session.add(log)
-    versions.log.publish()  # last: it takes the clock, held until commit
+    versions.writes.publish()  # last: it takes the clock, held until commit
     return MergeRead.model_validate(log, from_attributes=True)
 
 
@@ -305,7 +288,7 @@ def _repoint_merged(versions: _Versions, kept: Person, merged: Person) -> int:
 
 def _fill_kept(versions: _Versions, kept: Person, merged: Person) -> list[str]:
     """The kept person's empty fields, filled from the merged one's."""
-    spec = ENTITIES["person"]
+    spec = PERSON
     state = records.state_of(spec, kept)
     theirs = records.state_of(spec, merged)
     filled = [

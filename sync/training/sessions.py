@@ -39,10 +39,10 @@ from schemas.trainings import (
     AttendancePage,
     AttendanceQuery,
     AttendanceRead,
+    AttendeeBrief,
     Facilitator,
-    Headcount,
+    HeadcountRead,
     PersonAttendanceQuery,
-    PersonBrief,
     SessionBrief,
     SessionFilters,
     SessionPage,
@@ -51,7 +51,7 @@ from schemas.trainings import (
 )
 from sync.accounts.principal import Principal
 from sync.accounts.scope import check_places, in_communities
-from sync.people.registry import visible_person
+from sync.people import visible_person
 from sync.platform.csv_files import csv_text, paged
 from sync.platform.database import transaction
 from sync.platform.errors import NotFound
@@ -224,7 +224,7 @@ def session_reads(session: Session, sessions: Sequence[TrainingSession]) -> list
     places = _places(session, (record.community_id for record in sessions))
     reads = []
     for record in sessions:
-        headcount = Headcount.model_validate(record.headcount) if record.headcount else None
+        headcount = HeadcountRead.model_validate(record.headcount) if record.headcount else None
         if headcount is not None:
             figures = Counts(headcount.female + headcount.male, headcount.female, headcount.male)
         else:
@@ -354,7 +354,7 @@ def attendance_read(
         version=attendance.version,
         role=attendance.role,
         session=SessionBrief.model_validate(record, from_attributes=True),
-        person=PersonBrief.model_validate(person, from_attributes=True),
+        person=AttendeeBrief.model_validate(person, from_attributes=True),
         recorded_at=attendance.recorded_at,
         created_at=attendance.created_at,
         created_by=attendance.created_by,

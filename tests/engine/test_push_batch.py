@@ -363,14 +363,14 @@ def answers(result: dict[str, Any], labels: dict[str, str]) -> Any:
 def attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """Every attempt ``sync.engine.push.push`` makes at a batch, by whether it went one by one."""
     made: list[bool] = []
-    decide = sync.engine.push._push_once
+    run = sync.engine.push.Batch.run
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         made.append(kwargs["one_by_one"])
-        return decide(*args, **kwargs)
+        return run(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(sync.engine.push, "_push_once", counted)
+        patch.setattr(sync.engine.push.Batch, "run", counted)
         yield made
 
 

@@ -1,4 +1,4 @@
-"""What ``sync.engine.push.prepare`` works out before the transaction equals what the engine
+"""What ``sync.engine.prepare.prepare`` works out before the transaction equals what the engine
 would work out itself: the content hash of a change must never depend on the path."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.sync import Change, PushRequest
-from sync.engine.push import _document, canonical, content_hash, prepare
+from sync.catalog import CATALOG
+from sync.engine.prepare import canonical, content_hash, document_of, prepare
 
 # What a push body can hold: JSON as the route reads it (no NaN, no infinities).
 json_values = st.recursive(
@@ -47,8 +48,8 @@ def test_the_document_of_a_change_is_its_json_dump(
 ) -> None:
     change = _change(fields, recorded_at)
 
-    assert _document(change) == change.model_dump(mode="json")
-    assert canonical(_document(change)) == canonical(change.model_dump(mode="json"))
+    assert document_of(change) == change.model_dump(mode="json")
+    assert canonical(document_of(change)) == canonical(change.model_dump(mode="json"))
 
 
 def test_a_change_id_sent_twice_is_prepared_for_its_first_object_only() -> None:
@@ -58,8 +59,8 @@ def test_a_change_id_sent_twice_is_prepared_for_its_first_object_only() -> None:
         {"protocol": 1, "device_id": str(uuid.uuid4()), "changes": [first, second]}
     )
 
-    prepared = prepare(batch)
+    prepared = prepare(batch, CATALOG)
 
     assert list(prepared) == [first.change_id]
     assert prepared[first.change_id].change is batch.changes[0]
-    assert prepared[first.change_id].digest == content_hash(canonical(_document(first)))
+    assert prepared[first.change_id].digest == content_hash(canonical(document_of(first)))

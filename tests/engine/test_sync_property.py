@@ -37,8 +37,8 @@ from sqlmodel import Session, SQLModel, select
 from schemas import Conflict, RecordVersion, SyncEntry
 from sync.client import DeviceClient, Unreachable
 from sync.platform.settings import Settings
+from tests.client.test_client import BASE_URL, Flaky
 from tests.conftest import World
-from tests.sync.test_client import BASE_URL, Flaky
 
 RECORDS = [uuid.UUID(int=n + 1) for n in range(3)]
 FIELDS = ("objective", "comment", "transport")
