@@ -22,7 +22,7 @@ from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (
 @pytest.fixture(scope="module")
 def backend() -> str:
     """`fieldsync device` is a client of the API: what it drives on the server, push
-    and pull, is tested on both databases by tests/api and tests/sync; here SQLite,
+    and pull, is tested on both databases by tests/api and tests/engine; here SQLite,
     the embedded default, is enough."""
     return "sqlite"
 
