@@ -13,10 +13,13 @@ export FIELDSYNC_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:54
 
 install: $(STAMP)
 
+# The wheel holds the product only; bench/ and demo/ are found from this checkout,
+# which a .pth file puts on the venv's path.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "fieldsync-checkout.pth").write_text("$(CURDIR)\n")'
 	touch $(STAMP)
 
 # Serve on the embedded SQLite default, for development, on http://$(HOST):$(PORT)/docs

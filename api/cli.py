@@ -127,16 +127,32 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     # Imported here: the server never loads the benchmark, only this command does.
-    from bench.run import main as bench
-
+    try:
+        from bench.run import main as bench
+    except ModuleNotFoundError as missing:
+        return _from_a_checkout(missing, "bench")
     return bench(args.rest)
 
 
 def _demo(args: argparse.Namespace) -> int:
     # Imported here, as the benchmark is: the server never loads the demo.
-    from demo.run import main as demo
-
+    try:
+        from demo.run import main as demo
+    except ModuleNotFoundError as missing:
+        return _from_a_checkout(missing, "demo")
     return demo(args.rest)
+
+
+def _from_a_checkout(missing: ModuleNotFoundError, command: str) -> int:
+    """The benchmark and the demo are not in the production wheel: they run from a
+    source checkout, whose ``make install`` puts them on the venv's path."""
+    if missing.name != command:
+        raise missing
+    print(
+        f"fieldsync {command} runs from a source checkout: make {command}",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _device(args: argparse.Namespace) -> int:
