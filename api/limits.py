@@ -32,8 +32,8 @@ from api.headers import route_path
 from sync.platform.settings import Settings
 
 PUSH_PATH = "/api/v1/sync/push"
-# Issue 15's resumable (tus) uploads will carry files far over 1 MiB; their chunks get
-# a cap of their own in ``body_limit`` when that route is made.
+# Resumable (tus) uploads of attachments, when they come, will carry files far over 1 MiB;
+# their chunks get a cap of their own in ``body_limit`` when that route is made.
 UPLOADS_PATH = "/api/v1/attachments/uploads"
 
 

@@ -1,4 +1,4 @@
-"""The sync benchmark: ``make bench`` / ``fieldsync bench`` (issue 4, docs/performance.md).
+"""The sync benchmark: ``make bench`` / ``fieldsync bench`` (docs/performance.md).
 
 It serves the real ``fieldsync serve`` in its own process, drives it over loopback
 from another process as a fleet of tablets would, and measures what a programme

@@ -1,6 +1,6 @@
 """What a run prints: progress lines while it runs, then one table; and the JSON file.
 
-The table puts the backends side by side with the issue's targets, and says plainly
+The table puts the backends side by side with the targets (``TARGETS``), and says plainly
 where a figure misses one; the JSON holds every figure, the machine it was made on
 and the command's options, for the record in docs/performance.md.
 """

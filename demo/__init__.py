@@ -1,4 +1,4 @@
-"""Demo data: ``fieldsync demo`` / ``make demo`` builds the Alto Mayo programme (issue 6).
+"""Demo data: ``fieldsync demo`` / ``make demo`` builds the Alto Mayo programme.
 
 A realistic data set made through the real sync API, at the programme's scale, for
 trying the service and its reports: simulated tablets of extension workers and

@@ -1,6 +1,6 @@
 """The programme's figures, counted by SQL on the database the server wrote.
 
-The rules are the attendance report's (issue 6): *participants* are unique people —
+The rules are the attendance report's: *participants* are unique people —
 a person merged into another counts as that one — with a live attendance (not
 deleted, not folded into another) at a live session that is not cancelled, starts in
 the period (whole days, ``FIELDSYNC_TIMEZONE``) and has no ``headcount``; women and

@@ -3,7 +3,7 @@ last heard from, and what the server holds for it that is not settled.
 
 The minimal list of ``GET /devices/health``: only what the service already records.
 The client's own report (app version, pending changes, free storage), the last pull
-and the cursor's lag are not recorded yet (issue 17).
+and the cursor's lag are not recorded yet.
 """
 
 import uuid

@@ -1,5 +1,5 @@
 """Schemathesis over every operation of the OpenAPI document, on both databases, as an
-admin, as a ranger's tablet, and with no token (issue 12).
+admin, as a ranger's tablet, and with no token.
 
 What it holds: no input, valid by the document or not, makes a server error; every
 answer's status and media type are documented and its body matches the documented

@@ -81,7 +81,7 @@ def test_a_secret_key_of_32_characters_or_more_is_the_signing_key(length: int) -
     ],
 )
 def test_a_long_but_guessable_secret_key_is_refused_with_the_reason(key: str, why: str) -> None:
-    """Issue 13: the check once counted only the length."""
+    """The check once counted only the length."""
     weak = settings(env="production", secret_key=key)
     with pytest.raises(SettingsError, match=why):
         weak.signing_key()

@@ -62,7 +62,7 @@ def devices_health(
     longest first: its user, when it was last seen and last pushed, and the deferred
     and rejected changes held for it. ``silent_days=N``: only those not heard from in
     N days. What the tablet itself reports (app version, pending changes) and the
-    cursor's lag come with issue 17."""
+    cursor's lag are not recorded yet."""
     return device_health.list_health(session, principal=principal, query=query)
 
 

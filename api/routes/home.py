@@ -6,7 +6,7 @@ has its docs. Each page's Content-Security-Policy admits its own inline script b
 
 ``/`` is what someone who types the server's address sees: where the docs, the OpenAPI
 document and the health checks are, in Spanish first (the office staff read Spanish)
-and English. The web console (issue 16) is not built yet, so it has no link here.
+and English. The web console is not built yet, so it has no link here.
 """
 
 from __future__ import annotations

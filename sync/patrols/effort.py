@@ -2,7 +2,7 @@
 
 Pure: the caller loads the patrol, its track segments, its observations, the sector
 boundary and the ranger's other patrols, and hands them over as plain values; this
-module computes figures and flags and never touches a database (issue 5).
+module computes figures and flags and never touches a database.
 
 How the track is read — the decisions a reviewer should know:
 
@@ -65,7 +65,7 @@ class Transport(StrEnum):
 
 
 SPEED_LIMIT_KMH: Mapping[Transport, float] = {
-    # Brisk walking is 5-6 km/h, jogging on a trail ~10; 15 is the issue's limit.
+    # Brisk walking is 5-6 km/h, jogging on a trail ~10; faster than 15 is not on foot.
     Transport.foot: 15.0,
     # A horse or mule kept up for a patrol trots at 10-15 km/h; short canters allowed.
     Transport.horse: 25.0,
@@ -446,7 +446,7 @@ def patrol_effort(
     boundary: Mapping[str, Any] | None = None,
     other_patrols: Iterable[PatrolInterval | tuple[Moment | None, Moment | None]] = (),
 ) -> Effort:
-    """The effort figures and quality flags of one patrol (issue 5's patrol detail).
+    """The effort figures and quality flags of one patrol, as the patrol detail shows them.
 
     - patrol hours = ``ended_at - started_at``; field hours = patrol hours - rest,
       never below zero (``rest_exceeds_patrol`` says when rest was cut);

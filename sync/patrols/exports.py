@@ -1,5 +1,5 @@
 """Patrol exports, written as they are read: a CSV for spreadsheets, GeoJSON for GIS,
-GPX for GPS tools (issue 5).
+GPX for GPS tools.
 
 Each export is a generator of text pieces that opens its own read-only session, so it
 can run after the request's session is gone (an HTTP response streams after its route

@@ -1,6 +1,6 @@
 """Distances and containment on the Earth, for patrol tracks (pure; no spatial database).
 
-The service must answer on SQLite and PostgreSQL alike (issue 5), so the little
+The service must answer on SQLite and PostgreSQL alike, so the little
 geometry a ranger lead needs — how far a patrol walked, whether it stayed in its
 sector, how far an observation lies from the track — is computed here in Python.
 

@@ -1,4 +1,4 @@
-"""The patrol reports of issue 5: patrol effort, and threats per 10 km walked.
+"""The patrol reports: patrol effort, and threats per 10 km walked.
 
 What is counted — these definitions are the product:
 

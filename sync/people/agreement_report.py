@@ -1,5 +1,5 @@
 """Families under agreement, per community or sector: the coverage coordinators
-report, and where to go next (issue 7).
+report, and where to go next.
 
 Every figure is as of ``today`` (the local date; see ``sync/agreements.py`` for how
 an agreement reads on a day, what renews it and what is due):

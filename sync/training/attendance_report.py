@@ -1,4 +1,4 @@
-"""The programme's attendance figures, for funders and the park agency (issue 6).
+"""The programme's attendance figures, for funders and the park agency.
 
 These definitions are the product; they must give the same number however many
 tablets recorded an attendance and however many times a person was registered:

@@ -1,4 +1,4 @@
-"""Families' agreements (issue 7): lists, search, renewals due, one agreement with its
+"""Families' agreements: lists, search, renewals due, one agreement with its
 history, and the coverage report, against a small programme counted by hand in
 ``programme`` below. Dates are relative to today in Peru, as the server counts them.
 
@@ -472,7 +472,7 @@ def test_an_extension_worker_sees_their_communities_only(programme: dict[str, An
     ids = programme["agreements"]
     far: Caller = programme["far_worker"]
     assert listed(far) == [ids["c1"]]
-    # Another worker's community is not there to filter by (issue 6's rule: 404).
+    # Another worker's community is not there to filter by (out of scope: 404).
     answer = far.get("/agreements", params={"community_id": programme["communities"]["A"]})
     assert_problem(answer, 404, "not_found")
     assert listed(far, q="nunez") == []

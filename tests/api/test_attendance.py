@@ -1,4 +1,4 @@
-"""Coordinators' attendance lists and the programme's figures (issue 6), against a
+"""Coordinators' attendance lists and the programme's figures, against a
 small programme whose every figure is counted by hand in ``programme`` below:
 a person recorded by two tablets at one session, a duplicate merged, a session
 never marked held, a cancelled one, school sessions by headcount, a patrol of
@@ -78,7 +78,7 @@ def programme(world: World, engine: Engine) -> dict[str, Any]:
     second.attend(sessions["s1"], people["jose"])
     second.attend(sessions["s2"], people["ana2"])
     assert [r["status"] for r in second.sync()] == ["applied", "merged", "applied"]
-    # A coordinator merged the double into Ana (issue 7's merge does this).
+    # A coordinator merged the double into Ana (the registry's merge does this).
     with engine.begin() as connection:
         connection.execute(
             sa.text("UPDATE person SET merged_into = :kept WHERE id = :double"),

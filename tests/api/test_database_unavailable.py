@@ -1,5 +1,5 @@
 """A database that stops answering is a 503 with Retry-After, never a 500, and the
-batch the tablet sends again is applied once (issue 13 item 5).
+batch the tablet sends again is applied once.
 
 On PostgreSQL the server's connection is killed in the middle of a push, as a
 restarted database or a dropped link does; on SQLite another process holds the write

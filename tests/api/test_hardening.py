@@ -1,5 +1,5 @@
 """What fuzzing and an outside review found: each input that once made a 500, kept as
-a test of its own (issues 12 and 13). Every one is a problem+json with a stable code.
+a test of its own. Every one is a problem+json with a stable code.
 """
 
 from __future__ import annotations

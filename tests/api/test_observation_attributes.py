@@ -1,5 +1,5 @@
 """Observation attributes are validated on push against their category's typed
-attributes (issue 5): number, text, list (one of its options), bool, date; required
+attributes: number, text, list (one of its options), bool, date; required
 ones must be there; undeclared ones are refused. A refused observation is rejected
 alone, with the attribute named, and nothing of it is stored."""
 

@@ -1,4 +1,4 @@
-"""Patrol exports (issue 5): the CSV, the GeoJSON and the GPX, against hand-checked
+"""Patrol exports: the CSV, the GeoJSON and the GPX, against hand-checked
 contents, with the filters and scope of ``GET /patrols``, streamed in chunks."""
 
 from __future__ import annotations

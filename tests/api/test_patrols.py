@@ -1,4 +1,4 @@
-"""Ranger leads' patrol queue and detail (issue 5): filters, paging, order, scope,
+"""Ranger leads' patrol queue and detail: filters, paging, order, scope,
 the track as GeoJSON, effort figures and flags against hand-computed values, and
 every review kept."""
 

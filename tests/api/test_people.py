@@ -1,4 +1,4 @@
-"""The families' registry (issue 7): search that ignores accents and case, scope,
+"""The families' registry: search that ignores accents and case, scope,
 version history, duplicates, merges that every reference follows, and personal data
 shown only to roles that need it."""
 
@@ -399,7 +399,7 @@ def test_two_merges_of_one_pair_at_once_make_one(families: dict[str, Any], world
 
 
 def test_a_resolution_cannot_move_a_person_to_another_community(world: World) -> None:
-    """Issue 13: a coordinator's custom resolution meets the rules a push does."""
+    """A coordinator's custom resolution meets the rules a push does."""
     sector = world.sector()
     here = world.community(sector["id"], "Aguas Verdes")
     there = world.community(sector["id"], "Nuevo Edén")
