@@ -5,9 +5,9 @@ names no record type.
 - ``sync.accounts`` (who is calling) builds on the plumbing only;
 - ``sync.engine`` builds on both and never on a field domain: it is *given* the
   catalog of record types (``sync.catalog``), so it has no import circle with them;
-- a field domain (``patrols``, ``people``, ``training``, ``reference``) builds on the
-  three, and reaches another domain only through that package's public names
-  (``from sync.people import visible_person``), never into its modules;
+- a field domain (``patrols``, ``people``, ``training``, ``reference``, ``attachments``)
+  builds on the three, and reaches another domain only through that package's public
+  names (``from sync.people import visible_person``), never into its modules;
 - the reference tablet client (``sync.client``) stands alone.
 """
 
@@ -27,7 +27,7 @@ from sync.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNC = ROOT / "sync"
-DOMAINS = frozenset({"patrols", "people", "training", "reference"})
+DOMAINS = frozenset({"patrols", "people", "training", "reference", "attachments"})
 FOUNDATION = frozenset({"platform", "accounts", "engine"})
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "platform": frozenset({"platform"}),

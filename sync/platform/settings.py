@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from sync.platform.addresses import trusted_networks
 
@@ -83,6 +84,15 @@ class Settings(BaseSettings):
     # a day in a report are this zone's. Alto Mayo is on Peru time (UTC-5, no DST).
     timezone: str = "America/Lima"
 
+    # Attachments: where files live (file:///folder, or s3://bucket/prefix for several
+    # server processes; empty: a folder beside the SQLite file, or ./attachments), the
+    # endpoint of an S3-compatible store other than AWS, the largest file, and how long
+    # an abandoned upload is kept.
+    attachments_url: str = ""
+    s3_endpoint_url: str | None = None
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    upload_expiry_hours: int = Field(default=72, ge=1)
+
     # Argon2id cost. The defaults are argon2-cffi's (RFC 9106 low-memory profile);
     # tests lower them, production should not.
     argon2_time_cost: int = Field(default=3, ge=1)
@@ -108,6 +118,17 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def attachments_location(self) -> str:
+        """``attachments_url``, or its default: ``<database>-attachments`` beside an
+        SQLite file, else ``./attachments``."""
+        if self.attachments_url:
+            return self.attachments_url
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            database = Path(url.database).resolve()
+            return (database.parent / f"{database.stem}-attachments").as_uri()
+        return (Path.cwd() / "attachments").as_uri()
 
     def signing_key(self) -> str:
         """The key that signs tokens; raises ``SettingsError`` where none is safe to use."""
