@@ -14,6 +14,7 @@ from schemas.accounts import (
     UserCommunity,
     UserSector,
 )
+from schemas.attachments import Attachment, AttachmentUpload
 from schemas.patrols import PatrolReview
 from schemas.records import (
     Agreement,
@@ -39,6 +40,8 @@ from schemas.sync import (
 
 __all__ = [
     "Agreement",
+    "Attachment",
+    "AttachmentUpload",
     "Attendance",
     "Community",
     "Conflict",

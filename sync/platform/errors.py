@@ -11,7 +11,8 @@
     ├── UnsupportedMediaType        415 unsupported_encoding
     ├── Unprocessable               422 validation_failed
     ├── TooManyRequests             429 too_many_attempts (with retry_after)
-    └── ServiceUnavailable          503 not_ready
+    ├── ServiceUnavailable          503 not_ready
+    └── ChecksumMismatch            460 checksum_mismatch (tus)
 
 ``api/errors.py`` renders every one as ``application/problem+json``; the codes are
 listed, with their meaning, in ``docs/errors.md``. ``sync`` knows nothing of HTTP
@@ -107,3 +108,9 @@ class KeepsChanges:
 
 class UnsupportedMediaType(FieldsyncError):
     status, code, title = 415, "unsupported_encoding", "Unsupported media type"
+
+
+class ChecksumMismatch(FieldsyncError):
+    """tus's checksum extension: the bytes do not hash to what the client declared."""
+
+    status, code, title = 460, "checksum_mismatch", "Checksum mismatch"

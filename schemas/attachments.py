@@ -1,0 +1,52 @@
+"""Attachments: the files the server holds, named by their SHA-256, and the uploads in
+progress (tus), whose state is kept here so that any server process can continue one."""
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from schemas.types import JSONDocument, UTCDateTime, utcnow
+
+# What a tablet may send: photos, scanned agreements, voice notes.
+ALLOWED_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "application/pdf",
+    "audio/mp4",
+    "audio/ogg",
+)
+
+
+class Attachment(SQLModel, table=True):
+    """A file the server holds, whole and checked: its bytes hash to ``sha256`` and
+    are of ``content_type``. Stored once, however often it was sent."""
+
+    __tablename__ = "attachment"
+
+    sha256: str = Field(sa_type=sa.String(64), primary_key=True)
+    content_type: str = Field(sa_type=sa.String(64))
+    size: int = Field(sa_type=sa.BigInteger)
+    uploaded_by: uuid.UUID = Field(foreign_key="user.id", index=True)
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="device.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AttachmentUpload(SQLModel, table=True):
+    """An upload in progress: how long it is, how much has arrived, and where each part
+    the storage holds begins (``parts``). Removed when it completes or expires."""
+
+    __tablename__ = "attachment_upload"
+
+    id: uuid.UUID = Field(primary_key=True)
+    sha256: str = Field(sa_type=sa.String(64), index=True)
+    content_type: str = Field(sa_type=sa.String(64))
+    length: int = Field(sa_type=sa.BigInteger)
+    received: int = Field(default=0, sa_type=sa.BigInteger)
+    parts: list[int] = Field(default_factory=list, sa_type=JSONDocument)
+    user_id: uuid.UUID = Field(foreign_key="user.id", index=True)
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="device.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
