@@ -13,6 +13,7 @@ from api import errors, headers, openapi
 from api.limits import RequestLimits
 from api.routes import (
     agreements,
+    attachments,
     auth,
     conflicts,
     devices,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         trainings,
         agreements,
         people,
+        attachments,
     ):
         api.include_router(module.router)
     api.include_router(health.router, include_in_schema=False)

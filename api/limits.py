@@ -32,16 +32,17 @@ from api.headers import route_path
 from sync.platform.settings import Settings
 
 PUSH_PATH = "/api/v1/sync/push"
-# Resumable (tus) uploads of attachments, when they come, will carry files far over 1 MiB;
-# their chunks get a cap of their own in ``body_limit`` when that route is made.
-UPLOADS_PATH = "/api/v1/attachments/uploads"
+# Resumable (tus) uploads of attachments carry chunks far over 1 MiB: a chunk may be as
+# large as the largest attachment (it is spooled to disk past 1 MiB, never held whole).
+UPLOADS_PATH = "/api/v1/attachments/uploads/"
 
 
 def body_limit(method: str, path: str, settings: Settings) -> int:
     """The most bytes the body of ``method path`` may carry on the wire."""
     if method == "POST" and path == PUSH_PATH:
         return settings.max_body_bytes
-    # The hook for UPLOADS_PATH goes here: ``if path.startswith(UPLOADS_PATH): return …``.
+    if method == "PATCH" and path.startswith(UPLOADS_PATH):
+        return settings.max_attachment_bytes
     return settings.max_request_bytes
 
 

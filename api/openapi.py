@@ -57,10 +57,23 @@ def document(app: FastAPI) -> dict[str, Any]:
                         str(status),
                         {"description": errors.PROBLEM_DESCRIPTIONS[status], "content": problem},
                     )
+    for item in spec["paths"].values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "Tus-Resumable":
+                    _tus_version(parameter)
     for schema in _request_schemas(spec):
         _refuse_nul(schema)
     app.openapi_schema = spec
     return spec
+
+
+def _tus_version(parameter: dict[str, Any]) -> None:
+    """tus clients send ``Tus-Resumable: 1.0.0`` on every request: the document says
+    so. The route reads it as optional to answer a missing or other version with tus's
+    ``412`` (and ``Tus-Version``) rather than a validation error."""
+    parameter["required"] = True
+    parameter["schema"] = {"type": "string", "enum": ["1.0.0"]}
 
 
 def _problem_as_problem_json(answer: dict[str, Any]) -> None:

@@ -7,11 +7,14 @@ server process where they say so.
 
 from __future__ import annotations
 
+import functools
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,9 +44,17 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": SECRET_KEY,
         "argon2_time_cost": 1,
         "argon2_memory_kib": 64,
+        # Never the default (beside the database, or ./attachments in the checkout).
+        "attachments_url": _attachments_folder().as_uri(),
         **overrides,
     }
     return Settings(_env_file=None, **values)
+
+
+@functools.cache
+def _attachments_folder() -> Path:
+    """One temporary folder per test process for the files tests upload."""
+    return Path(tempfile.mkdtemp(prefix="fieldsync-test-attachments-"))
 
 
 @pytest.fixture(scope="session", params=backends())

@@ -79,7 +79,9 @@ def create(
 ) -> Progress:
     """A new upload of ``length`` bytes; complete at once when the file is held."""
     if not SHA256.fullmatch(sha256):
-        raise Unprocessable("sha256 is the file's SHA-256, 64 lowercase hex digits")
+        raise Unprocessable(
+            "sha256 is the file's SHA-256, 64 lowercase hex digits", code="invalid_sha256"
+        )
     if content_type not in ALLOWED_TYPES:
         raise WrongType(f"attachments are {', '.join(ALLOWED_TYPES)}; not {content_type}")
     if length > settings.max_attachment_bytes:

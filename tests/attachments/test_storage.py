@@ -164,7 +164,7 @@ def test_an_unknown_scheme_is_refused_with_what_is_known() -> None:
 def test_files_live_beside_the_sqlite_file_unless_told_otherwise(tmp_path: Path) -> None:
     from tests.conftest import make_settings
 
-    beside = make_settings(f"sqlite:///{tmp_path / 'fieldsync.db'}")
+    beside = make_settings(f"sqlite:///{tmp_path / 'fieldsync.db'}", attachments_url="")
     told = make_settings("sqlite:///x.db", attachments_url="s3://evidence/alto-mayo")
 
     assert beside.attachments_location() == (tmp_path / "fieldsync-attachments").as_uri()

@@ -197,7 +197,7 @@ def test_a_file_that_is_not_what_it_was_said_to_be_is_discarded(
     ("changes", "error", "code"),
     [
         ({"content_type": "text/html"}, uploads.WrongType, "unsupported_attachment_type"),
-        ({"sha256": "A" * 64}, Unprocessable, "validation_failed"),
+        ({"sha256": "A" * 64}, Unprocessable, "invalid_sha256"),
         ({"data": b"\xff" * (25 * 1024 * 1024 + 1)}, PayloadTooLarge, "attachment_too_large"),
     ],
     ids=["a-type-we-do-not-keep", "not-a-sha256", "over-the-limit"],
