@@ -180,7 +180,6 @@ class Chunk:
 
     file: IO[bytes]
     size: int
-    digest: bytes | None  # by the algorithm of Upload-Checksum, when sent
 
 
 async def read_chunk(request: Request, settings: SettingsDep) -> AsyncIterator[Chunk]:
@@ -225,7 +224,7 @@ async def read_chunk(request: Request, settings: SettingsDep) -> AsyncIterator[C
         if hasher is not None and hasher.digest() != expected:
             raise ChecksumMismatch("the chunk's bytes do not match its Upload-Checksum")
         spooled.seek(0)
-        yield Chunk(spooled, size, expected)
+        yield Chunk(spooled, size)
     finally:
         spooled.close()
 

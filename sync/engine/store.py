@@ -44,6 +44,7 @@ class Receipts:
     ) -> Waiting:
         """Keep a change with its answer, and the conflicts it opened."""
         assert principal.device_id is not None
+        answer = result.model_dump(mode="json", exclude_none=True)
         row = {
             "change_id": change.change_id,
             "device_id": principal.device_id,
@@ -55,7 +56,7 @@ class Receipts:
             "op": change.op,
             "content_hash": digest,
             "status": str(result.status),
-            "result": result.model_dump(mode="json", exclude_none=True),
+            "result": answer,
             "change": document,
             "received_at": self.now,
             "applied_at": self.now if result.status in (Status.applied, Status.merged) else None,
@@ -69,7 +70,7 @@ class Receipts:
             seq=change.seq,
             received_at=self.now,
             change=document,
-            result=row["result"],  # type: ignore[arg-type]
+            result=answer,
         )
 
     def reject(
