@@ -14,7 +14,7 @@ from schemas.accounts import (
     UserCommunity,
     UserSector,
 )
-from schemas.attachments import Attachment, AttachmentUpload
+from schemas.attachments import Attachment, AttachmentLink, AttachmentOwed, AttachmentUpload
 from schemas.patrols import PatrolReview
 from schemas.records import (
     Agreement,
@@ -41,6 +41,8 @@ from schemas.sync import (
 __all__ = [
     "Agreement",
     "Attachment",
+    "AttachmentLink",
+    "AttachmentOwed",
     "AttachmentUpload",
     "Attendance",
     "Community",

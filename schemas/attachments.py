@@ -3,6 +3,7 @@ progress (tus), whose state is kept here so that any server process can continue
 
 import uuid
 from datetime import datetime
+from typing import Literal, get_args
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -10,14 +11,10 @@ from sqlmodel import Field, SQLModel
 from schemas.types import JSONDocument, UTCDateTime, utcnow
 
 # What a tablet may send: photos, scanned agreements, voice notes.
-ALLOWED_TYPES = (
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "application/pdf",
-    "audio/mp4",
-    "audio/ogg",
-)
+AttachmentType = Literal[
+    "image/jpeg", "image/png", "image/webp", "application/pdf", "audio/mp4", "audio/ogg"
+]
+ALLOWED_TYPES: tuple[str, ...] = get_args(AttachmentType)
 
 
 class Attachment(SQLModel, table=True):
@@ -50,3 +47,31 @@ class AttachmentUpload(SQLModel, table=True):
     device_id: uuid.UUID | None = Field(default=None, foreign_key="device.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class AttachmentLink(SQLModel, table=True):
+    """A live record that names a file: who may read a file is who may see one of
+    them. Written by the change log with the record's pull entry, so it always says
+    what the records say now (a record's links go with it when it is deleted)."""
+
+    __tablename__ = "attachment_link"
+
+    entity: str = Field(sa_type=sa.String(32), primary_key=True)
+    record_id: uuid.UUID = Field(primary_key=True)
+    sha256: str = Field(sa_type=sa.String(64), primary_key=True, index=True)
+
+
+class AttachmentOwed(SQLModel, table=True):
+    """A file a device named in a change before the server held it: what that device
+    still owes (``GET /sync/missing-attachments``). Gone when the file arrives, from
+    whichever device."""
+
+    __tablename__ = "attachment_owed"
+
+    device_id: uuid.UUID = Field(foreign_key="device.id", primary_key=True)
+    sha256: str = Field(sa_type=sa.String(64), primary_key=True, index=True)
+    content_type: str = Field(sa_type=sa.String(64))
+    size: int = Field(sa_type=sa.BigInteger)
+    entity: str = Field(sa_type=sa.String(32))
+    record_id: uuid.UUID
+    named_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

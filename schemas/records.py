@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from schemas.attachments import AttachmentType
 from schemas.types import JSONDocument, UTCDateTime
 
 Text = Annotated[str, PydanticField(min_length=1, max_length=2000)]
@@ -167,6 +168,34 @@ class Headcount(BaseModel):
     male: int = PydanticField(ge=0)
 
 
+MAX_ATTACHMENTS = 50  # files on one record
+
+
+class AttachmentRef(BaseModel):
+    """A file a record names: by the SHA-256 of its bytes, which it is uploaded under
+    (tus, ``/attachments/uploads``) before or after the change that names it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    sha256: Annotated[str, PydanticField(pattern=r"^[0-9a-f]{64}$")]
+    content_type: AttachmentType
+    size: int = PydanticField(ge=0, le=2**62)
+    caption: Text | None = None
+
+
+def _one_each(refs: list[AttachmentRef]) -> list[AttachmentRef]:
+    seen = [ref.sha256 for ref in refs]
+    if len(set(seen)) != len(seen):
+        raise ValueError("a file is named once in a record's attachments")
+    return refs
+
+
+Attachments = Annotated[
+    list[AttachmentRef],
+    PydanticField(max_length=MAX_ATTACHMENTS),
+    AfterValidator(_one_each),
+]
+
 MONTH_MINUTES = 31 * 24 * 60  # no patrol rests longer than a month
 
 Key = Annotated[str, PydanticField(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -186,6 +215,7 @@ class PatrolFields(Fields):
     rest_minutes: int | None = PydanticField(default=None, ge=0, le=MONTH_MINUTES)
     comment: Text | None = None
     status: PatrolStatus = PatrolStatus.draft
+    attachments: Attachments = []
 
 
 class TrackSegmentFields(Fields):
@@ -204,6 +234,7 @@ class ObservationFields(Fields):
     attributes: dict[str, Any] = {}
     notes: Text | None = None
     action_taken: ActionTaken = ActionTaken.observed
+    attachments: Attachments = []
 
     @model_validator(mode="after")
     def _placed(self) -> Self:
@@ -231,6 +262,7 @@ class HouseholdFields(Fields):
     head_person_id: uuid.UUID | None = None
     location: Location | None = None
     members: list[HouseholdMember] = []
+    attachments: Attachments = []
 
 
 class AgreementFields(Fields):
@@ -249,6 +281,7 @@ class AgreementFields(Fields):
     commitments: list[Key] = []
     benefits: list[Key] = []
     consent: Consent | None = None
+    attachments: Attachments = []
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
@@ -267,6 +300,7 @@ class TrainingSessionFields(Fields):
     facilitators: list[Member] = []
     status: SessionStatus = SessionStatus.planned
     headcount: Headcount | None = None
+    attachments: Attachments = []
 
 
 class AttendanceFields(Fields):
@@ -318,6 +352,9 @@ class Patrol(SyncedColumns, table=True):
     reviewed_by: uuid.UUID | None = Field(default=None, foreign_key="user.id")
     reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     review_comment: str | None = Field(default=None, sa_type=sa.Text)
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSONDocument, sa_column_kwargs={"server_default": "[]"}
+    )
 
 
 class TrackSegment(SyncedColumns, table=True):
@@ -342,6 +379,9 @@ class Observation(SyncedColumns, table=True):
     attributes: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
     notes: str | None = Field(default=None, sa_type=sa.Text)
     action_taken: ActionTaken = Field(sa_column=_enum(ActionTaken))
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSONDocument, sa_column_kwargs={"server_default": "[]"}
+    )
 
 
 class Person(SyncedColumns, table=True):
@@ -373,6 +413,9 @@ class Household(SyncedColumns, table=True):
     head_person_id: uuid.UUID | None = Field(default=None)
     location: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
     members: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSONDocument, sa_column_kwargs={"server_default": "[]"}
+    )
 
 
 class Agreement(SyncedColumns, table=True):
@@ -393,6 +436,9 @@ class Agreement(SyncedColumns, table=True):
     commitments: list[str] = Field(default_factory=list, sa_type=JSONDocument)
     benefits: list[str] = Field(default_factory=list, sa_type=JSONDocument)
     consent: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSONDocument, sa_column_kwargs={"server_default": "[]"}
+    )
 
 
 class TrainingSession(SyncedColumns, table=True):
@@ -407,6 +453,9 @@ class TrainingSession(SyncedColumns, table=True):
     facilitators: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
     status: SessionStatus = Field(sa_column=_enum(SessionStatus))
     headcount: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSONDocument, sa_column_kwargs={"server_default": "[]"}
+    )
 
 
 class Attendance(SyncedColumns, table=True):
