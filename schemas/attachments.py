@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Literal, get_args
 
 import sqlalchemy as sa
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from schemas.types import JSONDocument, UTCDateTime, utcnow
@@ -75,3 +77,24 @@ class AttachmentOwed(SQLModel, table=True):
     entity: str = Field(sa_type=sa.String(32))
     record_id: uuid.UUID
     named_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- wire
+
+
+class MissingAttachment(BaseModel):
+    """A file the device named in a change and has not sent: upload it."""
+
+    sha256: str
+    content_type: str
+    size: int
+    entity: str = PydanticField(description="A record that names it (the first change to).")
+    record_id: uuid.UUID
+    named_at: datetime = PydanticField(description="When the server first saw it named.")
+
+
+class MissingAttachmentPage(BaseModel):
+    items: list[MissingAttachment]
+    total: int
+    limit: int
+    offset: int

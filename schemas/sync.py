@@ -284,6 +284,11 @@ class ChangeResult(BaseModel):
     merged_into: uuid.UUID | None = PydanticField(
         default=None, description="The record this one was folded into (a duplicate attendance)."
     )
+    missing_attachments: list[str] | None = PydanticField(
+        default=None,
+        description="The files (SHA-256) this change names that the server does not hold "
+        "yet: upload them (`/attachments/uploads`). Absent when there are none.",
+    )
 
 
 class PushResponse(BaseModel):

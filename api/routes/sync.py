@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from api.body import JSONRoute, check_json_media_type, parse_json, read_body
 from api.deps import Admin, CurrentPrincipal, SessionDep, SettingsDep
 from api.errors import problems
+from schemas.attachments import MissingAttachmentPage
+from schemas.queries import Paging
 from schemas.sync import (
     DeferredPage,
     HeldChangesQuery,
@@ -20,12 +22,13 @@ from schemas.sync import (
     PushResponse,
     RejectedPage,
 )
+from sync.attachments import access
 from sync.catalog import CATALOG
 from sync.engine import pull as pulling
 from sync.engine import push as pushing
 from sync.engine import rejected
 from sync.engine.prepare import Prepared, prepare
-from sync.platform.errors import PayloadTooLarge
+from sync.platform.errors import Forbidden, PayloadTooLarge
 
 router = APIRouter(route_class=JSONRoute, prefix="/sync", tags=["sync"])
 
@@ -111,6 +114,17 @@ def pull(
     # validated and serialised again; response_model still describes it in OpenAPI.
     page = pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
     return Response(content=page, media_type="application/json")
+
+
+@router.get("/missing-attachments", responses=problems(403))
+def missing_attachments(
+    query: Annotated[Paging, Query()], principal: CurrentPrincipal, session: SessionDep
+) -> MissingAttachmentPage:
+    """The files this device named in its changes and has not sent yet, the longest
+    owed first: upload each (``/attachments/uploads``). A device's token only."""
+    if principal.device_id is None:
+        raise Forbidden("only a device owes files; use its token", code="device_required")
+    return access.owed_by(session, device_id=principal.device_id, paging=query)
 
 
 @router.get("/rejected")

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from schemas import Attachment, AttachmentUpload
+from schemas import Attachment, AttachmentOwed, AttachmentUpload
 from schemas.attachments import ALLOWED_TYPES
 from schemas.types import utcnow
 from sync.accounts.principal import Principal
@@ -41,6 +42,7 @@ from sync.platform.errors import (
 from sync.platform.settings import Settings
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
+EXPIRED_AT_A_TIME = 10
 
 
 class Discarded(KeepsChanges, ChecksumMismatch):
@@ -93,6 +95,8 @@ def create(
     if held is not None and storage.size(sha256) is not None:
         return Progress(None, held.size, held.size)
     now = utcnow()
+    # Each new upload clears away a few abandoned ones: no timer to run, on any process.
+    expire(session, settings=settings, storage=storage, now=now, limit=EXPIRED_AT_A_TIME)
     upload = AttachmentUpload(
         id=uuid.uuid4(),
         sha256=sha256,
@@ -157,12 +161,22 @@ def terminate(
     _drop(session, upload, storage)
 
 
-def expire(session: Session, *, settings: Settings, storage: Storage, now: datetime) -> int:
-    """Forget the uploads nobody added to for ``upload_expiry_hours``; how many."""
+def expire(
+    session: Session,
+    *,
+    settings: Settings,
+    storage: Storage,
+    now: datetime,
+    limit: int | None = None,
+) -> int:
+    """Forget the uploads nobody added to for ``upload_expiry_hours`` (at most
+    ``limit`` of them, the oldest first); how many."""
     cutoff = now - timedelta(hours=settings.upload_expiry_hours)
     stale = session.exec(
         select(AttachmentUpload)
         .where(col(AttachmentUpload.updated_at) < cutoff)
+        .order_by(col(AttachmentUpload.updated_at))
+        .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     for upload in stale:
@@ -220,6 +234,10 @@ def _finish(session: Session, upload: AttachmentUpload, storage: Storage) -> Non
         ],
     )
     _drop(session, upload, storage)
+    # Whoever named it owes it no more.
+    session.connection().execute(
+        sa.delete(AttachmentOwed).where(col(AttachmentOwed.sha256) == upload.sha256)
+    )
 
 
 def _drop(session: Session, upload: AttachmentUpload, storage: Storage) -> None:

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from schemas import RecordVersion, SyncClock, SyncEntry
 from schemas.records import SyncedColumns
-from sync.engine import records
+from sync.engine import files, records
 from sync.engine.entities import EntitySpec
 from sync.platform.database import upsert
 
@@ -131,6 +131,10 @@ class Changelog:
             for offset, entry in enumerate(self._pending.values())
         ]
         _upsert_entries(self.session, rows)
+        files.relink(
+            self.session,
+            ((e.entity, e.record_id, e.deleted, e.fields) for e in self._pending.values()),
+        )
         self._pending.clear()
 
 

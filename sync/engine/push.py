@@ -56,6 +56,7 @@ from sync.accounts.principal import Principal
 from sync.engine.changelog import Changelog
 from sync.engine.decide import Actor, Decider
 from sync.engine.entities import Catalog
+from sync.engine.files import Owed
 from sync.engine.prepare import Prepared, prepare, storable, unstorable
 from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
@@ -152,6 +153,7 @@ class Batch:
         self, principal: Principal, batch: PushRequest, device: Device, *, one_by_one: bool
     ) -> PushResponse:
         known = _stored(self.session, [c.change_id for c in batch.changes])
+        self.owed = Owed(self.session, batch.changes)
         if not one_by_one:
             self.ws.prefetch(batch.changes)
         floor = device.last_seq if device.last_seq is not None else -1
@@ -197,6 +199,7 @@ class Batch:
             device.last_seq = max(max(used_seqs), floor)
         device.last_seen_at = self.now
         self.session.add(device)
+        self.owed.write()
         self.changelog.publish()  # last: it takes the clock, held until commit
         return PushResponse(
             results=[r for r in results if r is not None],
@@ -216,9 +219,16 @@ class Batch:
             return self.receipts.reject(principal, change, document, rejection, digest)
         except Deferred as waiting:
             result = ChangeResult(change_id=change.change_id, status=Status.deferred)
+            result.missing_attachments = self.owed.missing(
+                change, device_id=actor.device_id, now=self.now
+            )
             kept = self.receipts.store(principal, change, document, digest, result)
             self.ws.defer(waiting.entity, waiting.record_id, kept, self.now)
             return result
+        # Applied, merged or in conflict: the files it names are owed until they arrive.
+        result.missing_attachments = self.owed.missing(
+            change, device_id=actor.device_id, now=self.now
+        )
         self.receipts.store(principal, change, document, digest, result)
         return result
 

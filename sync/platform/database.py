@@ -164,6 +164,14 @@ def upsert(
     )
 
 
+def insert_new(bind: Bind, table: type[SQLModel] | sa.Table, *, key: Iterable[str]) -> sa.Insert:
+    """An ``INSERT`` into ``table`` that leaves alone a row with the same ``key``
+    columns (``ON CONFLICT … DO NOTHING``)."""
+    statement: postgresql.Insert | sqlite.Insert
+    statement = postgresql.insert(table) if is_postgresql(bind) else sqlite.insert(table)
+    return statement.on_conflict_do_nothing(index_elements=list(key))
+
+
 def json_array_contains(
     bind: Bind, column: Any, *, key: str, values: Iterable[str]
 ) -> sa.ColumnElement[bool]:
