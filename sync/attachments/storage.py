@@ -1,11 +1,13 @@
 """Where attachment files live: a local folder, or an S3-compatible bucket shared by
-several server processes. Both keep the same two kinds of thing:
+several server processes. Both keep the same three kinds of thing:
 
 - **files**, named by the SHA-256 of their bytes, each stored once however often it
   is sent, and never visible under that name until it is whole and on disk;
 - **uploads in progress**, the bytes a tus upload has received so far, kept outside
   any process's memory so that any server process can continue one, after a restart
-  too.
+  too;
+- **variants** of a file, made from it (a photo's thumbnail), kept under the file's
+  name and the variant's, with the same care as files: whole or not at all.
 
 A file is read in pieces and written from a file object, so that no process holds a
 whole file in memory.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -24,6 +27,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 PIECE = 256 * 1024  # bytes read at a time
+VARIANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")  # one segment of a path or key
 
 
 class Storage(Protocol):
@@ -50,6 +54,17 @@ class Storage(Protocol):
     def discard(self, upload_id: uuid.UUID, parts: list[int]) -> None:
         """Forget an upload's parts."""
 
+    def variant_size(self, sha256: str, variant: str) -> int | None:
+        """The size of the file's ``variant`` in bytes, or None when none is kept."""
+
+    def read_variant(self, sha256: str, variant: str) -> Iterator[bytes]:
+        """The bytes of the file's ``variant``, in pieces."""
+
+    def put_variant(self, sha256: str, variant: str, source: IO[bytes]) -> None:
+        """Keep ``source``'s bytes as the file's ``variant``: whole, or not at all. A
+        variant is made from its file, which never changes, so the first one kept stays
+        (two processes making it at once both write a whole one; either is right)."""
+
 
 def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
     """The storage ``FIELDSYNC_ATTACHMENTS_URL`` names: ``file:///path`` or
@@ -66,8 +81,15 @@ def _sha_path(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256}"
 
 
+def _variant_path(sha256: str, variant: str) -> str:
+    if not VARIANT.fullmatch(variant):
+        raise ValueError(f"a variant is named in lowercase letters, digits and -, not {variant!r}")
+    return f"variants/{variant}/{_sha_path(sha256)}"
+
+
 class LocalStorage:
-    """A folder: ``files/ab/ab…`` for files, ``uploads/<id>/<offset>`` for parts.
+    """A folder: ``files/ab/ab…`` for files, ``uploads/<id>/<offset>`` for parts,
+    ``variants/<variant>/ab/ab…`` for variants.
     Every file is written under a temporary name, flushed to disk, then renamed, so
     that no reader ever sees half a file under a real name."""
 
@@ -85,22 +107,27 @@ class LocalStorage:
             return None
 
     def read(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        with open(self.files / _sha_path(sha256), "rb") as file:
-            file.seek(start)
-            left = None if end is None else end - start
-            while left is None or left > 0:
-                piece = file.read(PIECE if left is None else min(PIECE, left))
-                if not piece:
-                    return
-                if left is not None:
-                    left -= len(piece)
-                yield piece
+        return _pieces(self.files / _sha_path(sha256), start, end)
 
     def put(self, sha256: str, source: IO[bytes]) -> None:
         target = self.files / _sha_path(sha256)
         if target.exists():
             return  # stored once, however often it is sent
         _durably(source, target)
+
+    def variant_size(self, sha256: str, variant: str) -> int | None:
+        try:
+            return (self.root / _variant_path(sha256, variant)).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read_variant(self, sha256: str, variant: str) -> Iterator[bytes]:
+        return _pieces(self.root / _variant_path(sha256, variant))
+
+    def put_variant(self, sha256: str, variant: str, source: IO[bytes]) -> None:
+        target = self.root / _variant_path(sha256, variant)
+        if not target.exists():
+            _durably(source, target)
 
     def write_part(self, upload_id: uuid.UUID, offset: int, source: IO[bytes]) -> int:
         folder = self.uploads / str(upload_id)
@@ -119,6 +146,20 @@ class LocalStorage:
 
     def discard(self, upload_id: uuid.UUID, parts: list[int]) -> None:
         shutil.rmtree(self.uploads / str(upload_id), ignore_errors=True)
+
+
+def _pieces(path: Path, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """The bytes of the file at ``path`` from ``start`` up to ``end``, in pieces."""
+    with open(path, "rb") as file:
+        file.seek(start)
+        left = None if end is None else end - start
+        while left is None or left > 0:
+            piece = file.read(PIECE if left is None else min(PIECE, left))
+            if not piece:
+                return
+            if left is not None:
+                left -= len(piece)
+            yield piece
 
 
 def _durably(source: IO[bytes], target: Path) -> int:
@@ -146,7 +187,8 @@ def _durably(source: IO[bytes], target: Path) -> int:
 
 
 class S3Storage:
-    """A bucket (and a prefix in it): ``files/ab/ab…`` and ``uploads/<id>/<offset>``.
+    """A bucket (and a prefix in it): ``files/ab/ab…``, ``uploads/<id>/<offset>`` and
+    ``variants/<variant>/ab/ab…``.
     An object appears whole or not at all, so a file is put once its bytes are
     checked; credentials come from the usual AWS settings (environment, profile)."""
 
@@ -161,12 +203,13 @@ class S3Storage:
         return self.prefix + "/".join(parts)
 
     def size(self, sha256: str) -> int | None:
+        return self._size(self._key("files", _sha_path(sha256)))
+
+    def _size(self, key: str) -> int | None:
         from botocore.exceptions import ClientError
 
         try:
-            head = self.client.head_object(
-                Bucket=self.bucket, Key=self._key("files", _sha_path(sha256))
-            )
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -174,12 +217,13 @@ class S3Storage:
         return int(head["ContentLength"])
 
     def read(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        return self._pieces(self._key("files", _sha_path(sha256)), start, end)
+
+    def _pieces(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         if end is not None and end <= start:
             return
         wanted = f"bytes={start}-" + ("" if end is None else str(end - 1))
-        answer = self.client.get_object(
-            Bucket=self.bucket, Key=self._key("files", _sha_path(sha256)), Range=wanted
-        )
+        answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=wanted)
         body = answer["Body"]
         try:
             yield from body.iter_chunks(PIECE)
@@ -190,6 +234,17 @@ class S3Storage:
         if self.size(sha256) is not None:
             return  # stored once, however often it is sent
         self.client.upload_fileobj(source, self.bucket, self._key("files", _sha_path(sha256)))
+
+    def variant_size(self, sha256: str, variant: str) -> int | None:
+        return self._size(self._key(_variant_path(sha256, variant)))
+
+    def read_variant(self, sha256: str, variant: str) -> Iterator[bytes]:
+        return self._pieces(self._key(_variant_path(sha256, variant)))
+
+    def put_variant(self, sha256: str, variant: str, source: IO[bytes]) -> None:
+        key = self._key(_variant_path(sha256, variant))
+        if self._size(key) is None:
+            self.client.upload_fileobj(source, self.bucket, key)
 
     def write_part(self, upload_id: uuid.UUID, offset: int, source: IO[bytes]) -> int:
         with tempfile.SpooledTemporaryFile(max_size=PIECE * 4) as spooled:

@@ -1,64 +1,20 @@
 """One suite for both places files live: a local folder, and an S3-compatible store
-(moto's server, a real S3 API over HTTP on this machine; never a mocked client)."""
+(moto's server, a real S3 API over HTTP on this machine; never a mocked client).
+The ``storage`` fixture, one test per place, is in ``conftest.py``."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import itertools
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sync.attachments.storage import LocalStorage, S3Storage, Storage, open_storage
-
-BUCKET = "fieldsync-test"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    previous = {name: os.environ.get(name) for name in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    try:
-        yield endpoint
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        server.stop()
-
-
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "fieldsync-test",
-    "AWS_SECRET_ACCESS_KEY": "fieldsync-test",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "local":
-        return open_storage((tmp_path / "attachments").as_uri())
-    endpoint = request.getfixturevalue("s3_endpoint")
-    prefix = uuid.uuid4().hex  # each test its own corner of the bucket
-    made = open_storage(f"s3://{BUCKET}/{prefix}", s3_endpoint_url=endpoint)
-    assert isinstance(made, S3Storage)
-    with contextlib.suppress(made.client.exceptions.BucketAlreadyOwnedByYou):
-        made.client.create_bucket(Bucket=BUCKET)
-    return made
+from sync.attachments.storage import LocalStorage, Storage, open_storage
 
 
 def digest(data: bytes) -> str:
@@ -136,6 +92,73 @@ def test_two_processes_putting_the_same_file_at_once_leave_one_whole_file(
 
     assert failures == []
     assert b"".join(storage.read(name)) == PHOTO
+
+
+def test_a_variant_is_kept_beside_its_file_and_read_back_whole(storage: Storage) -> None:
+    name = digest(PHOTO)
+    storage.put(name, io.BytesIO(PHOTO))
+    small = os.urandom(300 * 1024)  # more than one piece
+    assert storage.variant_size(name, "thumbnail") is None
+
+    storage.put_variant(name, "thumbnail", io.BytesIO(small))
+
+    assert storage.variant_size(name, "thumbnail") == len(small)
+    assert b"".join(storage.read_variant(name, "thumbnail")) == small
+    assert storage.variant_size(name, "preview") is None  # each variant its own
+    assert b"".join(storage.read(name)) == PHOTO  # the file itself untouched
+
+
+def test_a_variant_kept_is_not_replaced(storage: Storage) -> None:
+    """A variant is made from a file that never changes: the first one kept stays."""
+    name = digest(PHOTO)
+    storage.put_variant(name, "thumbnail", io.BytesIO(b"the first"))
+    storage.put_variant(name, "thumbnail", io.BytesIO(b"a second, made at once"))
+
+    assert b"".join(storage.read_variant(name, "thumbnail")) == b"the first"
+
+
+def test_two_processes_keeping_the_same_variant_at_once_leave_one_whole(
+    storage: Storage,
+) -> None:
+    name = digest(PHOTO)
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def keep() -> None:
+        try:
+            barrier.wait(timeout=10)
+            storage.put_variant(name, "thumbnail", io.BytesIO(PHOTO))
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=keep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert b"".join(storage.read_variant(name, "thumbnail")) == PHOTO
+
+
+@pytest.mark.parametrize("variant", ["../files", "Thumbnail", "", "a/b", "x" * 40])
+def test_a_variant_name_that_is_not_one_plain_word_is_refused(
+    storage: Storage, variant: str
+) -> None:
+    with pytest.raises(ValueError, match="a variant is named"):
+        storage.put_variant(digest(PHOTO), variant, io.BytesIO(b"x"))
+
+
+def test_a_local_variant_lives_under_variants_and_leaves_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    local = LocalStorage(tmp_path)
+    name = digest(PHOTO)
+
+    local.put_variant(name, "thumbnail", io.BytesIO(b"small"))
+
+    held = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()]
+    assert held == [f"variants/thumbnail/{name[:2]}/{name}"]
 
 
 def test_a_local_file_is_never_seen_half_written_under_its_name(tmp_path: Path) -> None:
