@@ -2,8 +2,9 @@
 progress (tus), whose state is kept here so that any server process can continue one."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -98,3 +99,46 @@ class MissingAttachmentPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+ATTACHMENTS_PATH = "/api/v1/attachments"
+THUMBNAIL_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+
+
+def attachment_url(sha256: str, *, base: str = "", variant: str | None = None) -> str:
+    """Where a file is downloaded: a path, or a whole URL given the server's ``base``."""
+    url = f"{base.rstrip('/')}{ATTACHMENTS_PATH}/{sha256}"
+    return f"{url}?variant={variant}" if variant else url
+
+
+class AttachmentRead(BaseModel):
+    """A file a record names, as the office reads it: whether the server holds it yet,
+    and where to download it and its thumbnail (images only)."""
+
+    sha256: str
+    content_type: str
+    size: int
+    caption: str | None = None
+    held: bool = PydanticField(
+        description="False while the tablet has not uploaded it: the links answer 404 until then."
+    )
+    url: str
+    thumbnail_url: str | None = PydanticField(description="A JPEG ≤ 320 px; null if no image.")
+
+    @classmethod
+    def of(cls, ref: Mapping[str, Any], *, held: bool) -> "AttachmentRead":
+        sha256 = str(ref["sha256"])
+        content_type = str(ref["content_type"])
+        return cls(
+            sha256=sha256,
+            content_type=content_type,
+            size=int(ref["size"]),
+            caption=ref.get("caption"),
+            held=held,
+            url=attachment_url(sha256),
+            thumbnail_url=(
+                attachment_url(sha256, variant="thumbnail")
+                if content_type in THUMBNAIL_TYPES
+                else None
+            ),
+        )

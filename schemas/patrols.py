@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from schemas.attachments import AttachmentRead
 from schemas.figures import Hours, Km, NamedFigures
 from schemas.queries import Bound, Paging, QueryParams
 from schemas.records import ActionTaken, PatrolStatus, PatrolType
@@ -134,6 +135,13 @@ class PatrolSummary(BaseModel):
     field_hours: Hours | None = PydanticField(description="Patrol hours minus rest.")
     observation_count: int
     point_count: int
+    attachment_count: int = PydanticField(
+        description="The files the patrol and its observations name."
+    )
+    attachments_missing: int = PydanticField(
+        description="Of those, how many the tablet has not uploaded yet: the review waits "
+        "for the evidence."
+    )
 
 
 class PatrolPage(BaseModel):
@@ -159,6 +167,7 @@ class ObservationRead(BaseModel):
     distance_to_track_km: Km | None = PydanticField(
         description="How far from the nearest point of the track; none without a track."
     )
+    attachments: list[AttachmentRead]
 
 
 class ReviewRead(BaseModel):
@@ -186,6 +195,9 @@ class EffortRead(BaseModel):
 class PatrolDetail(BaseModel):
     patrol: PatrolSummary
     leader: UserRef | None
+    attachments: list[AttachmentRead] = PydanticField(
+        description="The patrol's own files; each observation lists its own."
+    )
     observations: list[ObservationRead]
     track: NamedFigures = PydanticField(
         description="A GeoJSON FeatureCollection: one LineString per stretch without a "

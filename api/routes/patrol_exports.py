@@ -8,7 +8,7 @@ own read-only session, since the request's is closed when the route returns.
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.answers import attachment, file_only
@@ -32,12 +32,14 @@ def export_csv(
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
+    request: Request,
 ) -> StreamingResponse:
     """The patrols of ``GET /patrols`` (same filters, no paging) as a spreadsheet: one
     row per observation with its patrol's columns, each attribute its own ``attr_<key>``
     column; a patrol with no observation has one row. Times in the service's zone."""
     matching = patrols.filtered(session, principal=principal, filters=filters, zone=settings.zone)
-    return attachment(exports.patrols_csv(engine, matching, zone=settings.zone), "patrols.csv")
+    rows = exports.patrols_csv(engine, matching, zone=settings.zone, base_url=str(request.base_url))
+    return attachment(rows, "patrols.csv")
 
 
 @router.get(
@@ -51,13 +53,16 @@ def export_geojson(
     session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
+    request: Request,
 ) -> StreamingResponse:
     """The patrols of ``GET /patrols`` (same filters, no paging) for a GIS: each track
     as LineStrings (one per stretch without a gap; ``kind: "track"``) and each
     observation as a Point (``kind: "observation"``), positions ``[lon, lat]``."""
     matching = patrols.filtered(session, principal=principal, filters=filters, zone=settings.zone)
     return attachment(
-        exports.patrols_geojson(engine, matching, zone=settings.zone),
+        exports.patrols_geojson(
+            engine, matching, zone=settings.zone, base_url=str(request.base_url)
+        ),
         "patrols.geojson",
         media_type=exports.GEOJSON_MEDIA_TYPE,
     )

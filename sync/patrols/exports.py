@@ -47,7 +47,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from schemas import ObservationCategory, Patrol, Sector
 from schemas.patrols import UserRef
 from schemas.records import Observation
-from sync.patrols import effort
+from sync.patrols import effort, evidence
 from sync.patrols import reads as patrols
 from sync.platform.csv_files import BOM, CSV_MEDIA_TYPE, Writer, local_time
 from sync.platform.database import json_text, transaction
@@ -79,6 +79,7 @@ PATROL_COLUMNS = (
     "distance_km",
     "point_count",
     "comment",
+    "attachment_urls",
 )
 OBSERVATION_COLUMNS = (
     "observation_id",
@@ -90,6 +91,7 @@ OBSERVATION_COLUMNS = (
     "accuracy_m",
     "action_taken",
     "notes",
+    "observation_attachment_urls",
 )
 ATTRIBUTE_PREFIX = "attr_"
 OTHER_ATTRIBUTES = "other_attributes"
@@ -247,7 +249,12 @@ def csv_header(keys: Sequence[str]) -> list[str]:
     ]
 
 
-def patrol_cells(patrol: Patrol, chunk: Chunk) -> list[Any]:
+def _cell(urls: list[str]) -> str | None:
+    """Several URLs in one cell, a space between each (no URL holds one)."""
+    return " ".join(urls) or None
+
+
+def patrol_cells(patrol: Patrol, chunk: Chunk, *, base_url: str) -> list[Any]:
     patrol_hours, field_hours = patrols.hours(patrol)
     track = effort.build_track(chunk.segments.get(patrol.id, []))
     leader = chunk.people.get(patrol.leader_id) if patrol.leader_id else None
@@ -269,11 +276,16 @@ def patrol_cells(patrol: Patrol, chunk: Chunk) -> list[Any]:
         round(distance_km(track), 3),
         track.point_count,
         patrol.comment,
+        _cell(evidence.urls(patrol.attachments or [], base=base_url)),
     ]
 
 
 def observation_cells(
-    observation: Observation, categories: Mapping[str, Category], keys: Sequence[str]
+    observation: Observation,
+    categories: Mapping[str, Category],
+    keys: Sequence[str],
+    *,
+    base_url: str,
 ) -> list[Any]:
     category = categories.get(observation.category_key)
     attributes = observation.attributes or {}
@@ -289,13 +301,17 @@ def observation_cells(
         observation.accuracy_m,
         observation.action_taken,
         observation.notes,
+        _cell(evidence.urls(observation.attachments or [], base=base_url)),
         *(attributes.get(key) for key in keys),
         others or None,
     ]
 
 
-def patrols_csv(engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinfo) -> Iterator[str]:
-    """The CSV export of the patrols ``matching`` selects, a chunk of rows at a time."""
+def patrols_csv(
+    engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinfo, base_url: str
+) -> Iterator[str]:
+    """The CSV export of the patrols ``matching`` selects, a chunk of rows at a time;
+    files as URLs under ``base_url``, the server's."""
     with transaction(engine, write=False) as session:
         categories = categories_in(session, matching)
         keys = attribute_keys(categories)
@@ -306,12 +322,13 @@ def patrols_csv(engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinf
         empty = [None] * (len(OBSERVATION_COLUMNS) + len(keys) + 1)
         for chunk in read_chunks(session, matching):
             for patrol in chunk.patrols:
-                head = patrol_cells(patrol, chunk)
+                head = patrol_cells(patrol, chunk, base_url=base_url)
                 observations = chunk.observations.get(patrol.id, [])
                 if not observations:
                     row([*head, *empty])
                 for observation in observations:
-                    row([*head, *observation_cells(observation, categories, keys)])
+                    cells = observation_cells(observation, categories, keys, base_url=base_url)
+                    row([*head, *cells])
             yield drained()
 
 
@@ -319,7 +336,7 @@ def patrols_csv(engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinf
 
 
 def track_features(
-    patrol: Patrol, track: effort.Track, sector_code: str | None, zone: tzinfo
+    patrol: Patrol, track: effort.Track, sector_code: str | None, zone: tzinfo, *, base_url: str
 ) -> Iterator[dict[str, Any]]:
     """One feature per stretch of the track without a gap: a LineString, or a Point."""
     for number, run in enumerate((run for run in track.runs if run), start=1):
@@ -342,12 +359,13 @@ def track_features(
                 "point_count": len(run),
                 "distance_km": effort.run_distance_km(run),
                 "coordTimes": [local_time(fix.t, zone) for fix in run],
+                "attachment_urls": evidence.urls(patrol.attachments or [], base=base_url),
             },
         }
 
 
 def observation_feature(
-    observation: Observation, categories: Mapping[str, Category], zone: tzinfo
+    observation: Observation, categories: Mapping[str, Category], zone: tzinfo, *, base_url: str
 ) -> dict[str, Any]:
     category = categories.get(observation.category_key)
     return {
@@ -365,14 +383,16 @@ def observation_feature(
             "action_taken": str(observation.action_taken),
             "notes": observation.notes,
             "attributes": observation.attributes or {},
+            "attachment_urls": evidence.urls(observation.attachments or [], base=base_url),
         },
     }
 
 
 def patrols_geojson(
-    engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinfo
+    engine: Engine, matching: SelectOfScalar[Patrol], *, zone: tzinfo, base_url: str
 ) -> Iterator[str]:
-    """A GeoJSON FeatureCollection of the patrols' tracks and observations, streamed."""
+    """A GeoJSON FeatureCollection of the patrols' tracks and observations, streamed;
+    files as URLs under ``base_url``, the server's."""
     with transaction(engine, write=False) as session:
         categories = categories_in(session, matching)
         yield '{"type":"FeatureCollection","features":['
@@ -382,9 +402,10 @@ def patrols_geojson(
             for patrol in chunk.patrols:
                 track = effort.build_track(chunk.segments.get(patrol.id, []))
                 code = chunk.sector_codes.get(patrol.sector_id)
-                features.extend(map(json_text, track_features(patrol, track, code, zone)))
+                stretches = track_features(patrol, track, code, zone, base_url=base_url)
+                features.extend(map(json_text, stretches))
                 features.extend(
-                    json_text(observation_feature(observation, categories, zone))
+                    json_text(observation_feature(observation, categories, zone, base_url=base_url))
                     for observation in chunk.observations.get(patrol.id, [])
                 )
             if features:

@@ -35,7 +35,7 @@ from schemas.patrols import (
 )
 from schemas.records import Observation, PatrolStatus
 from sync.accounts.principal import Principal
-from sync.patrols import effort
+from sync.patrols import effort, evidence
 from sync.patrols.geo import distance_to_polyline_km
 from sync.platform.database import json_array_contains
 from sync.platform.errors import NotFound
@@ -150,8 +150,15 @@ def summaries(session: Session, patrols: Sequence[Patrol]) -> list[PatrolSummary
                 .group_by(col(TrackSegment.patrol_id))
             ).all()
         )
+    files = evidence.tallies(session, patrols)
     return [
-        summary(patrol, observations.get(patrol.id, 0), int(points.get(patrol.id) or 0), people)
+        summary(
+            patrol,
+            observations.get(patrol.id, 0),
+            int(points.get(patrol.id) or 0),
+            people,
+            files.get(patrol.id, evidence.Tally()),
+        )
         for patrol in patrols
     ]
 
@@ -188,6 +195,7 @@ def summary(
     observation_count: int,
     point_count: int,
     people: dict[uuid.UUID, UserRef],
+    files: evidence.Tally,
 ) -> PatrolSummary:
     patrol_hours, field_hours = hours(patrol)
     return PatrolSummary(
@@ -216,6 +224,8 @@ def summary(
         field_hours=field_hours,
         observation_count=observation_count,
         point_count=point_count,
+        attachment_count=files.named,
+        attachments_missing=files.missing,
     )
 
 
@@ -322,11 +332,16 @@ def detail(session: Session, *, principal: Principal, patrol_id: uuid.UUID) -> P
             ).where(col(ObservationCategory.key).in_({o.category_key for o in observations}))
         )
     }
-    head = summary(patrol, len(observations), figures.point_count, people)
+    files = [*(patrol.attachments or []), *(a for o in observations for a in o.attachments or [])]
+    present = evidence.held(session, (ref["sha256"] for ref in files))
+    named = {ref["sha256"] for ref in files}
+    tally = evidence.Tally(named=len(named), missing=len(named - present))
+    head = summary(patrol, len(observations), figures.point_count, people, tally)
     polylines = [[(fix.lat, fix.lon) for fix in run] for run in track.runs if run]
     return PatrolDetail(
         patrol=head,
         leader=people.get(patrol.leader_id) if patrol.leader_id else None,
+        attachments=evidence.reads(patrol.attachments or [], present),
         observations=[
             ObservationRead(
                 id=o.id,
@@ -345,6 +360,7 @@ def detail(session: Session, *, principal: Principal, patrol_id: uuid.UUID) -> P
                     (distance_to_polyline_km(o.lat, o.lon, line) for line in polylines),
                     default=None,
                 ),
+                attachments=evidence.reads(o.attachments or [], present),
             )
             for o in observations
         ],

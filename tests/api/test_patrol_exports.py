@@ -175,6 +175,7 @@ def test_the_csv_has_a_row_per_observation_with_its_patrol_and_attribute_columns
         "distance_km": "3.0",  # two stretches of 1.5 km; the gap between is not walked
         "point_count": "62",
         "comment": "",
+        "attachment_urls": "",
     }
     assert logging.items() >= patrol_columns.items()
     assert sighting.items() >= patrol_columns.items()
@@ -188,6 +189,7 @@ def test_the_csv_has_a_row_per_observation_with_its_patrol_and_attribute_columns
         "accuracy_m": "4.5",
         "action_taken": "reported",
         "notes": "señal débil",
+        "observation_attachment_urls": "",
         "attr_species": "cedro",
         "attr_volume_m3": "12.5",
         "attr_stumps": "3",
@@ -393,6 +395,7 @@ def test_the_geojson_has_tracks_as_linestrings_and_observations_as_points(
         "point_count": 31,
         "coordTimes": None,
         "distance_km": None,
+        "attachment_urls": [],
     }
     assert tracks[0]["properties"]["distance_km"] == pytest.approx(1.5)
     assert tracks[0]["properties"]["coordTimes"][1] == "2026-03-02T08:01:00-05:00"
@@ -409,6 +412,7 @@ def test_the_geojson_has_tracks_as_linestrings_and_observations_as_points(
         "action_taken": "observed",
         "notes": "huellas frescas",
         "attributes": {"species": "oso de anteojos", "count": 1},
+        "attachment_urls": [],
     }
 
 
