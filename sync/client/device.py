@@ -16,6 +16,14 @@ pages through the changes after the cursor, storing each page and the cursor in 
 transaction, and keeps the device's pending edits on top of what it pulls. A
 ``410 cursor_reset`` pushes what the device holds and pulls everything again.
 
+Files (photos, scans, recordings) are attached with ``attach(path)``, which answers
+the reference a record's ``attachments`` field takes. Before each push, the files the
+device's changes name are uploaded with tus (``sync.client.files``): resumably, in
+chunks read from disk, never one the server holds; after it, those the server still
+says it lacks (``missing_attachments``) are sent, and ``upload_missing()`` sends
+whatever the server says the device owes. Uploads that give out do not hold the
+changes back: those are pushed, and the files follow next time.
+
 This module talks HTTP through ``httpx`` only (its calls, retries and token refresh
 are ``sync.client.connection``); it knows nothing of the server's framework (pass it a
 ``TestClient`` in tests: it is an ``httpx.Client``).
@@ -39,8 +47,10 @@ from schemas.accounts import Enrollment
 from schemas.sync import ChangeResult, PulledChange, PullResponse, PushRequest, PushResponse
 from schemas.wire import has_nul
 from sync.client.connection import Connection, problem_code, problem_detail, raise_for
-from sync.client.errors import SyncError
-from sync.client.store import LocalRecord, LocalStore, Pending
+from sync.client.errors import AuthFailed, SyncError
+from sync.client.files import CHUNK_SIZE, AttachmentRefused, OwedFiles, Uploads, named_files
+from sync.client.files import attach as attach_file
+from sync.client.store import LocalFile, LocalRecord, LocalStore, Pending
 
 PROTOCOL = 1
 MAX_ENTITY = 64
@@ -72,6 +82,7 @@ class DeviceClient:
         pull_limit: int | None = None,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -95,6 +106,7 @@ class DeviceClient:
             backoff=backoff,
             sleep=sleep,
         )
+        self._uploads = Uploads(self._link, self._store, chunk_size=chunk_size, sleep=sleep)
         self.batch_size = batch_size
         self.pull_limit = pull_limit
         with self._store.transaction():
@@ -142,6 +154,17 @@ class DeviceClient:
     @backoff.setter
     def backoff(self, value: float) -> None:
         self._link.backoff = value
+
+    @property
+    def chunk_size(self) -> int:
+        """How many bytes of a file each upload request carries."""
+        return self._uploads.chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("chunk_size must be at least 1")
+        self._uploads.chunk_size = value
 
     # ------------------------------------------------------------ enrollment
 
@@ -278,6 +301,21 @@ class DeviceClient:
             self._store.recompute(entity, key)
         return change
 
+    def attach(
+        self, path: str | Path, content_type: str | None = None, caption: str | None = None
+    ) -> dict[str, Any]:
+        """Keep the file at ``path`` (its bytes stay there) to be uploaded with the
+        changes that name it; the reference to put in a record's ``attachments``:
+        ``{"sha256", "content_type", "size", "caption"}``. The type is
+        read from the file's first bytes; one given must agree with them. A file of a
+        type fieldsync does not keep is a ``ValueError``."""
+        return attach_file(self._store, path, content_type, caption)
+
+    def refused_attachments(self) -> list[LocalFile]:
+        """The attached files whose bytes will not do, each with why (``refused``):
+        not sent until attached again."""
+        return self._store.refused_files()
+
     def _live(self, entity: str, key: str) -> LocalRecord:
         record = self._store.record(entity, key)
         if record is None or record.deleted:
@@ -307,6 +345,7 @@ class DeviceClient:
             raise ValueError(f"no record type has a name over {MAX_ENTITY} characters")
         PushRequest.model_validate_json(self._batch_body([change]))
         self._store.queue(change)
+        self._store.name_files(named_files(change.fields))
         return change
 
     # ------------------------------------------------------------ sync
@@ -320,24 +359,66 @@ class DeviceClient:
         return user
 
     def sync(self) -> list[ChangeResult]:
-        """Push, then pull: the device ends with the server's state and its own edits."""
-        results = self.push()
+        """Push, then pull: the device ends with the server's state and its own edits.
+        A file refused on the way (``AttachmentRefused``) is raised after the pull."""
+        results, refused = self._push()
         self.pull()
+        if refused:
+            raise AttachmentRefused(refused, results)
         return results
 
     def push(self) -> list[ChangeResult]:
-        """Send the outbox, oldest first, in batches; the results, in order.
+        """Upload the files the device's changes name, then send the outbox, oldest
+        first, in batches; the results, in order. The files a result says the server lacks
+        (``missing_attachments``) are sent after.
 
         Every status is a final answer for the outbox: the change leaves it. Raises
-        ``Unreachable`` when retries run out (the unanswered changes stay queued),
-        ``AuthFailed`` when the device must enroll again, ``SyncError`` otherwise."""
+        ``Unreachable`` when retries run out (the unanswered changes stay queued, an
+        upload under way is continued next time; if only the uploads gave out, the
+        changes were pushed before it is raised), ``AuthFailed`` when the device must
+        enroll again, ``AttachmentRefused`` when it is done but some file's bytes would
+        not do, ``SyncError`` otherwise."""
+        results, refused = self._push()
+        if refused:
+            raise AttachmentRefused(refused, results)
+        return results
+
+    def upload_missing(self) -> OwedFiles:
+        """Send the files the server says this device named and has not sent (``GET
+        /sync/missing-attachments``), those it holds; what became of each."""
+        owed = self._uploads.owed()
+        refused: list[LocalFile] = []
+        not_here = self._uploads.resend(owed, refused)
+        gone = {file.sha256 for file in refused} | set(not_here)
+        return OwedFiles(
+            sent=[sha256 for sha256 in owed if sha256 not in gone],
+            not_here=not_here,
+            refused=refused,
+        )
+
+    def _push(self) -> tuple[list[ChangeResult], list[LocalFile]]:
+        """The push's results, and the files refused on the way.
+
+        The files go first, so that the server holds them when the changes naming them
+        arrive. If the uploads give out (a link too poor for a photo, a server that
+        cannot store files just now), the changes are pushed all the same (small, and
+        what the office waits for; the server notes the files as owed), and the
+        uploads' error is raised after: the files go next time, each resumed."""
+        refused: list[LocalFile] = []
+        gave_out: SyncError | None = None
+        try:
+            self._uploads.send(self._store.files_to_send(), refused)
+        except AuthFailed:
+            raise
+        except SyncError as error:
+            gave_out = error
         results: list[ChangeResult] = []
         after = -1
         size = self.batch_size
         while True:
             batch = self._store.outbox_after(after, size)
             if not batch:
-                return results
+                break
             answer = self._post_batch(batch)
             if answer is None:  # 413: the batch was too large; halve it
                 if len(batch) == 1:
@@ -350,6 +431,11 @@ class DeviceClient:
                 continue
             results.extend(self._take_results(batch, answer))
             after = batch[-1].seq
+        if gave_out is not None:
+            raise gave_out
+        missing = [sha256 for result in results for sha256 in result.missing_attachments or ()]
+        self._uploads.resend(missing, refused)
+        return results, refused
 
     def pull(self, on_change: Callable[[PulledChange], None] | None = None) -> int:
         """Pull pages until caught up; how many changes were pulled. ``on_change`` is
@@ -372,7 +458,7 @@ class DeviceClient:
                 # The server's history is not the one the cursor names (a restore):
                 # hand over what the device holds, then take everything again.
                 reset = True
-                self.push()
+                self._push()  # a file refused here stays listed in refused_attachments()
                 self._forget_server_state()
                 continue
             raise_for(response)

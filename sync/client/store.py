@@ -13,6 +13,14 @@ duplicating an edit:
   (same ``change_id``, same content), so the server answers it from its memory.
 - ``meta``: the pull cursor, the next ``seq``, the device's identity (its id, its
   user, its tokens) and the server's URL.
+- ``local_file``: the files attached on this device, by their SHA-256: where each is,
+  its type and size, whether a change made here names it (``named``: only those are
+  sent), the tus upload under way (its ``location``, kept before the first byte is
+  sent, so that a restarted client resumes that upload), and whether the server is
+  known to hold it (``uploaded_at``) or refused its bytes (``refused``).
+
+The schema is made when the file is opened (``CREATE … IF NOT EXISTS``), so a state
+file made by an older client gains a new table the first time a newer one opens it.
 
 It knows nothing of HTTP: ``DeviceClient`` (``sync.client.device``) hands it what the
 server answered.
@@ -59,6 +67,17 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS local_file (
+    sha256 TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    named INTEGER NOT NULL DEFAULT 0,
+    location TEXT,
+    uploaded_at TEXT,
+    refused TEXT,
+    attached_at TEXT NOT NULL
+);
 """
 
 
@@ -90,6 +109,22 @@ class Pending:
             recorded_at=datetime.fromisoformat(self.recorded_at),
             fields=self.fields,
         )
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file attached on this device: ``path`` holds the bytes that hash to
+    ``sha256``. ``location``: its tus upload under way; ``uploaded_at``: when the server
+    was last known to hold it; ``refused``: why the server (or the client's own check)
+    would not take its bytes."""
+
+    sha256: str
+    path: str
+    content_type: str
+    size: int
+    location: str | None
+    uploaded_at: str | None
+    refused: str | None
 
 
 @dataclass(frozen=True)
@@ -309,6 +344,72 @@ class LocalStore:
             self.recompute(row["entity"], row["id"])
         self._db.execute("DELETE FROM meta WHERE key = 'cursor'")
 
+    # ------------------------------------------------------------ files
+
+    def keep_file(
+        self, *, sha256: str, path: str, content_type: str, size: int, attached_at: str
+    ) -> None:
+        """A file attached here (again): where its bytes are now. One refused before is
+        given another chance (its bytes were just read and hash to its name); one the
+        server holds stays known as held."""
+        self._db.execute(
+            "INSERT INTO local_file (sha256, path, content_type, size, attached_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, "
+            "content_type = excluded.content_type, size = excluded.size, refused = NULL",
+            (sha256, path, content_type, size, attached_at),
+        )
+
+    def file(self, sha256: str) -> LocalFile | None:
+        row = self._db.execute("SELECT * FROM local_file WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else _file(row)
+
+    def name_files(self, hashes: list[str]) -> None:
+        """A change made here names these files: those attached here are to be sent."""
+        self._db.executemany(
+            "UPDATE local_file SET named = 1 WHERE sha256 = ?", [(h,) for h in hashes]
+        )
+
+    def files_to_send(self) -> list[str]:
+        """The files a change made here names that the server is not known to hold,
+        and whose bytes were not refused: oldest attached first."""
+        rows = self._db.execute(
+            "SELECT sha256 FROM local_file WHERE named = 1 AND uploaded_at IS NULL "
+            "AND refused IS NULL ORDER BY attached_at, sha256"
+        ).fetchall()
+        return [str(row["sha256"]) for row in rows]
+
+    def refused_files(self) -> list[LocalFile]:
+        rows = self._db.execute(
+            "SELECT * FROM local_file WHERE refused IS NOT NULL ORDER BY attached_at, sha256"
+        ).fetchall()
+        return [_file(row) for row in rows]
+
+    def set_upload_location(self, sha256: str, location: str | None) -> None:
+        self._db.execute("UPDATE local_file SET location = ? WHERE sha256 = ?", (location, sha256))
+
+    def mark_uploaded(self, sha256: str, at: str) -> None:
+        """The server holds the file: it is never sent again (unless the server says
+        it lost it: ``forget_uploaded``)."""
+        self._db.execute(
+            "UPDATE local_file SET uploaded_at = ?, location = NULL, refused = NULL "
+            "WHERE sha256 = ?",
+            (at, sha256),
+        )
+
+    def forget_uploaded(self, sha256: str) -> None:
+        """The server says it lacks the file, that a change names: to be sent (again)."""
+        self._db.execute(
+            "UPDATE local_file SET uploaded_at = NULL, named = 1 WHERE sha256 = ?", (sha256,)
+        )
+
+    def refuse_file(self, sha256: str, reason: str) -> None:
+        """Its bytes will not do (changed or damaged since attached, or not what they
+        were said to be): not sent again until attached again."""
+        self._db.execute(
+            "UPDATE local_file SET refused = ?, location = NULL WHERE sha256 = ?",
+            (reason, sha256),
+        )
+
     # ------------------------------------------------------------ the local view
 
     def recompute(self, entity: str, key: str) -> None:
@@ -350,6 +451,18 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _file(row: sqlite3.Row) -> LocalFile:
+    return LocalFile(
+        sha256=row["sha256"],
+        path=row["path"],
+        content_type=row["content_type"],
+        size=row["size"],
+        location=row["location"],
+        uploaded_at=row["uploaded_at"],
+        refused=row["refused"],
+    )
+
+
 def _pending(row: sqlite3.Row) -> Pending:
     return Pending(
         seq=row["seq"],
@@ -363,4 +476,4 @@ def _pending(row: sqlite3.Row) -> Pending:
     )
 
 
-__all__ = ["SCHEMA", "LocalRecord", "LocalStore", "Pending"]
+__all__ = ["SCHEMA", "LocalFile", "LocalRecord", "LocalStore", "Pending"]
