@@ -1,6 +1,7 @@
 """``fieldsync device``: a tablet in the shell, to try sync by hand.
 
     fieldsync device enroll CODE [--url URL]   trade an enrollment code for the device
+    fieldsync device attach FILE [--type T]    keep a photo/scan/recording; print its reference
     fieldsync device push [FILE.json | -]      record the file's edits, push the outbox
     fieldsync device pull                      print what changed since the last pull
     fieldsync device status                    the device, its outbox, the server
@@ -21,6 +22,9 @@ device assigns what the protocol has it assign — ``seq``, ``change_id``,
 ``base_version`` (the version it last pulled, or made) and ``recorded_at`` — so a
 file must not give them; an update or delete names a record the device holds (made
 here, or pulled). Output is JSON, one line per result or pulled change, for ``jq``.
+
+``attach`` prints the reference to put in a record's ``attachments`` field; the file
+stays where it is and is uploaded (tus, resumable) by the push of an edit naming it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sync.client import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
+from sync.client import (
+    AttachmentRefused,
+    AuthFailed,
+    DeviceClient,
+    NotEnrolled,
+    SyncError,
+    Unreachable,
+)
 
 DEFAULT_STATE = Path("~/.fieldsync/device.db")
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -87,6 +98,19 @@ def parser() -> argparse.ArgumentParser:
     )
     enroll.add_argument("code", help="the enrollment code, as shown (XXXX-XXXX-XXXX-XXXX)")
     enroll.set_defaults(run=_enroll)
+    attach = actions.add_parser(
+        "attach",
+        parents=[state],
+        help="keep FILE (a photo, scan or recording) to send with the edits naming it",
+        description="Print the reference (JSON) to put in a record's attachments list; the "
+        "file stays where it is, and the push of an edit that names it uploads it.",
+    )
+    attach.add_argument("file", type=Path, help="the file; it must stay where it is")
+    attach.add_argument(
+        "--type", default=None, help="its type (image/jpeg…); by default read from its bytes"
+    )
+    attach.add_argument("--caption", default=None, help="a caption for the record to show")
+    attach.set_defaults(run=_attach)
     push = actions.add_parser(
         "push",
         parents=[state],
@@ -144,13 +168,25 @@ def _enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attach(args: argparse.Namespace) -> int:
+    with _device(args) as device:
+        ref = device.attach(args.file, args.type, args.caption)
+    _out(json.dumps(ref))
+    _say(f"attached {args.file}: name it in a record's attachments, then push")
+    return 0
+
+
 def _push(args: argparse.Namespace) -> int:
+    refused: AttachmentRefused | None = None
     with _device(args) as device:
         if args.file is not None:
             edits = _edits(sys.stdin if args.file == "-" else None, args.file)
             _record(device, edits)
         queued = {change.change_id: change for change in device.outbox()}
-        results = device.push()
+        try:
+            results = device.push()
+        except AttachmentRefused as error:  # the push went through: show it, then why
+            refused, results = error, error.results
     for result in results:
         change = queued[str(result.change_id)]
         answer = result.model_dump(mode="json", exclude_none=True)
@@ -160,6 +196,9 @@ def _push(args: argparse.Namespace) -> int:
         counts[result.status] = counts.get(result.status, 0) + 1
     shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to push"
     _say(f"pushed {len(results)} changes: {shown}")
+    if refused is not None:
+        _say(str(refused))
+        return 1
     return 0
 
 

@@ -10,6 +10,7 @@ tablet hears nothing), go dead, or damage the bytes on the way.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import tracemalloc
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api import device_command
 from schemas.sync import Status
 from sync.client import AttachmentRefused, DeviceClient, Unreachable
 from tests.conftest import Caller, World
@@ -508,3 +510,29 @@ def test_attaching_a_large_file_reads_it_a_piece_at_a_time(
 
     assert ref["sha256"] == sha256_of(path)
     assert peak < 3 * 1024 * KIB
+
+
+def test_the_device_command_attaches_a_file_and_prints_its_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "device.db"
+    DeviceClient("http://127.0.0.1:9/api/v1", state).close()  # a state file that keeps a URL
+    path = photo(tmp_path, 5000)
+
+    code = device_command.main(["attach", str(path), "--caption", "lazo", "--state", str(state)])
+
+    assert code == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == {
+        "sha256": sha256_of(path),
+        "content_type": "image/jpeg",
+        "size": 5000,
+        "caption": "lazo",
+    }
+    assert (
+        device_command.main(
+            ["attach", str(path), "--type", "application/pdf", "--state", str(state)]
+        )
+        == 1
+    )
+    assert "not application/pdf" in capsys.readouterr().err
