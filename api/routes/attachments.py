@@ -19,25 +19,23 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import IO, Annotated
+from typing import IO, Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi import Path as Path_
 from fastapi.responses import StreamingResponse
-from sqlmodel import select
 from starlette.requests import ClientDisconnect
 
 from api.body import JSONRoute
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.errors import problems
 from schemas import Attachment
-from sync.attachments import uploads
+from sync.attachments import access, thumbnails, uploads
 from sync.attachments.storage import Storage, open_storage
 from sync.platform.errors import (
     BadRequest,
     ChecksumMismatch,
     FieldsyncError,
-    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -281,14 +279,13 @@ def terminate_upload(
 
 
 SHA256_PATH = r"^[0-9a-f]{64}$"
+CACHE_CONTROL = "private, max-age=31536000"  # a file never changes under its hash
 
 
 def _visible(session: SessionDep, principal: CurrentPrincipal, sha256: str) -> Attachment:
-    """A file the caller may read: for now, one they uploaded. Anyone else: 404."""
-    held = session.exec(select(Attachment).where(Attachment.sha256 == sha256)).first()
-    if held is None or held.uploaded_by != principal.user_id:
-        raise NotFound("no such attachment")
-    return held
+    """A file the caller may read: one a live record they may see names, or one they
+    uploaded. Anyone else: 404, as if it were not held."""
+    return access.readable(session, principal=principal, sha256=sha256)
 
 
 @router.get(
@@ -296,9 +293,17 @@ def _visible(session: SessionDep, principal: CurrentPrincipal, sha256: str) -> A
     response_class=StreamingResponse,
     responses={
         **problems(416),
-        200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"},
+        200: {
+            "content": {"application/octet-stream": {}, "image/jpeg": {}},
+            "description": "The file's bytes, or its thumbnail (a JPEG)",
+        },
         206: {"description": "The part of the file asked for with Range"},
         304: {"description": "The caller holds this file already (If-None-Match)"},
+        422: {
+            **problems(422)[422],
+            "description": "A thumbnail of a file that is not an image (no_thumbnail), or of "
+            "an image that cannot be decoded (thumbnail_failed)",
+        },
     },
 )
 def download(
@@ -307,11 +312,18 @@ def download(
     principal: CurrentPrincipal,
     session: SessionDep,
     storage: StorageDep,
+    variant: Annotated[
+        Literal["thumbnail"] | None,
+        Query(description="thumbnail: a JPEG at most 320 px on its longer side, for images"),
+    ] = None,
 ) -> Response:
-    """The file's bytes, whole or the ``Range`` asked for; its ``ETag`` is its hash."""
+    """The file's bytes, whole or the ``Range`` asked for; its ``ETag`` is its hash.
+    With ``variant=thumbnail``, a small JPEG of an image instead, made once and kept."""
     held = _visible(session, principal, sha256)
+    if variant == "thumbnail":
+        return _thumbnail(held, request, storage)
     etag = f'"{held.sha256}"'
-    common = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=31536000"}
+    common = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": CACHE_CONTROL}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=common)
     wanted = _range(request.headers.get("range"), held.size)
@@ -331,6 +343,21 @@ def download(
             "Content-Length": str(end - start),
             "Content-Range": f"bytes {start}-{end - 1}/{held.size}",
         },
+    )
+
+
+def _thumbnail(held: Attachment, request: Request, storage: Storage) -> Response:
+    """The image's thumbnail, with an ``ETag`` of its own (whole only: no ``Range``)."""
+    # Made (or found kept) first, so that a file with no thumbnail never answers 304.
+    size = thumbnails.thumbnail(storage=storage, sha256=held.sha256, content_type=held.content_type)
+    etag = f'"{held.sha256}-{thumbnails.VARIANT}"'
+    common = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=common)
+    return StreamingResponse(
+        storage.read_variant(held.sha256, thumbnails.VARIANT),
+        media_type="image/jpeg",
+        headers={**common, "Content-Length": str(size)},
     )
 
 

@@ -59,9 +59,11 @@ def thumbnail(*, storage: Storage, sha256: str, content_type: str) -> int:
         shrink(original, made, image_format=image_format)
         size = made.tell()
         made.seek(0)
-        # Two processes making it at once each keep a whole one (or find the other's).
         storage.put_variant(sha256, VARIANT, made)
-    return size
+    # Two processes making it at once each write a whole one and the first kept stays:
+    # its size is the one to answer with, which need not be ours.
+    kept = storage.variant_size(sha256, VARIANT)
+    return size if kept is None else kept
 
 
 def shrink(original: IO[bytes], target: IO[bytes], *, image_format: str) -> None:

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 
@@ -188,3 +189,32 @@ def test_a_thumbnail_is_made_once_and_then_read_from_the_storage(
     monkeypatch.setattr(storage, "read", never)  # the original is not even read
 
     assert made(storage, name) == first
+
+
+def test_two_processes_making_the_same_thumbnail_at_once_both_answer_the_kept_one(
+    storage: Storage,
+) -> None:
+    name = keep(storage, encoded(Image.new("RGB", (1200, 800), "navy"), "JPEG"))
+    barrier = threading.Barrier(3)
+    sizes: list[int] = []
+    failures: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            barrier.wait(timeout=10)
+            sizes.append(
+                thumbnails.thumbnail(storage=storage, sha256=name, content_type="image/jpeg")
+            )
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=make) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    kept = b"".join(storage.read_variant(name, thumbnails.VARIANT))
+    assert sizes == [len(kept)] * 3
+    assert shown(kept).size == (320, 213)
