@@ -26,13 +26,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bench.fleet import DeviceAccess, Fleet
 from bench.generator import Record
 from bench.workload import RANGER, Batch, Office, Tablet
+
+if TYPE_CHECKING:
+    from bench.uploads import Photo
 
 HTTP_TIMEOUT = 900.0  # a slow server answers late; the benchmark reports it, never gives up
 PROGRESS_EVERY = 10.0
@@ -120,6 +123,7 @@ class Load:
         self.office = Office(f"{seed}:office")
         self.kept: dict[str, list[list[list[Record]]]] = {}
         self.ready: list[Batch] = []
+        self.album: list[list[Photo]] = []  # each tablet's photos (bench.uploads)
 
     # ------------------------------------------------------------ commands
 
@@ -215,6 +219,30 @@ class Load:
         from bench.floor import measure  # only this command needs the drivers' side
 
         return measure(database_url, self.kept[label], user_id=user_id, device_id=device_id)
+
+    # ------------------------------------------------------------ photos
+
+    def photos(self, *, size: int, count: int, seed: str) -> dict[str, Any]:
+        """``count`` distinct photos of ``size`` bytes for each tablet, made and hashed
+        now, for ``upload`` and ``held``."""
+        from bench.uploads import album
+
+        self.album = album(len(self.devices), size=size, count=count, seed=seed)
+        return {"photos": len(self.devices) * count, "bytes": len(self.devices) * count * size}
+
+    def upload(self, *, chunk: int, label: str, sink: str | None = None) -> dict[str, Any]:
+        """Every tablet sends its photos at once, in chunks: over tus, or to ``sink``."""
+        from bench.uploads import upload
+
+        return upload(
+            self.album, self.devices, api=self.fleet.api, chunk=chunk, label=label, sink=sink
+        )
+
+    def held(self) -> dict[str, Any]:
+        """Whether the server holds every photo, asked by the tablet that sent it."""
+        from bench.uploads import held
+
+        return held(self.album, self.devices, api=self.fleet.api)
 
     # ------------------------------------------------------------ pushing
 

@@ -39,6 +39,10 @@ def _number(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _tenths(value: float | None) -> str:
+    return _number(value, 1)
+
+
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -71,6 +75,7 @@ def table(results: dict[str, Any]) -> str:
     lines.append("")
     lines += scale_tables(results)
     lines += review_table(backends)
+    lines += attachments_table(backends)
     for name in names:
         for warning in backends[name].get("warnings", []):
             lines.append(f"!! {name}: {warning}")
@@ -175,6 +180,88 @@ def review_table(backends: dict[str, Any]) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def attachments_table(backends: dict[str, Any]) -> list[str]:
+    """The attachments run: at each photo size, fieldsync's rate against the floor's,
+    per chunk latency and the server's peak memory; then the peaks' ratio."""
+    runs = {
+        name: figures["attachments"]
+        for name, figures in backends.items()
+        if "attachments" in figures
+    }
+    if not runs:
+        return []
+    names = list(runs)
+    first = runs[names[0]]
+    lines = [
+        f"attachments: {first['tablets']} tablets at once, chunks of "
+        f"{first['chunk_bytes'] // 1024} KiB; MB/s of 2^20 bytes, fieldsync over tus against "
+        "plain PUTs to a sink",
+        "".ljust(40) + "".join(name.rjust(22) for name in names),
+    ]
+
+    def row(label: str, paths: list[str], render: Any, sep: str = " / ") -> None:
+        cells = []
+        for name in names:
+            values = [_path(runs[name], path) for path in paths]
+            cells.append(sep.join(render(value) for value in values))
+        lines.append(f"  {label}".ljust(40) + "".join(cell.rjust(22) for cell in cells))
+
+    for index, run in enumerate(first["runs"]):
+        size = run["photo_bytes"]
+        label = f"{size / 1024 / 1024:g} MiB" if size >= 1024 * 1024 else f"{size // 1024} KiB"
+        lines.append(f"  {label} photos, {run['photos_per_tablet'] * first['tablets']} in all")
+        at = f"runs.{index}"
+        row("  fieldsync, MB/s", [f"{at}.fieldsync.mb_per_s"], _tenths)
+        tablets = range(first["tablets"])
+        row(
+            "    a tablet, MB/s",
+            [f"{at}.fieldsync.per_tablet_mb_per_s.{t}" for t in tablets],
+            _tenths,
+        )
+        row("  floor (plain PUT), MB/s", [f"{at}.floor.mb_per_s"], _tenths)
+        row("  fieldsync / floor", [f"{at}.floor_share"], _share)
+        row(
+            "  chunk p50 / p95, ms",
+            [f"{at}.fieldsync.chunk_ms.{p}" for p in ("p50", "p95")],
+            _number,
+        )
+        row(
+            "  floor chunk p50 / p95, ms",
+            [f"{at}.floor.chunk_ms.{p}" for p in ("p50", "p95")],
+            _number,
+        )
+        row(
+            "  server peak RSS, largest / all, MB",
+            [f"{at}.memory.{k}" for k in ("largest_process_peak_mb", "tree_peak_mb")],
+            _number,
+        )
+        row("  held afterwards / missing", [f"{at}.held.held", f"{at}.held.missing"], _number)
+    row(
+        "peak RSS, largest size / smallest",
+        ["memory_ratio.largest_process_peak_mb"],
+        lambda v: "-" if v is None else f"x{v:.2f}",
+    )
+    row(
+        "memory grows with the file size",
+        ["memory_grows_with_file_size"],
+        lambda v: {True: "YES", False: "no"}.get(v, "-"),
+    )
+    lines.append("")
+    return lines
+
+
+def _path(value: Any, path: str) -> Any:
+    """``a.b.0.c`` in nested dicts and lists; None where it is missing."""
+    for key in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return None
+    return value
 
 
 def stdout_table(results: dict[str, Any]) -> None:

@@ -19,8 +19,13 @@ HTTP (``bench.fleet``) and hand the tablets to the load process (``bench.load``)
    ``--review-points`` track points seeded, most of them reviewed; the queue, filtered
    lists and patrol details timed as ranger leads and a coordinator ask them, every
    answer checked against what was seeded (``bench.review``).
+7. **Attachments** (a fourth database): the tablets upload photos at once over tus, at
+   each of ``--attachment-sizes``, against the floor of the same bytes sent as plain
+   bodies to a server that only keeps them, with every server process's peak memory;
+   every photo must be held afterwards (``bench.attachments``).
 
-``--only`` runs some of these: ``sync`` (1 to 4), ``scale`` (5), ``review`` (6).
+``--only`` runs some of these: ``sync`` (1 to 4), ``scale`` (5), ``review`` (6),
+``attachments`` (7).
 
 The server's memory is sampled all along (``bench.memory``).
 """
@@ -44,8 +49,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench import attachments, review
 from bench import fleet as fleets
-from bench import review
 from bench.load import LoadProcess
 from bench.memory import MemorySampler
 from bench.report import TARGETS, say, stdout_table, write_json
@@ -57,7 +62,8 @@ from sync.platform.settings import Settings
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN = "bench-admin"
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("sync", "scale", "review")
+MIB = 1024 * 1024
+PHASES = ("sync", "scale", "review", "attachments")
 
 
 @dataclass
@@ -78,6 +84,11 @@ class Config:
     review_requests: int = 100
     review_details: int = 200
     review_page: int = 50
+    # Photo sizes in bytes, and how many photos each tablet sends at each; the first
+    # and the last size are compared for the server's memory.
+    attachment_sizes: list[int] = field(default_factory=lambda: [2 * MIB, 20 * MIB])
+    attachment_photos: list[int] = field(default_factory=lambda: [10, 1])
+    attachment_chunk: int = 256 * 1024
     phases: list[str] = field(default_factory=lambda: list(PHASES))
     postgres_url: str = DEFAULT_POSTGRES_URL
     postgres_database: str = "fieldsync_bench"
@@ -101,6 +112,9 @@ QUICK: dict[str, Any] = {
     "review_requests": 6,
     "review_details": 20,
     "review_page": 10,
+    "attachment_sizes": [128 * 1024, MIB],
+    "attachment_photos": [3, 1],
+    "attachment_chunk": 64 * 1024,
 }
 
 
@@ -146,6 +160,16 @@ def parser() -> argparse.ArgumentParser:
         "--review-page", type=int, help="patrols a page of the lists timed in the review run (50)"
     )
     made.add_argument(
+        "--attachment-sizes",
+        help="photo sizes of the attachments run, comma-separated, K or M for KiB or MiB "
+        "(2M,20M; the first and last are compared for memory)",
+    )
+    made.add_argument(
+        "--attachment-photos",
+        help="photos each tablet sends at each of those sizes, comma-separated (10,1)",
+    )
+    made.add_argument("--attachment-chunk", help="bytes a request of the attachments run (256K)")
+    made.add_argument(
         "--only",
         help=f"run only these phases, comma-separated: {','.join(PHASES)} (default: all)",
     )
@@ -187,6 +211,12 @@ def config_from(argv: Sequence[str]) -> Config:
     values["backends"] = [name.strip() for name in args.backends.split(",") if name.strip()]
     if args.scales is not None:
         values["scales"] = [int(n) for n in args.scales.split(",") if n.strip()]
+    if args.attachment_sizes is not None:
+        values["attachment_sizes"] = _sizes(args.attachment_sizes)
+    if args.attachment_photos is not None:
+        values["attachment_photos"] = [int(n) for n in args.attachment_photos.split(",") if n]
+    if args.attachment_chunk is not None:
+        [values["attachment_chunk"]] = _sizes(args.attachment_chunk, most=1)
     if args.only is not None:
         values["phases"] = [name.strip() for name in args.only.split(",") if name.strip()]
     made = Config(**values)
@@ -196,7 +226,22 @@ def config_from(argv: Sequence[str]) -> Config:
     unknown = set(made.phases) - set(PHASES)
     if unknown or not made.phases:
         raise SystemExit(f"fieldsync bench: --only takes some of {', '.join(PHASES)}")
+    if len(made.attachment_photos) != len(made.attachment_sizes):
+        raise SystemExit("fieldsync bench: --attachment-photos needs a count for each size")
+    if min(made.attachment_sizes, default=1) <= 4 or made.attachment_chunk < 1:
+        raise SystemExit("fieldsync bench: a photo is more than 4 bytes, a chunk at least 1")
     return made
+
+
+def _sizes(text: str, most: int | None = None) -> list[int]:
+    """``2M,20M`` as bytes (``bench.attachments.parse_size``)."""
+    try:
+        sizes = [attachments.parse_size(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or (most is not None and len(sizes) > most):
+        raise SystemExit(f"fieldsync bench: not {'a size' if most == 1 else 'sizes'}: {text!r}")
+    return sizes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -262,8 +307,11 @@ def database(backend: str, config: Config, folder: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def deployment(backend: str, config: Config, purpose: str) -> Iterator[Deployment]:
-    """Database, migrations, admin, server, memory sampler, programme, load process."""
+def deployment(
+    backend: str, config: Config, purpose: str, *, env: dict[str, str] | None = None
+) -> Iterator[Deployment]:
+    """Database, migrations, admin, server, memory sampler, programme, load process;
+    ``env`` adds to the server's settings."""
     with (
         tempfile.TemporaryDirectory(prefix=f"fieldsync-bench-{backend}-") as scratch,
         database(backend, config, Path(scratch)) as url,
@@ -276,6 +324,7 @@ def deployment(backend: str, config: Config, purpose: str) -> Iterator[Deploymen
             "FIELDSYNC_SECRET_KEY": secrets.token_urlsafe(48),
             # Runs of an hour must not need token refreshes; lifetimes cost nothing.
             "FIELDSYNC_ACCESS_TOKEN_MINUTES": "1440",
+            **(env or {}),
             **config.server_env,
         }
         # The server's settings as it reads them (validated from these values alone).
@@ -343,6 +392,12 @@ def run_backend(backend: str, config: Config) -> dict[str, Any]:
         with deployment(backend, config, "review") as made:
             figures["review"] = review_phase(made, config, figures)
             figures["review_memory"] = made.memory.report()
+            figures["server_tracebacks"] += len(made.server.tracebacks())
+    if "attachments" in config.phases and config.attachment_sizes:
+        env = attachments.server_env(config)
+        with deployment(backend, config, "attachments", env=env) as made:
+            figures["attachments"] = attachments.phase(made, config, figures)
+            figures["attachments_memory"] = made.memory.report()
             figures["server_tracebacks"] += len(made.server.tracebacks())
     figures["seconds"] = round(time.perf_counter() - started, 1)
     if figures["server_tracebacks"]:

@@ -8,22 +8,29 @@ expected, with no change rejected.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import math
 import random
 import re
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+import bench.attachments
 import bench.seed
 from bench import generator
 from bench.generator import CommunityPlace, Record, Track
+from bench.memory import MemorySampler
 from bench.report import table, write_json
 from bench.review import ENDPOINTS, Expected, detail_check, page_check
 from bench.rows import spot_check, stored_state, table_of
@@ -38,6 +45,8 @@ from bench.seed import (
     insert,
     prepare,
 )
+from bench.sink import start_sink
+from bench.uploads import album
 from bench.workload import RANGER, SectorPlace, Tablet, stories
 from schemas.records import TrackPoint
 from sync.catalog import CATALOG
@@ -108,6 +117,29 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert "offset=0" not in review["endpoints"]["queue_all_last"]["example"]
     assert backend in table(results)
     assert "queue, coordinator, last page" in table(results)
+    photos = figures["attachments"]
+    assert photos["tablets"] == 2
+    assert photos["chunk_bytes"] == QUICK["attachment_chunk"]
+    assert [size["photo_bytes"] for size in photos["runs"]] == QUICK["attachment_sizes"]
+    for size, count in zip(photos["runs"], QUICK["attachment_photos"], strict=True):
+        sent = 2 * count * size["photo_bytes"]
+        for way in ("fieldsync", "floor"):
+            report = size[way]
+            assert report["failed"] == 0, report["failures"]
+            assert (report["photos_sent"], report["bytes"]) == (2 * count, sent)
+            assert report["mb_per_s"] > 0
+            assert len(report["per_tablet_mb_per_s"]) == 2
+            assert report["chunk_ms"]["p95"] >= report["chunk_ms"]["p50"] > 0
+        assert size["fieldsync"]["last_chunk_ms"]["p50"] > 0
+        assert size["floor_share"] > 0
+        assert size["held"] == {"held": 2 * count, "missing": 0, "examples": []}
+        assert size["memory"]["largest_process_peak_mb"] > 0
+        assert size["memory"]["exact"]
+        assert "largest_process_growth_mb" in size["memory"]["sampled"]
+    assert photos["memory_ratio"]["largest_process_peak_mb"] > 0
+    assert photos["memory_grows_with_file_size"] is False
+    assert figures["attachments_memory"]["peak_tree_mb"] > 0
+    assert "fieldsync / floor" in table(results)
     assert config.out.read_text().startswith("{")
 
 
@@ -544,6 +576,101 @@ def test_only_runs_the_phases_asked_for() -> None:
     config = config_from(["--only", "review", "--review-patrols", "500", "--quick"])
     assert config.phases == ["review"]
     assert (config.review_patrols, config.review_points) == (500, QUICK["review_points"])
-    assert config_from([]).phases == ["sync", "scale", "review"]
+    assert config_from([]).phases == ["sync", "scale", "review", "attachments"]
     with pytest.raises(SystemExit):
         config_from(["--only", "push"])
+
+
+def test_the_attachments_run_takes_sizes_in_kib_and_mib_and_a_count_for_each() -> None:
+    config = config_from(["--only", "attachments"])
+    assert config.phases == ["attachments"]
+    assert config.attachment_sizes == [2 * 1024 * 1024, 20 * 1024 * 1024]
+    assert (config.attachment_photos, config.attachment_chunk) == ([10, 1], 256 * 1024)
+    config = config_from(
+        [
+            *("--attachment-sizes", "512K,1.5M,40M"),
+            *("--attachment-photos", "4,2,1"),
+            *("--attachment-chunk", "1M"),
+        ]
+    )
+    assert config.attachment_sizes == [512 * 1024, 1536 * 1024, 40 * 1024 * 1024]
+    assert config.attachment_chunk == 1024 * 1024
+    # The server is told to take the largest photo.
+    assert bench.attachments.server_env(config) == {
+        "FIELDSYNC_MAX_ATTACHMENT_BYTES": str(40 * 1024 * 1024)
+    }
+    for wrong in (
+        ["--attachment-photos", "3"],
+        ["--attachment-sizes", "2M,many"],
+        ["--attachment-chunk", "64K,1M"],
+        ["--attachment-sizes", "2M,4"],
+    ):
+        with pytest.raises(SystemExit):
+            config_from(wrong)
+
+
+def test_photos_are_jpegs_and_all_distinct_and_the_same_from_the_same_seed() -> None:
+    made = album(3, size=5000, count=4, seed="same")
+    photos = [photo for mine in made for photo in mine]
+    assert len(made) == 3
+    assert all(len(mine) == 4 for mine in made)
+    assert all(photo.data.startswith(b"\xff\xd8\xff") for photo in photos)
+    assert all(len(photo.data) == 5000 for photo in photos)
+    assert all(hashlib.sha256(photo.data).hexdigest() == photo.sha256 for photo in photos)
+    assert len({photo.sha256 for photo in photos}) == 12
+    assert album(3, size=5000, count=4, seed="same") == made
+    metadata = dict(pair.split(" ") for pair in photos[0].metadata.split(","))
+    assert base64.b64decode(metadata["sha256"]).decode() == photos[0].sha256
+    assert base64.b64decode(metadata["content_type"]) == b"image/jpeg"
+
+
+def test_a_high_water_mark_catches_memory_held_too_briefly_for_the_sampler(
+    tmp_path: Path,
+) -> None:
+    """A process that holds 64 MiB for a few milliseconds, between two samples: the
+    kernel's high-water mark sees it."""
+    script = (
+        "import sys, time\n"
+        "sys.stdin.readline()\n"
+        "held = b'x' * (64 << 20)\n"
+        "del held\n"
+        "print('done', flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        memory = MemorySampler(process.pid)
+        with memory.high_water() as mark:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+            assert process.stdout.readline() == "done\n"
+        report = mark.report()
+        assert report["exact"]
+        assert report["largest_process_growth_mb"] >= 60
+        assert report["largest_process_peak_mb"] >= report["largest_process_growth_mb"]
+        with memory.high_water() as mark:  # reset: the next block starts from now
+            pass
+        assert mark.report()["largest_process_growth_mb"] < 60
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_the_sink_keeps_each_body_whole_and_says_how_much(tmp_path: Path) -> None:
+    sink = start_sink(tmp_path, workers=1)
+    try:
+        body = b"\xff\xd8\xff" + bytes(range(256)) * 1000
+        answer = httpx.put(f"{sink.base_url}/0-0/0", content=body)
+        assert answer.status_code == 204
+        assert answer.headers["Sink-Written"] == str(len(body))
+    finally:
+        sink.stop()
+    [kept] = (tmp_path / "bodies").iterdir()
+    assert kept.read_bytes() == body
