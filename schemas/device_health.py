@@ -51,6 +51,9 @@ class DeviceHealth(BaseModel):
     rejected_changes: int = PydanticField(
         description="Its changes kept as rejected (listed at `GET /sync/rejected`)."
     )
+    attachments_owed: int = PydanticField(
+        description="Files its changes name that it has not uploaded yet."
+    )
 
 
 class DeviceHealthPage(BaseModel):

@@ -1,5 +1,6 @@
 """Devices' sync health: every device the caller manages, with its user, when it was
-last heard from and pushed, and the deferred and rejected changes held for it.
+last heard from and pushed, the deferred and rejected changes held for it, and the
+files it still owes.
 
 Set-based: one query for the devices and their users, one grouped query for each
 figure, whatever the number of devices.
@@ -11,9 +12,18 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, or_, select
 
-from schemas import DeferredChange, Device, RefusedChange, SyncChange, User
+from schemas import (
+    Attachment,
+    AttachmentOwed,
+    DeferredChange,
+    Device,
+    RefusedChange,
+    SyncChange,
+    User,
+)
 from schemas.device_health import DeviceHealth, DeviceHealthPage, DeviceHealthQuery, DeviceUser
 from schemas.enums import Role
 from schemas.sync import Status
@@ -67,6 +77,15 @@ def list_health(
         SyncChange,
         ids,
     )
+    still_owed = ~sa.exists(
+        select(Attachment.sha256).where(col(Attachment.sha256) == col(AttachmentOwed.sha256))
+    )
+    owed = _per_device(
+        session,
+        select(AttachmentOwed.device_id, func.count()).where(still_owed),
+        AttachmentOwed,
+        ids,
+    )
     items = [
         DeviceHealth(
             device_id=device.id,
@@ -79,6 +98,7 @@ def list_health(
             last_seq=device.last_seq,
             deferred_changes=int(deferred.get(device.id, 0)),
             rejected_changes=int(rejected.get(device.id, 0)) + int(refused.get(device.id, 0)),
+            attachments_owed=int(owed.get(device.id, 0)),
         )
         for device, user in rows
     ]

@@ -96,3 +96,26 @@ def test_a_lead_sees_the_devices_of_their_sectors_rangers_and_rangers_none(
 
     assert [d["device_id"] for d in seen["items"]] == [_device_id(own)]
     assert_problem(mine.get("/devices/health"), 403)
+
+
+def test_health_counts_the_files_a_device_still_owes_until_they_arrive(world: World) -> None:
+    from tests.api.test_record_attachments import photo, ref, upload
+
+    sector = world.sector("AM-01")
+    tablet = Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
+    stump, truck = photo(), photo()
+    tablet.send(
+        "patrol",
+        str(uuid.uuid4()),
+        "create",
+        {"sector_id": sector["id"], "attachments": [ref(stump), ref(truck)]},
+    )
+    coordinator = world.user("coordinator")
+
+    def owed() -> int:
+        [health] = coordinator.get("/devices/health").json()["items"]
+        return int(health["attachments_owed"])
+
+    assert owed() == 2
+    upload(tablet.device, stump)
+    assert owed() == 1

@@ -118,7 +118,8 @@ def test_the_queue_says_which_patrols_still_owe_files_until_they_arrive(
 
     def row() -> dict[str, Any]:
         [item] = lead.get("/patrols", params={"status": "submitted"}).json()["items"]
-        return item
+        found: dict[str, Any] = item
+        return found
 
     assert (row()["attachment_count"], row()["attachments_missing"]) == (3, 2)
 
