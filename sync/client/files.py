@@ -299,7 +299,7 @@ class Uploads:
             if offset >= file.size:
                 self._done(file)
                 return
-            chunk = _chunk(file, offset, self.chunk_size)
+            chunk = _chunk(file, offset, min(self.chunk_size, file.size - offset))
             try:
                 answer = self._once(
                     "PATCH",
@@ -316,8 +316,12 @@ class Uploads:
                 offset = None
                 continue
             if answer.status_code == 204:
-                offset = int(answer.headers["Upload-Offset"])
-                confirmed, failures = max(confirmed, offset), 0
+                now = int(answer.headers["Upload-Offset"])
+                if now <= offset:  # taken, yet no further: do not spin on it
+                    failures = self._wait(failures, Unreachable(f"stuck at {now}"))
+                offset = now
+                if offset > confirmed:
+                    confirmed, failures = offset, 0
                 continue
             if answer.status_code == 409:  # the server holds another offset: ask it
                 failures = self._wait(failures, Unreachable(_said(answer)))
@@ -443,12 +447,17 @@ def _check(file: LocalFile) -> None:
 
 
 def _chunk(file: LocalFile, offset: int, size: int) -> bytes:
+    """The ``size`` bytes at ``offset``, read from disk now; a file grown shorter since
+    it was checked is refused."""
     try:
         with Path(file.path).open("rb") as source:
             source.seek(offset)
-            return source.read(size)
+            chunk = source.read(size)
     except OSError as error:
         raise _Refused(f"the file cannot be read: {error}") from None
+    if len(chunk) != size:
+        raise _Refused("the file has changed since it was attached: it is shorter")
+    return chunk
 
 
 def _said(answer: httpx.Response) -> str:
