@@ -1,4 +1,5 @@
-"""What a file really is, read from its first bytes: the six types fieldsync keeps
+"""What a file really is, read from its first bytes (by the server on an upload's last
+byte, and by the reference client when a file is attached): the six types fieldsync keeps
 each begin with a signature their specifications fix, so a short table answers
 exactly, where a general guesser (libmagic and its ports) would answer for thousands
 of types and need a system library."""

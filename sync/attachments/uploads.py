@@ -25,9 +25,9 @@ from sqlmodel import Session, col, select
 
 from schemas import Attachment, AttachmentOwed, AttachmentUpload
 from schemas.attachments import ALLOWED_TYPES
+from schemas.sniff import sniff
 from schemas.types import utcnow
 from sync.accounts.principal import Principal
-from sync.attachments.sniff import sniff
 from sync.attachments.storage import PIECE, Storage
 from sync.platform.database import upsert
 from sync.platform.errors import (

@@ -56,6 +56,7 @@ import httpx
 
 from schemas.attachments import ALLOWED_TYPES
 from schemas.records import AttachmentRef
+from schemas.sniff import sniff
 from schemas.sync import ChangeResult
 from sync.client.connection import Connection, problem_code, problem_detail, raise_for
 from sync.client.errors import SyncError, Unreachable
@@ -100,26 +101,6 @@ class OwedFiles:
 
 
 # ---------------------------------------------------------------- attaching
-
-
-def sniff(head: bytes) -> str | None:
-    """The type of a file that begins with ``head``, if it is one fieldsync keeps.
-
-    The server reads types with the same table (``sync.attachments.sniff``); it is
-    repeated here because the client stands alone (it imports no server package)."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head.startswith(b"%PDF-"):
-        return "application/pdf"
-    if head.startswith(b"OggS"):
-        return "audio/ogg"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"M4A ", b"M4B ", b"mp42", b"isom", b"dash"):
-        return "audio/mp4"
-    return None
 
 
 def read_file(path: Path) -> tuple[str, int, bytes]:
@@ -477,5 +458,4 @@ __all__ = [
     "attach",
     "named_files",
     "read_file",
-    "sniff",
 ]

@@ -15,10 +15,10 @@ from sqlmodel import select
 
 from schemas import Attachment, AttachmentUpload
 from schemas.enums import Role
+from schemas.sniff import sniff
 from schemas.types import utcnow
 from sync.accounts.principal import Principal
 from sync.attachments import uploads
-from sync.attachments.sniff import sniff
 from sync.attachments.storage import Storage, open_storage
 from sync.platform.database import open_session, transaction
 from sync.platform.errors import (
