@@ -12,6 +12,9 @@ On a deployment of its own (``bench.run``), with ``--devices`` tablets, for each
 4. every photo is asked for by its tablet (``HEAD /attachments/{sha256}``): all must be
    held, whole, or the run fails.
 
+Both ways, the CPU time the server's processes (or the sink's) spent is read from
+/proc: a figure that other work on the machine disturbs less than the wall time.
+
 One untimed photo per tablet, both ways, warms the server and the sink up first. The
 disks' pending writes are flushed (``os.sync``) before each timed part, so that one
 part does not pay for the other's writes. A server that streams holds about as much
@@ -22,9 +25,14 @@ least half a file (and 8 MB), the run says so as a finding.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.memory import tree
 from bench.report import say
+from bench.server import Server
 from bench.sink import start_sink
 
 if TYPE_CHECKING:
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 KIB = 1024
 MB = 1024 * 1024
 SERVER_MAX_BYTES = 25 * MB  # the server's default FIELDSYNC_MAX_ATTACHMENT_BYTES
+TICKS = os.sysconf("SC_CLK_TCK")
 FINDING_MIN_MB = 8.0  # growth below this is the allocator's noise, not a file held
 
 
@@ -76,7 +85,7 @@ def phase(made: Deployment, config: Config, figures: dict[str, Any]) -> dict[str
             made.load.call("upload", chunk=chunk, label="warm-up floor", sink=sink.base_url),
         )
         for size, count in zip(config.attachment_sizes, config.attachment_photos, strict=True):
-            runs.append(_run(made, config, figures, sink.base_url, size, count, tablets))
+            runs.append(_run(made, config, figures, sink, size, count, tablets))
     finally:
         sink.stop()
     result: dict[str, Any] = {"tablets": tablets, "chunk_bytes": chunk, "runs": runs}
@@ -88,29 +97,32 @@ def _run(
     made: Deployment,
     config: Config,
     figures: dict[str, Any],
-    sink: str,
+    sink_server: Server,
     size: int,
     count: int,
     tablets: int,
 ) -> dict[str, Any]:
     name = size_name(size)
     chunk = config.attachment_chunk
+    sink, sink_pid = sink_server.base_url, sink_server.pid
     say(
         f"  attachments: {tablets} tablets x {count} photos of {name} at once, "
         f"chunks of {size_name(chunk)}"
     )
     made.load.call("photos", size=size, count=count, seed=f"{config.seed}:photos:{size}")
     os.sync()
-    floor = _failed(
-        figures, made.load.call("upload", chunk=chunk, label=f"floor {name}", sink=sink)
-    )
+    with _cpu(sink_pid) as used:
+        floor = made.load.call("upload", chunk=chunk, label=f"floor {name}", sink=sink)
+    _failed(figures, _with_cpu(floor, used))
     os.sync()
     with (
         made.memory.during(f"attachments {name}"),
         made.memory.window() as window,
         made.memory.high_water() as mark,
+        _cpu(made.server.pid) as used,
     ):
-        report = _failed(figures, made.load.call("upload", chunk=chunk, label=f"fieldsync {name}"))
+        report = made.load.call("upload", chunk=chunk, label=f"fieldsync {name}")
+    _failed(figures, _with_cpu(report, used))
     held = made.load.call("held")
     memory = {**mark.report(), "sampled": window.report()}
     share = (
@@ -136,6 +148,10 @@ def _run(
         f"{held['held']} of {report['photos']} held"
     )
     say(
+        f"    server CPU: fieldsync {report['cpu_ms_per_mib']} ms a MiB, "
+        f"the sink {floor['cpu_ms_per_mib']} ms"
+    )
+    say(
         f"    server peak RSS: largest process {memory['largest_process_peak_mb']} MB "
         f"(+{memory['largest_process_growth_mb']} MB), all processes {memory['tree_peak_mb']} MB"
     )
@@ -148,6 +164,33 @@ def _run(
         "held": held,
         "memory": memory,
     }
+
+
+@contextmanager
+def _cpu(root: int) -> Iterator[list[float]]:
+    """The CPU seconds (user and system) a server's processes spend in the block."""
+    used: list[float] = []
+    before = _cpu_seconds(root)
+    yield used
+    used.append(_cpu_seconds(root) - before)
+
+
+def _cpu_seconds(root: int) -> float:
+    total = 0
+    for pid in tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    return total / TICKS
+
+
+def _with_cpu(report: dict[str, Any], used: list[float]) -> dict[str, Any]:
+    report["server_cpu_s"] = round(used[0], 2)
+    mib = report["bytes"] / MB
+    report["cpu_ms_per_mib"] = round(used[0] * 1000 / mib, 1) if mib else None
+    return report
 
 
 def _failed(figures: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def attachments_table(backends: dict[str, Any]) -> list[str]:
         f"attachments: {first['tablets']} tablets at once, chunks of "
         f"{first['chunk_bytes'] // 1024} KiB; MB/s of 2^20 bytes, fieldsync over tus against "
         "plain PUTs to a sink",
-        "".ljust(40) + "".join(name.rjust(22) for name in names),
+        "".ljust(40) + "".join(name.rjust(26) for name in names),
     ]
 
     def row(label: str, paths: list[str], render: Any, sep: str = " / ") -> None:
@@ -206,7 +206,7 @@ def attachments_table(backends: dict[str, Any]) -> list[str]:
         for name in names:
             values = [_path(runs[name], path) for path in paths]
             cells.append(sep.join(render(value) for value in values))
-        lines.append(f"  {label}".ljust(40) + "".join(cell.rjust(22) for cell in cells))
+        lines.append(f"  {label}".ljust(40) + "".join(cell.rjust(26) for cell in cells))
 
     for index, run in enumerate(first["runs"]):
         size = run["photo_bytes"]
@@ -228,8 +228,18 @@ def attachments_table(backends: dict[str, Any]) -> list[str]:
             _number,
         )
         row(
+            "  a photo's last chunk p50 / p95, ms",
+            [f"{at}.fieldsync.last_chunk_ms.{p}" for p in ("p50", "p95")],
+            _number,
+        )
+        row(
             "  floor chunk p50 / p95, ms",
             [f"{at}.floor.chunk_ms.{p}" for p in ("p50", "p95")],
+            _number,
+        )
+        row(
+            "  server CPU ms a MiB, fieldsync / sink",
+            [f"{at}.{way}.cpu_ms_per_mib" for way in ("fieldsync", "floor")],
             _number,
         )
         row(

@@ -131,6 +131,8 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
             assert len(report["per_tablet_mb_per_s"]) == 2
             assert report["chunk_ms"]["p95"] >= report["chunk_ms"]["p50"] > 0
         assert size["fieldsync"]["last_chunk_ms"]["p50"] > 0
+        assert size["fieldsync"]["server_cpu_s"] > 0
+        assert size["floor"]["cpu_ms_per_mib"] >= 0
         assert size["floor_share"] > 0
         assert size["held"] == {"held": 2 * count, "missing": 0, "examples": []}
         assert size["memory"]["largest_process_peak_mb"] > 0
