@@ -9,7 +9,7 @@ PORT ?= 8000
 # Tests on PostgreSQL make their own databases on this server (trust auth, see README).
 export FIELDSYNC_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint types pytest migrate bench demo clean
+.PHONY: install run test lint types pytest migrate bench demo clean messages
 
 install: $(STAMP)
 
@@ -59,3 +59,8 @@ demo: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The console's words: list the messages no catalogue holds, or holds without its
+# Spanish; NEW=file adds the missing ones to api/console/locale/<lang>/file.po.
+messages: install
+	$(BIN)/python -m api.console.catalogues $(if $(NEW),--add $(NEW))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
-from api import errors, headers, openapi
+from api import console, errors, headers, openapi
 from api.limits import RequestLimits
 from api.routes import (
     agreements,
@@ -103,4 +103,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(home.router)
     app.mount(home.ASSETS_PATH, home.ASSETS, name="docs-assets")
+    console.install(app)
     return app

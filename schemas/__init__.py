@@ -5,6 +5,7 @@ compares against the migrations. ``schemas`` imports neither ``sync`` nor ``api`
 """
 
 from schemas.accounts import (
+    ConsoleSession,
     Device,
     EnrollmentFailure,
     LoginFailure,
@@ -47,6 +48,7 @@ __all__ = [
     "Attendance",
     "Community",
     "Conflict",
+    "ConsoleSession",
     "DeferredChange",
     "Device",
     "EnrollmentFailure",

@@ -244,3 +244,22 @@ class DeviceRead(BaseModel):
     enrolled_at: datetime | None
     last_seen_at: datetime | None
     revoked_at: datetime | None
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A person signed in to the web console. The browser holds a random secret in a
+    cookie; the server keeps only its SHA-256, so a copy of the database signs no one
+    in. Kept in the database, so that every server process knows it; it ends when the
+    person signs out, stays idle too long, or is deactivated."""
+
+    __tablename__ = "console_session"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    secret_hash: str = Field(sa_type=sa.String(64), unique=True, index=True)
+    user_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    # The session's anti-forgery token: every form of the console carries it.
+    csrf_token: str = Field(sa_type=sa.String(64))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

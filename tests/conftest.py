@@ -46,6 +46,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "argon2_memory_kib": 64,
         # Never the default (beside the database, or ./attachments in the checkout).
         "attachments_url": _attachments_folder().as_uri(),
+        # The test client speaks plain HTTP, over which a browser sends no Secure cookie.
+        "console_cookie_secure": False,
         **overrides,
     }
     return Settings(_env_file=None, **values)

@@ -51,7 +51,23 @@ def login(
     client_ip: str | None,
     settings: Settings,
 ) -> TokenPair:
-    """A token pair for a person at a browser or a script.
+    """A token pair for a person at a browser or a script (``signed_in`` says who)."""
+    user = signed_in(
+        session, username=username, password=password, client_ip=client_ip, settings=settings
+    )
+    return start_family(session, user_id=user.id, device_id=None, now=utcnow(), settings=settings)
+
+
+def signed_in(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    client_ip: str | None,
+    settings: Settings,
+) -> User:
+    """The active user whose username and password these are: for a token pair, or a
+    console session. Throttled.
 
     Failures are counted per (username, client address): ``login_max_failures`` of
     them in the window lock that pair only, so a guesser locks a username out at the
@@ -118,7 +134,7 @@ def login(
             col(LoginFailure.failed_at) > now - window,
         )
     )
-    return start_family(session, user_id=user.id, device_id=None, now=now, settings=settings)
+    return user
 
 
 def start_family(

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     upload_expiry_hours: int = Field(default=72, ge=1)
 
+    # The web console (/console/): a signed-in person's session ends after this many
+    # idle minutes, and after this many hours in any case. Its cookie is Secure (sent
+    # over HTTPS only) unless ``console_cookie_secure`` is false; by default it is,
+    # outside development.
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    console_cookie_secure: bool | None = None
+
     # Argon2id cost. The defaults are argon2-cffi's (RFC 9106 low-memory profile);
     # tests lower them, production should not.
     argon2_time_cost: int = Field(default=3, ge=1)
@@ -118,6 +126,13 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the console's cookies are sent over HTTPS only."""
+        if self.console_cookie_secure is not None:
+            return self.console_cookie_secure
+        return self.env is not Environment.development
 
     def attachments_location(self) -> str:
         """``attachments_url``, or its default: ``<database>-attachments`` beside an
