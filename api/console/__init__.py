@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.console.pages import account
+from api.console.pages import account, admin, devices, patrols, programme
 
 STATIC = Path(__file__).parent / "static"
-PAGES = (account,)
+PAGES = (account, patrols, programme, devices, admin)
 
 
 def install(app: FastAPI) -> None:
