@@ -17,8 +17,19 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.console.pages import account, admin, devices, patrols, programme
+from api.console.web import console_router
+from sync.platform.errors import NotFound
 
 STATIC = Path(__file__).parent / "static"
+nowhere = console_router()
+
+
+@nowhere.get("/{path:path}", include_in_schema=False)
+def not_a_page(path: str) -> None:
+    """Any other address under /console: the console's own 404 page."""
+    raise NotFound(f"no page at {path}")
+
+
 PAGES = (account, patrols, programme, devices, admin)
 
 
@@ -27,6 +38,7 @@ def install(app: FastAPI) -> None:
     for module in PAGES:
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.include_router(nowhere)
 
     @app.get("/console", include_in_schema=False)
     def console_root() -> RedirectResponse:
