@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from schemas import Attachment, AttachmentLink, Observation, Patrol
+from schemas import AttachmentLink, Observation, Patrol
 from schemas.attachments import AttachmentRead, attachment_url
+from sync.engine.files import held
 from sync.patrols.entities import OBSERVATION, PATROL
 
 
@@ -26,16 +27,6 @@ class Tally:
 
     named: int = 0
     missing: int = 0
-
-
-def held(session: Session, hashes: Iterable[str]) -> set[str]:
-    """Which of ``hashes`` the server holds."""
-    wanted = sorted(set(hashes))
-    if not wanted:
-        return set()
-    return set(
-        session.exec(select(Attachment.sha256).where(col(Attachment.sha256).in_(wanted))).all()
-    )
 
 
 def tallies(session: Session, patrols: Sequence[Patrol]) -> dict[uuid.UUID, Tally]:

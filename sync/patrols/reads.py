@@ -35,6 +35,7 @@ from schemas.patrols import (
 )
 from schemas.records import Observation, PatrolStatus
 from sync.accounts.principal import Principal
+from sync.engine.files import held
 from sync.patrols import effort, evidence
 from sync.patrols.geo import distance_to_polyline_km
 from sync.platform.database import json_array_contains
@@ -333,7 +334,7 @@ def detail(session: Session, *, principal: Principal, patrol_id: uuid.UUID) -> P
         )
     }
     files = [*(patrol.attachments or []), *(a for o in observations for a in o.attachments or [])]
-    present = evidence.held(session, (ref["sha256"] for ref in files))
+    present = held(session, (ref["sha256"] for ref in files))
     named = {ref["sha256"] for ref in files}
     tally = evidence.Tally(named=len(named), missing=len(named - present))
     head = summary(patrol, len(observations), figures.point_count, people, tally)
