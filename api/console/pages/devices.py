@@ -1,7 +1,173 @@
-"""(Being written.)"""
+"""The tablets: each with its user and its last contact, a new tablet's one-time
+enrollment code as a QR code to scan or print, and the revocation of a lost one.
+
+For admins, coordinators and ranger leads, as the API allows: a ranger lead sees,
+makes and revokes only the tablets of their sectors' rangers (and their own). The
+services decide it (``sync.accounts.devices``); a tablet out of the viewer's reach is
+the same 404 page as one that does not exist.
+"""
 
 from __future__ import annotations
 
-from api.console.web import console_router
+import uuid
+from typing import Annotated
+
+import segno
+from fastapi import Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from api.console.i18n import N_
+from api.console.pages.form_errors import field_errors, refused, service_errors, summary
+from api.console.web import PREFIX, CheckedForm, OfficeViewer, console_router, redirect, render
+from api.deps import SessionDep, SettingsDep
+from schemas.accounts import DeviceCreate, UserRead
+from schemas.device_health import DeviceHealthQuery
+from schemas.enums import Role
+from schemas.queries import MAX_OFFSET
+from sync.accounts import device_health, devices, users
+from sync.accounts.principal import Principal
+from sync.platform.errors import Conflict
 
 router = console_router()
+
+DEVICES = f"{PREFIX}/devices"
+SILENT_DAYS = (1, 3, 7, 14, 30)
+PAGE_SIZE = 50
+NOTICES = {"revoked": N_("The tablet is revoked: from now on the server refuses it.")}
+FIELD_MESSAGES = {
+    "label": N_("Name the tablet (its number or its sticker), up to 200 characters."),
+    "user_id": N_("Choose who will carry the tablet."),
+}
+SERVICE_MESSAGES = {
+    "user_inactive": N_("This user is deactivated: activate them before enrolling a tablet."),
+}
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def device_list(
+    request: Request,
+    viewer: OfficeViewer,
+    session: SessionDep,
+    silent_days: Annotated[str, Query(max_length=4)] = "",
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    done: Annotated[str, Query(max_length=16)] = "",
+) -> HTMLResponse:
+    """The tablets the viewer manages, silent longest first: whose, last contact, last
+    push, and what the server holds for each (deferred, rejected, files owed)."""
+    silent = int(silent_days) if silent_days.isdigit() and int(silent_days) in SILENT_DAYS else None
+    query = DeviceHealthQuery(silent_days=silent, limit=PAGE_SIZE, offset=offset)
+    page = device_health.list_health(session, principal=viewer.principal, query=query)
+    context = {
+        "page": page,
+        "silent_days": silent,
+        "choices": SILENT_DAYS,
+        "notice": NOTICES.get(done),
+    }
+    return render(request, "devices/list.html", context)
+
+
+@router.get("/devices/new", response_class=HTMLResponse)
+def new_device(request: Request, viewer: OfficeViewer, session: SessionDep) -> HTMLResponse:
+    """The form for a new tablet: its label and who will carry it."""
+    return _device_form(request, session, viewer.principal)
+
+
+@router.post("/devices/new", response_class=HTMLResponse, dependencies=[CheckedForm])
+def create_device(
+    request: Request,
+    viewer: OfficeViewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    label: Annotated[str, Form(max_length=1000)] = "",
+    user_id: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Make a tablet and its one-time enrollment code, shown once, as a QR code and as
+    text, in the answer to this form (never in an address, never cached)."""
+    typed = {"label": label, "user_id": user_id}
+    try:
+        asked = DeviceCreate(label=label, user_id=user_id)
+    except ValidationError as error:
+        errors = field_errors(request, error, FIELD_MESSAGES)
+        return _device_form(request, session, viewer.principal, typed, errors, status=422)
+    try:
+        made = devices.create(
+            session,
+            label=asked.label,
+            user_id=asked.user_id,
+            principal=viewer.principal,
+            settings=settings,
+        )
+    except Conflict as error:
+        refused(session)
+        errors = service_errors(request, error, SERVICE_MESSAGES)
+        return _device_form(request, session, viewer.principal, typed, errors, status=409)
+    device = devices.get(session, device_id=made.device_id, principal=viewer.principal)
+    context = {
+        "device": device,
+        "code": made.enrollment_code,
+        "expires_at": made.expires_at,
+        "qr": enrollment_qr(made.enrollment_code),
+    }
+    return render(request, "devices/enrollment.html", context)
+
+
+@router.get("/devices/{device_id}/revoke", response_class=HTMLResponse)
+def confirm_revoke(
+    request: Request, device_id: uuid.UUID, viewer: OfficeViewer, session: SessionDep
+) -> HTMLResponse:
+    """Ask before revoking a tablet: which one, whose, and what revoking does."""
+    device = devices.get(session, device_id=device_id, principal=viewer.principal)
+    return render(request, "devices/revoke.html", {"device": device})
+
+
+@router.post("/devices/{device_id}/revoke", dependencies=[CheckedForm])
+def revoke_device(device_id: uuid.UUID, viewer: OfficeViewer, session: SessionDep) -> Response:
+    """Revoke a lost tablet: every token it holds is refused from its next request on."""
+    devices.revoke(session, device_id=device_id, principal=viewer.principal)
+    return redirect(f"{DEVICES}?done=revoked")
+
+
+def enrollment_qr(code: str) -> Markup:
+    """The QR code a tablet scans: the enrollment code's text alone (the app knows its
+    server), as an inline SVG that scales to the page and prints sharp."""
+    svg = segno.make_qr(code, error="m").svg_inline(scale=1, border=4, omitsize=True, dark="#000")
+    return Markup(svg)  # noqa: S704 (segno's SVG of a code the server made)
+
+
+def managed_users(session: Session, principal: Principal) -> list[UserRead]:
+    """The active users the viewer may make a tablet for. Only the choices offered:
+    the service checks the same rule again when the form comes back."""
+    return [u for u in users.list_all(session) if u.active and _manages(principal, u)]
+
+
+def _manages(principal: Principal, user: UserRead) -> bool:
+    """The office manages everyone's tablets; a ranger lead their own and their
+    sectors' rangers' (``sync.accounts.devices._manages``)."""
+    if principal.sees_everything or user.id == principal.user_id:
+        return True
+    return (
+        principal.role is Role.ranger_lead
+        and user.role is Role.ranger
+        and not principal.sector_ids.isdisjoint(user.sector_ids)
+    )
+
+
+def _device_form(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    *,
+    status: int = 200,
+) -> HTMLResponse:
+    context = {
+        "users": managed_users(session, principal),
+        "typed": typed or {"label": "", "user_id": request.query_params.get("user_id", "")},
+        "errors": errors or {},
+        "alert": summary(request, errors) if errors else None,
+    }
+    return render(request, "devices/new.html", context, status=status)
