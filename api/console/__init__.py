@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.console.pages import account, admin, devices, patrols, programme, reference
+from api.console.pages import account, admin, categories, devices, patrols, programme, reference
 from api.console.web import console_router
 from sync.platform.errors import NotFound
 
@@ -30,7 +30,7 @@ def not_a_page(path: str) -> None:
     raise NotFound(f"no page at {path}")
 
 
-PAGES = (account, patrols, programme, devices, admin, reference)
+PAGES = (account, patrols, programme, devices, admin, reference, categories)
 
 
 def install(app: FastAPI) -> None:

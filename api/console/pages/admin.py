@@ -14,11 +14,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Form, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.console.i18n import N_
-from api.console.pages.form_errors import field_errors, refused, service_errors, summary
+from api.console.pages.form_errors import REFUSALS, form_context, refusal
 from api.console.web import PREFIX, AdminViewer, CheckedForm, console_router, redirect, render
 from api.deps import SessionDep, SettingsDep
 from schemas.accounts import UserCreate, UserRead, UserUpdate
@@ -30,7 +29,7 @@ from sync.accounts import devices, users
 from sync.accounts.principal import Principal
 from sync.engine import rejected
 from sync.people import privacy
-from sync.platform.errors import Conflict, Unprocessable
+from sync.platform.errors import Conflict
 from sync.reference import service as reference
 
 router = console_router()
@@ -43,7 +42,7 @@ NOTICES = {
     "deactivated": N_("The user is deactivated: their sessions and tablets are refused."),
     "activated": N_("The user is active again."),
 }
-FIELD_MESSAGES = {
+MESSAGES = {
     "username": N_(
         "A username has 3 to 64 characters: lowercase letters without accents, digits, "
         "dots, dashes or underscores, starting with a letter or a digit."
@@ -53,8 +52,6 @@ FIELD_MESSAGES = {
     "role": N_("Choose a role."),
     "sector_ids": N_("A sector chosen does not exist: reload the form."),
     "community_ids": N_("A community chosen does not exist: reload the form."),
-}
-SERVICE_MESSAGES = {
     "already_exists": N_("This username is taken: choose another."),
     "last_admin": N_(
         "This is the last active administrator: make another administrator first, "
@@ -118,15 +115,10 @@ def create_user(
     try:
         asked = UserCreate(password=password, **typed)
         users.create(session, user=asked, settings=settings)
-    except ValidationError as error:
-        errors = field_errors(request, error, FIELD_MESSAGES)
-        return _user_form(request, session, viewer.principal, None, typed, errors, status=422)
-    except (Conflict, Unprocessable) as error:
-        refused(session)
-        errors = service_errors(request, error, SERVICE_MESSAGES)
-        if error.code == "already_exists":
-            errors.setdefault("username", errors[""])
-        status = 409 if isinstance(error, Conflict) else 422
+    except REFUSALS as error:
+        errors, status = refusal(request, session, error, MESSAGES)
+        if isinstance(error, Conflict):  # the username is taken
+            errors.setdefault("username", errors.get("", ""))
         return _user_form(request, session, viewer.principal, None, typed, errors, status=status)
     return redirect(f"{USERS}?done=created")
 
@@ -166,13 +158,8 @@ def update_user(
     try:
         asked = UserUpdate(**changes, password=password or None)
         users.update(session, user_id=user_id, changes=asked, settings=settings)
-    except ValidationError as error:
-        errors = field_errors(request, error, FIELD_MESSAGES)
-        return _user_form(request, session, viewer.principal, user, typed, errors, status=422)
-    except (Conflict, Unprocessable) as error:
-        refused(session)
-        errors = service_errors(request, error, SERVICE_MESSAGES)
-        status = 409 if isinstance(error, Conflict) else 422
+    except REFUSALS as error:
+        errors, status = refusal(request, session, error, MESSAGES)
         return _user_form(request, session, viewer.principal, user, typed, errors, status=status)
     return redirect(f"{USERS}?done=saved")
 
@@ -194,9 +181,8 @@ def set_user_active(
     active = change == "activate"
     try:
         users.update(session, user_id=user_id, changes=UserUpdate(active=active), settings=settings)
-    except Conflict as error:
-        refused(session)
-        errors = service_errors(request, error, SERVICE_MESSAGES)
+    except Conflict as error:  # the last active admin
+        errors, _ = refusal(request, session, error, MESSAGES)
         return _user_form(
             request, session, viewer.principal, user, _typed(user), errors, status=409
         )
@@ -213,14 +199,14 @@ def _user_form(
     *,
     status: int = 200,
 ) -> HTMLResponse:
-    context = {
-        "user": user,
-        "typed": typed,
-        "roles": list(Role),
-        "errors": errors or {},
-        "alert": summary(request, errors) if errors else None,
+    context = form_context(
+        request,
+        user=user,
+        typed=typed,
+        roles=list(Role),
+        errors=errors,
         **_places(session, principal),
-    }
+    )
     return render(request, "admin/user_form.html", context, status=status)
 
 

@@ -16,11 +16,10 @@ import segno
 from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.console.i18n import N_
-from api.console.pages.form_errors import field_errors, refused, service_errors, summary
+from api.console.pages.form_errors import REFUSALS, form_context, refusal
 from api.console.web import PREFIX, CheckedForm, OfficeViewer, console_router, redirect, render
 from api.deps import SessionDep, SettingsDep
 from schemas.accounts import DeviceCreate, UserRead
@@ -29,7 +28,6 @@ from schemas.enums import Role
 from schemas.queries import MAX_OFFSET
 from sync.accounts import device_health, devices, users
 from sync.accounts.principal import Principal
-from sync.platform.errors import Conflict
 
 router = console_router()
 
@@ -37,11 +35,9 @@ DEVICES = f"{PREFIX}/devices"
 SILENT_DAYS = (1, 3, 7, 14, 30)
 PAGE_SIZE = 50
 NOTICES = {"revoked": N_("The tablet is revoked: from now on the server refuses it.")}
-FIELD_MESSAGES = {
+MESSAGES = {
     "label": N_("Name the tablet (its number or its sticker), up to 200 characters."),
     "user_id": N_("Choose who will carry the tablet."),
-}
-SERVICE_MESSAGES = {
     "user_inactive": N_("This user is deactivated: activate them before enrolling a tablet."),
 }
 
@@ -89,10 +85,6 @@ def create_device(
     typed = {"label": label, "user_id": user_id}
     try:
         asked = DeviceCreate(label=label, user_id=user_id)
-    except ValidationError as error:
-        errors = field_errors(request, error, FIELD_MESSAGES)
-        return _device_form(request, session, viewer.principal, typed, errors, status=422)
-    try:
         made = devices.create(
             session,
             label=asked.label,
@@ -100,10 +92,9 @@ def create_device(
             principal=viewer.principal,
             settings=settings,
         )
-    except Conflict as error:
-        refused(session)
-        errors = service_errors(request, error, SERVICE_MESSAGES)
-        return _device_form(request, session, viewer.principal, typed, errors, status=409)
+    except REFUSALS as error:
+        errors, status = refusal(request, session, error, MESSAGES)
+        return _device_form(request, session, viewer.principal, typed, errors, status=status)
     device = devices.get(session, device_id=made.device_id, principal=viewer.principal)
     context = {
         "device": device,
@@ -164,10 +155,10 @@ def _device_form(
     *,
     status: int = 200,
 ) -> HTMLResponse:
-    context = {
-        "users": managed_users(session, principal),
-        "typed": typed or {"label": "", "user_id": request.query_params.get("user_id", "")},
-        "errors": errors or {},
-        "alert": summary(request, errors) if errors else None,
-    }
+    context = form_context(
+        request,
+        users=managed_users(session, principal),
+        typed=typed or {"label": "", "user_id": request.query_params.get("user_id", "")},
+        errors=errors,
+    )
     return render(request, "devices/new.html", context, status=status)

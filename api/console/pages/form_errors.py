@@ -9,6 +9,7 @@ pydantic errors and the services' error codes into sentences a person can act on
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import Request
 from pydantic import ValidationError
@@ -16,11 +17,39 @@ from sqlmodel import Session
 
 from api.console.i18n import N_
 from api.console.web import gettext
-from sync.platform.errors import FieldsyncError
+from sync.platform.errors import Conflict, FieldsyncError, Unprocessable
 
 # What is said of a field the messages of the page do not name.
 CHECK_FIELD = N_("Check this field.")
 CHECK_FORM = N_("The form could not be saved: see the fields marked below.")
+
+
+class Unreadable(ValueError):
+    """A field the form sent that cannot even be read (JSON that is not JSON)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"the field {field} cannot be read")
+        self.field = field
+
+
+# What a form's page catches and shows on the form; anything else is an error page.
+REFUSALS = (ValidationError, Unreadable, Conflict, Unprocessable)
+
+
+def refusal(
+    request: Request,
+    session: Session,
+    error: ValidationError | Unreadable | Conflict | Unprocessable,
+    messages: Mapping[str, str],
+) -> tuple[dict[str, str], int]:
+    """What a refused form says of each field (``messages`` by field name and by the
+    services' error codes), and the page's status: 409 for a conflict, else 422."""
+    if isinstance(error, ValidationError):
+        return field_errors(request, error, messages), 422
+    if isinstance(error, Unreadable):
+        return {error.field: gettext(request, messages.get(error.field, CHECK_FIELD))}, 422
+    refused(session)
+    return service_errors(request, error, messages), 409 if isinstance(error, Conflict) else 422
 
 
 def field_errors(
@@ -56,6 +85,9 @@ def refused(session: Session) -> None:
     session.rollback()
 
 
-def summary(request: Request, errors: Mapping[str, str]) -> str:
-    """The sentence at the top of a refused form."""
-    return errors.get("") or gettext(request, CHECK_FORM)
+def form_context(request: Request, **context: Any) -> dict[str, Any]:
+    """A form's page: what was typed, each field's problem (``errors``), and the
+    sentence at the top of a refused form (``alert``)."""
+    errors = context.pop("errors", None) or {}
+    alert = (errors.get("") or gettext(request, CHECK_FORM)) if errors else None
+    return {**context, "errors": errors, "alert": alert}
