@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH = 480
+WIDTH = 560
 ROW = 22
 BAR = 14
-LABEL_WIDTH = 160
+LABEL_WIDTH = 190
 VALUE_WIDTH = 56
 LABEL_CHARACTERS = 26
 

@@ -7,7 +7,7 @@ what is drawn. Over the few kilometres of a patrol this is as true as the GPS; n
 is up. What is drawn, bottom to top: the sector's boundary (a GeoJSON Polygon or
 MultiPolygon, holes left out), the track (one line per stretch without a gap, a dot
 for a lone fix), the observations as numbered circles (the numbers of the list
-under the map), and a scale bar.
+under the map; observations at one spot share a circle, ``1, 2``), and a scale bar.
 
 The frame fits the track and the observations; the sector is drawn whole when it
 is not much larger than them, and cut at the frame's edges otherwise, so that a
@@ -38,7 +38,7 @@ SECTOR_WHOLE_UP_TO = 3.0
 """The sector is fitted whole when its extent is at most this many times the patrol's."""
 SIMPLIFY_PX = 0.75
 """A fix drawn closer than this to the last one kept adds nothing to the line."""
-MARKER_RADIUS = 7
+MARKER_RADIUS = 8
 
 LonLat = tuple[float, float]
 
@@ -227,14 +227,34 @@ def _track(shape: Frame, stretches: list[list[LonLat]]) -> Iterator[str]:
             yield f'<polyline class="track" points="{points}"/>'
 
 
-def _places(shape: Frame, places: Sequence[Place]) -> Iterator[str]:
+def clustered(
+    shape: Frame, places: Sequence[Place], apart: float = MARKER_RADIUS * 1.5
+) -> list[list[Place]]:
+    """``places`` in groups drawn as one marker: each place joins the first group whose
+    first place is drawn within ``apart`` px of it (two observations at one spot would
+    hide each other's number otherwise)."""
+    groups: list[tuple[tuple[float, float], list[Place]]] = []
     for place in places:
         x, y = shape.xy(place.lon, place.lat)
+        for (gx, gy), members in groups:
+            if math.hypot(x - gx, y - gy) < apart:
+                members.append(place)
+                break
+        else:
+            groups.append(((x, y), [place]))
+    return [members for _, members in groups]
+
+
+def _places(shape: Frame, places: Sequence[Place]) -> Iterator[str]:
+    for group in clustered(shape, places):
+        x, y = shape.xy(group[0].lon, group[0].lat)
+        numbers = ", ".join(str(place.number) for place in group)
+        titles = "; ".join(place.title for place in group)
         yield (
-            f"<g><title>{escape(place.title)}</title>"
+            f"<g><title>{escape(titles)}</title>"
             f'<circle class="observation" cx="{_n(x)}" cy="{_n(y)}" r="{MARKER_RADIUS}"/>'
-            f'<text class="label" x="{_n(x + MARKER_RADIUS + 2)}" y="{_n(y + 4)}">'
-            f"{place.number}</text></g>"
+            f'<text class="label" x="{_n(x + MARKER_RADIUS + 3)}" y="{_n(y + 5)}">'
+            f"{numbers}</text></g>"
         )
 
 
@@ -288,4 +308,14 @@ def patrol_map(
     )
 
 
-__all__ = ["Extent", "Frame", "Place", "frame", "lines", "nice_km", "patrol_map", "rings"]
+__all__ = [
+    "Extent",
+    "Frame",
+    "Place",
+    "clustered",
+    "frame",
+    "lines",
+    "nice_km",
+    "patrol_map",
+    "rings",
+]

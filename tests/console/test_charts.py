@@ -52,9 +52,9 @@ def widths(svg: str) -> list[float]:
 @pytest.mark.parametrize(
     ("bars", "expected_widths"),
     [
-        ([Bar("feb 2026", 1, "1"), Bar("mar 2026", 2, "2")], [132, 264]),
+        ([Bar("feb 2026", 1, "1"), Bar("mar 2026", 2, "2")], [157, 314]),
         ([Bar("AM-01", 0, "0")], [0]),
-        ([Bar("a", 3, "3"), Bar("b", 0, "0"), Bar("c", 1.5, "1,5")], [264, 0, 132]),
+        ([Bar("a", 3, "3"), Bar("b", 0, "0"), Bar("c", 1.5, "1,5")], [314, 0, 157]),
     ],
 )
 def test_the_chart_has_a_bar_per_group_with_its_label_and_figure(

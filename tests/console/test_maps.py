@@ -216,3 +216,25 @@ def test_a_sector_not_much_larger_than_the_patrol_is_drawn_whole_else_cut(
     xs = boundary_xs(svg)
     inside = all(0 <= x <= maps.WIDTH for x in xs)
     assert inside is whole
+
+
+@pytest.mark.parametrize(
+    ("places", "labels"),
+    [
+        ([Place(1, -5.8, -77.3, "a"), Place(2, -5.8, -77.3, "b")], ["1, 2"]),
+        ([Place(1, -5.8, -77.3, "a"), Place(2, -5.8001, -77.3, "b")], ["1, 2"]),
+        ([Place(1, -5.8, -77.3, "a"), Place(2, -5.79, -77.3, "b")], ["1", "2"]),
+        (
+            [Place(1, -5.8, -77.3, "a"), Place(2, -5.79, -77.3, "b"), Place(3, -5.8, -77.3, "c")],
+            ["1, 3", "2"],
+        ),
+    ],
+)
+def test_observations_at_one_spot_share_a_circle_and_keep_every_number(
+    places: list[Place], labels: list[str]
+) -> None:
+    svg = maps.patrol_map(title="Mapa", track=None, places=places)
+
+    assert svg is not None
+    assert re.findall(r'<text class="label"[^>]*>([^<]+)</text>', svg)[: len(labels)] == labels
+    assert drawn(svg, 'circle class="observation"') == len(labels)

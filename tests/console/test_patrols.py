@@ -49,14 +49,15 @@ class Park:
         self.outsider = world.user("ranger_lead", sector_ids=[self.other])
         self.coordinator = world.user("coordinator")
         far_ranger = world.user("ranger", sector_ids=[self.other])
-        for key, name_es, name_en in [
-            ("threat.logging.timber", "Tala de madera", "Timber logging"),
-            ("threat.fire", "Incendio", "Fire"),
-            ("wildlife.sighting", "Avistamiento", "Sighting"),
+        timber = [{"key": "trees", "type": "number"}, {"key": "fresh", "type": "bool"}]
+        for key, name_es, name_en, attributes in [
+            ("threat.logging.timber", "Tala de madera", "Timber logging", timber),
+            ("threat.fire", "Incendio", "Fire", []),
+            ("wildlife.sighting", "Avistamiento", "Sighting", []),
         ]:
             made = world.admin.post(
                 "/observation-categories",
-                json={"key": key, "name_es": name_es, "name_en": name_en, "attributes": []},
+                json={"key": key, "name_es": name_es, "name_en": name_en, "attributes": attributes},
             )
             assert made.status_code == 201, made.text
         device = world.device(self.ranger)
@@ -80,6 +81,7 @@ class Park:
                     "lat": LAT + 0.009,
                     "lon": LON,
                     "notes": "tocón fresco de cedro",
+                    "attributes": {"trees": 3, "fresh": True},
                     "attachments": [ref(self.photo, "tocón de cedro")],
                 },
                 {
@@ -309,6 +311,7 @@ def test_the_patrol_page_draws_the_map_and_explains_the_flags(park: Park) -> Non
     assert "Observación lejos del track" in page.text
     assert "la observación 2 está a 2,50 km" in page.text
     assert "Tala de madera" in page.text
+    assert "<dt>fresh</dt><dd>Sí</dd><dt>trees</dt><dd>3</dd>" in page.text
     # Effort, with the gap not walked.
     assert "Kilómetros recorridos" in page.text
     # The review form carries its token.
