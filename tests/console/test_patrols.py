@@ -199,6 +199,10 @@ def test_another_sectors_patrol_is_the_404_page(park: Park) -> None:
         assert page.status_code == 404, path
         assert "No se encontró, o no le corresponde verlo." in page.text
     assert patrol_links(outsider.get("/console/patrols")) == [park.far]
+    # Nor is a ranger of another sector named by their id.
+    elsewhere = outsider.get(f"/console/patrols?ranger_id={park.ranger.user_id}")
+    assert patrol_links(elsewhere) == []
+    assert park.ranger.username.title() not in elsewhere.text
 
 
 def test_a_ranger_gets_the_403_page(park: Park) -> None:

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from babel.dates import format_date
+from babel.numbers import format_decimal
 from fastapi import Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -162,7 +163,7 @@ def queue(
     context: dict[str, Any] = {
         "status": status,
         "queue": status == PatrolStatus.submitted.value,
-        "statuses": [*(status.value for status in PatrolStatus), EVERY_STATUS],
+        "statuses": [*(value.value for value in PatrolStatus), EVERY_STATUS],
         "sectors": {sector.id: sector for sector in sectors},
         "categories": _categories(session, language(request)),
         "downloads": urlencode({k: v for k, v in asked.items() if k != "offset"}),
@@ -179,8 +180,12 @@ def queue(
     except (ValidationError, Unprocessable):
         context["problem"] = gettext(request, FILTERS_UNREAD)
         return render(request, "patrols/queue.html", context, status=422)
+    # Named: the leaders on the page, and the ranger chosen if the page shows them (a
+    # ranger of another sector is not named by their id).
     people = {patrol.leader_id for patrol in page.items if patrol.leader_id}
-    people |= {query.ranger_id} if query.ranger_id else set()
+    shown = people | {m.user_id for patrol in page.items for m in patrol.members if m.user_id}
+    if query.ranger_id in shown:
+        people.add(query.ranger_id)
     context.update(page=page, ranger_id=query.ranger_id, names=_names(session, people))
     return render(request, "patrols/queue.html", context)
 
@@ -390,6 +395,11 @@ def _group_label(
     return group_label or key
 
 
+def _count(value: int, lang: str) -> str:
+    """A count as the table beside the chart writes it."""
+    return format_decimal(value, format="#,##0", locale=lang)
+
+
 def _threat_report(
     request: Request, viewer: Viewer, session: SessionDep, settings: SettingsDep
 ) -> ThreatReport:
@@ -429,7 +439,7 @@ def threats(
         (_group_label(g.label, g.key, g.label_en, report.group_by, lang), g) for g in report.groups
     ]
     bars = [
-        charts.Bar(label=label, value=group.observations, text=str(group.observations))
+        charts.Bar(label=label, value=group.observations, text=_count(group.observations, lang))
         for label, group in rows
     ]
     title = gettext(request, CHART_TITLES[report.group_by])
