@@ -30,7 +30,7 @@ def not_a_page(path: str) -> None:
     raise NotFound(f"no page at {path}")
 
 
-PAGES = (account, patrols, programme, devices, admin, reference, categories)
+PAGES = (account, patrols, programme, devices, admin, reference, categories, *programme.PARTS)
 
 
 def install(app: FastAPI) -> None:
