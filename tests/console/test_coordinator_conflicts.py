@@ -86,6 +86,7 @@ def test_both_sides_field_by_field_and_the_page_is_logged(
 
     assert page.status_code == 200
     words = text(page.text)
+    assert "Persona Rosa Huamán" in words  # whose record
     assert "Teléfono 911111111 922222222" in words
     assert "Año de nacimiento 1981 1982" in words
     assert "Conservar el del servidor" in words

@@ -43,8 +43,9 @@ from schemas.sync import (
 )
 from sync.catalog import CATALOG
 from sync.engine import conflicts
-from sync.people import privacy
-from sync.platform.errors import Unprocessable
+from sync.people import agreements, privacy
+from sync.people import registry as people
+from sync.platform.errors import NotFound, Unprocessable
 
 router = console_router()
 
@@ -140,6 +141,37 @@ def _log_personal_data(
         )
 
 
+def _record(
+    request: Request, session: Session, viewer: Viewer, conflict: ConflictRead
+) -> dict[str, str | None]:
+    """Which record the conflict is over, by its name or code, and its page if the
+    console has one; nothing for a record the server holds none of yet."""
+    principal, record_id = viewer.principal, conflict.record_id
+    try:
+        if conflict.entity == "person":
+            found = people.person_detail(
+                session, principal=principal, person_id=record_id, shown=False
+            ).person
+            names = (found.given_names, found.paternal_surname, found.maternal_surname)
+            return {"name": " ".join(n for n in names if n), "href": None}
+        if conflict.entity == "household":
+            household = people.household_detail(
+                session, principal=principal, household_id=record_id, shown=False
+            ).household
+            return {"name": household.code, "href": None}
+        if conflict.entity == "agreement":
+            today = agreements.today(request.app.state.settings.zone)
+            agreement = agreements.agreement_detail(
+                session, principal=principal, agreement_id=record_id, today=today
+            )
+            return {"name": agreement.code, "href": None}
+    except NotFound:
+        return {"name": None, "href": None}
+    pages = {"training_session": f"{PREFIX}/sessions/", "patrol": f"{PREFIX}/patrols/"}
+    href = pages.get(conflict.entity)
+    return {"name": None, "href": f"{href}{record_id}" if href else None}
+
+
 def _conflict_page(
     request: Request,
     session: Session,
@@ -154,6 +186,7 @@ def _conflict_page(
     _log_personal_data(request, engine, viewer, conflict)
     context = {
         "conflict": conflict,
+        "record": _record(request, session, viewer, conflict),
         "word": words(language(request)),
         "as_text": as_text,
         "problems": problems or [],
