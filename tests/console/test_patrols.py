@@ -64,7 +64,7 @@ class Park:
         self.photo = photo()
         upload(device, self.photo)
         self.photo_sha = str(ref(self.photo)["sha256"])
-        tablet = PatrolTablet(device)
+        self.tablet = tablet = PatrolTablet(device)
         morning = walk(MORNING, LAT, LON, minutes=60, step_m=50)
         later = walk(MORNING + timedelta(minutes=105), morning[-1][1], LON, minutes=30, step_m=50)
         self.first = tablet.patrol(
@@ -391,6 +391,21 @@ def test_the_threat_report_has_its_chart_and_its_csv(park: Park) -> None:
     rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
     assert {row["group"] for row in rows} == {"threat.fire", "threat.logging.timber", "total"}
     assert next(r for r in rows if r["group"] == "total")["observations"] == "2"
+
+
+def test_the_threat_report_counts_what_a_tablet_sent_after_it_was_read(park: Park) -> None:
+    lead = signed_in(park.world, park.lead)
+    assert table(lead.get("/console/threats?group_by=category"))[-1][:2] == ["Total", "2"]
+    fire = {"category_key": "threat.fire", "observed_at": MORNING, "lat": LAT, "lon": LON}
+
+    park.tablet.patrol(
+        sector_id=park.sector,
+        started_at=MORNING,
+        ended_at=MORNING + timedelta(hours=1),
+        observations=[fire],
+    )
+
+    assert table(lead.get("/console/threats?group_by=category"))[-1][:2] == ["Total", "3"]
 
 
 def test_the_threat_report_of_another_sector_is_empty_for_a_lead(park: Park) -> None:
