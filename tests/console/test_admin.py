@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import World, login
 from tests.console.conftest import Browser, signed_in
-from tests.sync_support import Tablet, pull_all
+from tests.sync_support import Tablet, change, pull_all, push
 
 ADMIN_PAGES = [
     "/console/admin/users",
@@ -403,3 +403,23 @@ def test_the_personal_data_log_says_who_took_personal_data_out(world: World) -> 
     assert "q=tafur" in page.text
     assert "Nadie ha sacado datos personales" in only_other.text
     assert admin.get("/console/admin/personal-data-log?user_id=nope").status_code == 422
+
+
+def test_the_rejected_changes_come_in_pages(world: World) -> None:
+    ranger = world.user("ranger", sector_ids=[world.sector()["id"]])
+    tablet = world.device(ranger)
+    bad = [
+        change("patrol", str(uuid.uuid4()), "create", seq, {"sector_id": "nowhere"})
+        for seq in range(1, 52)
+    ]
+    assert {r["status"] for r in push(tablet, *bad)["results"]} == {"rejected"}
+    admin = signed_in(world, world.admin)
+
+    first = admin.get("/console/admin/held")
+    second = admin.get("/console/admin/held?kind=rejected&offset=50")
+
+    assert "1\u201350 de 51" in first.text  # the pager, with its en dash
+    assert first.text.count("<code>uuid_parsing</code>") == 50
+    assert 'href="?offset=50"' in first.text
+    assert "51\u201351 de 51" in second.text
+    assert second.text.count("<code>uuid_parsing</code>") == 1

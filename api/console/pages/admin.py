@@ -2,7 +2,7 @@
 role and a scope, deactivated), the changes devices sent that were rejected or wait,
 and the log of who took personal data out. For admins only, as in the API.
 
-Sectors, communities and observation categories are ``reference.py``'s.
+Sectors and communities are ``reference.py``'s, observation categories ``categories.py``'s.
 """
 
 from __future__ import annotations
