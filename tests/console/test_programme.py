@@ -44,6 +44,44 @@ def test_the_coordinator_reads_the_coffee_figures_the_api_reports(
     assert 'lang="es"' in page.text
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"from": "2020-01-01"}, {"to": "2019-12-31"}, {"program": "financial_skills"}, "yarau",
+     "sector"],
+)  # fmt: skip
+def test_every_filter_of_the_report_gives_the_apis_figures(
+    programme: dict[str, Any], office: Browser, filters: Any
+) -> None:
+    if filters == "yarau":
+        filters = {"community_id": programme["communities"][1]}
+    elif filters == "sector":
+        filters = {"sector_id": programme["sector"], "from": "2019-01-01", "to": "2019-12-31"}
+    report = programme["coordinator"].get("/reports/attendance", params=filters).json()
+
+    page = office.get("/console/programme", params=filters)
+
+    participants, women_share, sessions, young = figures(page.text)[:4]
+    assert participants == number(report["participants"])
+    assert women_share == (share(report["women_share"]) if report["participants"] else "—")
+    assert (sessions, young) == (number(report["sessions"]), number(report["headcount"]["people"]))
+    for name, value in filters.items():  # the form shows what was asked
+        shown = (
+            f'name="{name}" value="{value}"'
+            if name in ("from", "to")
+            else f'value="{value}" selected'
+        )
+        assert shown in page.text
+
+
+def test_a_place_out_of_reach_is_the_404_page(office: Browser) -> None:
+    page = office.get(
+        "/console/programme", params={"community_id": "00000000-0000-4000-8000-000000000000"}
+    )
+
+    assert page.status_code == 404
+    assert "No se encontró" in page.text
+
+
 def test_the_figures_by_year_are_each_years_report(
     programme: dict[str, Any], office: Browser
 ) -> None:
