@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Caller, World
 from tests.console.conftest import Browser, signed_in
-from tests.console.coordinator_support import DNI, PHONE, build, text
+from tests.console.coordinator_support import DNI, PHONE, build, figures, text
 
 
 @pytest.fixture
@@ -89,6 +89,9 @@ def test_a_duplicate_is_merged_after_confirmation(
     first, second = sorted([jose, double])
     assert f"/console/people/merge?keep_id={first}&amp;merge_id={second}" in listed.text
 
+    year = {"from": "2019-01-01", "to": "2019-12-31"}
+    assert figures(office.get("/console/programme", params=year).text)[0] == "4"  # José twice
+
     confirm = office.get("/console/people/merge", params={"keep_id": jose, "merge_id": double})
     assert confirm.status_code == 200
     assert DNI in confirm.text  # both whole, to decide which to keep
@@ -117,6 +120,7 @@ def test_a_duplicate_is_merged_after_confirmation(
         "/reports/attendance", params={"from": "2019-01-01", "to": "2019-12-31"}
     ).json()
     assert report["participants"] == 3  # José once, at last
+    assert figures(office.get("/console/programme", params=year).text)[0] == "3"  # read again
 
 
 def test_merging_a_merged_person_again_is_refused_on_a_page(

@@ -242,3 +242,13 @@ def test_a_stranger_is_sent_to_sign_in(browser: Browser) -> None:
         answer = browser.get(path)
         assert answer.status_code == 303, path
         assert answer.headers["location"].startswith("/console/sign-in?next="), path
+
+
+def test_the_figures_follow_a_tablets_next_sync(programme: dict[str, Any], office: Browser) -> None:
+    year = {"from": "2019-01-01", "to": "2019-12-31"}
+    assert figures(office.get("/console/programme", params=year).text)[0] == "4"
+    tablet = programme["tablet"]
+    tablet.attend(programme["sessions"]["c2019"], programme["people"]["luis"])
+    assert [r["status"] for r in tablet.sync()] == ["applied"]
+
+    assert figures(office.get("/console/programme", params=year).text)[0] == "5"
