@@ -97,7 +97,19 @@ def get(session: Session, *, user_id: uuid.UUID, principal: Principal) -> UserRe
 
 
 def list_all(session: Session) -> list[UserRead]:
-    return [_read(session, user) for user in session.exec(select(User).order_by(User.username))]
+    """Every user with their scope: three statements, whatever the number of users."""
+    people = list(session.exec(select(User).order_by(User.username)))
+    sectors: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for user_id, sector_id in session.exec(select(UserSector.user_id, UserSector.sector_id)):
+        sectors.setdefault(user_id, []).append(sector_id)
+    communities: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for user_id, community_id in session.exec(
+        select(UserCommunity.user_id, UserCommunity.community_id)
+    ):
+        communities.setdefault(user_id, []).append(community_id)
+    return [
+        _as_read(user, sectors.get(user.id, []), communities.get(user.id, [])) for user in people
+    ]
 
 
 def _read(session: Session, user: User) -> UserRead:
@@ -105,14 +117,18 @@ def _read(session: Session, user: User) -> UserRead:
     community_ids = session.exec(
         select(UserCommunity.community_id).where(UserCommunity.user_id == user.id)
     )
+    return _as_read(user, list(sector_ids.all()), list(community_ids.all()))
+
+
+def _as_read(user: User, sector_ids: list[uuid.UUID], community_ids: list[uuid.UUID]) -> UserRead:
     return UserRead(
         id=user.id,
         username=user.username,
         full_name=user.full_name,
         role=user.role,
         active=user.active,
-        sector_ids=sorted(sector_ids.all()),
-        community_ids=sorted(community_ids.all()),
+        sector_ids=sorted(sector_ids),
+        community_ids=sorted(community_ids),
         created_at=user.created_at,
         updated_at=user.updated_at,
     )
