@@ -27,7 +27,9 @@ def chrome() -> Iterator[object]:
     """A headless Chromium at 1280×900 (a phone-sized window is a test's own choice)."""
     found = _found()
     if found is None:
-        message = "no chromium and chromedriver on the PATH (apt-get install chromium chromium-driver)"
+        message = (
+            "no chromium and chromedriver on the PATH: apt-get install chromium chromium-driver"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
