@@ -24,7 +24,7 @@ def _found() -> tuple[str, str] | None:
 
 @pytest.fixture(scope="module")
 def chrome() -> Iterator[object]:
-    """A headless Chromium at 1280×900 (a phone-sized window is a test's own choice)."""
+    """A headless Chromium, 1280 by 900 pixels (a phone-sized window is a test's own choice)."""
     found = _found()
     if found is None:
         message = (
