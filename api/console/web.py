@@ -155,9 +155,13 @@ def get_viewer(
         raise SignInRequired
     console_session, user = found
     if console_sessions.needs_touch(console_session, now):
-        # Apart from the page's own transaction, which may be a reader's.
-        with transaction(engine) as writer:
-            console_sessions.touch(writer, session_id=console_session.id, now=now)
+        if session.info.get("writes"):
+            # A form's transaction holds SQLite's one write lock already: touch in it.
+            console_sessions.touch(session, session_id=console_session.id, now=now)
+        else:
+            # A page's transaction is a reader's: touch in a short one of its own.
+            with transaction(engine) as writer:
+                console_sessions.touch(writer, session_id=console_session.id, now=now)
     principal = auth.principal_of(session, user, family_id=None, device_id=None)
     viewer = Viewer(principal, user, console_session.id, console_session.csrf_token)
     request.state.viewer = viewer

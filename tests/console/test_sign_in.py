@@ -148,3 +148,17 @@ def test_a_next_page_elsewhere_is_not_followed(world: World, browser: Browser) -
     )
 
     assert answer.headers["location"] == "/console/"
+
+
+def test_a_form_posted_after_a_minute_idle_answers_at_once(world: World) -> None:
+    """The session's last use is noted in the form's own transaction, which on SQLite
+    holds the one write lock: a second transaction for it would wait on the first."""
+    browser = signed_in(world, world.user("coordinator"))
+    token = browser.token("/console/account")
+    with Session(world.engine) as session:
+        session.exec(update(ConsoleSession).values(last_seen_at=utcnow() - timedelta(minutes=2)))
+        session.commit()
+
+    out = browser.http.post("/console/sign-out", data={"csrf_token": token})
+
+    assert out.status_code == 303
