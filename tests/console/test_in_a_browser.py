@@ -271,3 +271,51 @@ def test_an_admin_enrolls_a_tablet_from_the_qr_page_and_revokes_it(
     chrome.get(f"{office.base}/console/admin/users")
     screenshot(chrome, "admin-users")
     sign_out(chrome)
+
+
+def test_a_coordinator_reads_the_coffee_figures_merges_a_duplicate_and_resolves_a_conflict(
+    office: Office, chrome: WebDriver
+) -> None:
+    with httpx.Client(base_url=office.server.api, timeout=30) as http:
+        token = http.post(
+            "/auth/token",
+            data={
+                "username": "demo-coordinadora",
+                "password": office.passwords["demo-coordinadora"],
+            },
+        ).json()["access_token"]
+        coffee = http.get(
+            "/reports/attendance",
+            params={"from": "2018-01-01", "to": "2020-12-31", "program": "coffee_production"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+    sign_in(chrome, office, "demo-coordinadora")
+
+    chrome.get(
+        f"{office.base}/console/programme?from=2018-01-01&to=2020-12-31&program=coffee_production"
+    )
+    first = chrome.find_element(By.CSS_SELECTOR, ".card .figure").text
+    assert first == str(coffee["participants"]), text(chrome)
+    assert chrome.find_elements(By.CSS_SELECTOR, "svg")
+    screenshot(chrome, "coordinator-programme")
+
+    chrome.get(f"{office.base}/console/people/duplicates")
+    screenshot(chrome, "coordinator-duplicates")
+    chrome.find_element(By.CSS_SELECTOR, "a[href^='/console/people/merge?']").click()
+    wait_for(chrome, "form[action='/console/people/merge'] button.danger")
+    screenshot(chrome, "coordinator-merge")
+    chrome.find_element(
+        By.CSS_SELECTOR, "form[action='/console/people/merge'] button.danger"
+    ).click()
+    wait_for(chrome, ".notice")
+
+    chrome.get(f"{office.base}/console/conflicts")
+    chrome.find_element(By.CSS_SELECTOR, "main table a[href^='/console/conflicts/']").click()
+    wait_for(chrome, "button[name=resolution][value=take_device]")
+    screenshot(chrome, "coordinator-conflict")
+    chrome.find_element(By.CSS_SELECTOR, "button[name=resolution][value=take_device]").click()
+    wait_for(chrome, "form[action$='/resolve'] button[type=submit]")
+    chrome.find_element(By.CSS_SELECTOR, "form[action$='/resolve'] button[type=submit]").click()
+    wait_for(chrome, ".notice")
+    assert "Resuelto" in text(chrome), text(chrome)
+    sign_out(chrome)
