@@ -164,7 +164,18 @@ def test_the_production_wheel_holds_the_product_and_not_the_bench_nor_the_demo(
     assert built.returncode == 0, built.stderr
     [wheel] = tmp_path.glob("fieldsync-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        tops = {name.split("/")[0] for name in archive.namelist()}
+        names = set(archive.namelist())
+        tops = {name.split("/")[0] for name in names}
+    # The console's pages, style sheet and catalogues are files, not modules: in the wheel too.
+    console = ROOT / "api" / "console"
+    assets = [
+        path.relative_to(ROOT).as_posix()
+        for folder in ("templates", "static", "locale")
+        for path in (console / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert assets
+    assert sorted(set(assets) - names) == []
     assert {top for top in tops if not top.endswith(".dist-info")} == {
         "api",
         "sync",
