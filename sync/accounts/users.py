@@ -192,3 +192,15 @@ def _set_scope(
         session.exec(delete(UserCommunity).where(col(UserCommunity.user_id) == user_id))
         session.add_all(UserCommunity(user_id=user_id, community_id=c) for c in set(community_ids))
     session.flush()
+
+
+def rangers_in_scope(session: Session, *, principal: Principal) -> list[User]:
+    """The active rangers and ranger leads of the caller's sectors (all of them for the
+    office), by name: whom a lead filters the patrols by."""
+    query = select(User).where(col(User.role).in_(SECTOR_ROLES), col(User.active).is_(True))
+    if not principal.sees_everything:
+        in_my_sectors = select(UserSector.user_id).where(
+            col(UserSector.sector_id).in_(principal.sector_ids)
+        )
+        query = query.where(col(User.id).in_(in_my_sectors))
+    return list(session.exec(query.order_by(col(User.full_name), col(User.username))))

@@ -161,6 +161,16 @@ def test_a_lead_sees_the_queue_longest_waiting_first_and_filters_it(park: Park) 
     assert park.ranger.username.title() in by_ranger.text  # the ranger chosen, named
 
 
+def test_the_ranger_filter_offers_the_rangers_of_the_lead_s_sectors_only(park: Park) -> None:
+    page = signed_in(park.world, park.lead).get("/console/patrols")
+
+    offered = re.findall(r'<option value="([0-9a-f-]{36})"[^>]*>([^<]+)</option>', page.text)
+    people = {name for value, name in offered if value in {str(park.ranger.user_id)}}
+    assert people == {park.ranger.username.title()}
+    assert str(park.lead.user_id) in {value for value, _ in offered}  # leads patrol too
+    assert park.outsider.username.title() not in page.text
+
+
 def test_filters_that_cannot_be_read_are_said_so_on_the_page(park: Park) -> None:
     lead = signed_in(park.world, park.lead)
 

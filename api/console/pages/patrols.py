@@ -60,6 +60,7 @@ from schemas.patrols import (
 )
 from schemas.records import PatrolStatus
 from schemas.reports import ThreatGrouping, ThreatQuery, ThreatReport
+from sync.accounts import users
 from sync.patrols import exports, review
 from sync.patrols import reads as patrols
 from sync.patrols import reports as patrol_reports
@@ -166,6 +167,7 @@ def queue(
         "statuses": [*(value.value for value in PatrolStatus), EVERY_STATUS],
         "sectors": {sector.id: sector for sector in sectors},
         "categories": _categories(session, language(request)),
+        "rangers": users.rangers_in_scope(session, principal=viewer.principal),
         "downloads": urlencode({k: v for k, v in asked.items() if k != "offset"}),
         "page": None,
         "ranger_id": None,
