@@ -23,9 +23,13 @@ HTTP (``bench.fleet``) and hand the tablets to the load process (``bench.load``)
    each of ``--attachment-sizes``, against the floor of the same bytes sent as plain
    bodies to a server that only keeps them, with every server process's peak memory;
    every photo must be held afterwards (``bench.attachments``).
+8. **Console** (a fifth database): the demo programme built over the API by
+   ``fieldsync demo --url`` at ``--console-scale``, then the console's pages of it,
+   each read as the lead, the coordinator or the admin signed in through the console's
+   form, ``--console-requests`` times (``bench.console``).
 
 ``--only`` runs some of these: ``sync`` (1 to 4), ``scale`` (5), ``review`` (6),
-``attachments`` (7).
+``attachments`` (7), ``console`` (8).
 
 The server's memory is sampled all along (``bench.memory``).
 """
@@ -49,7 +53,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench import attachments, review
+from bench import attachments, console, review
 from bench import fleet as fleets
 from bench.load import LoadProcess
 from bench.memory import MemorySampler
@@ -63,7 +67,7 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN = "bench-admin"
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
-PHASES = ("sync", "scale", "review", "attachments")
+PHASES = ("sync", "scale", "review", "attachments", "console")
 
 
 @dataclass
@@ -89,6 +93,10 @@ class Config:
     attachment_sizes: list[int] = field(default_factory=lambda: [2 * MIB, 20 * MIB])
     attachment_photos: list[int] = field(default_factory=lambda: [10, 1])
     attachment_chunk: int = 256 * 1024
+    # The demo programme's scale for the console run (1: 1,600 households; 0: no run),
+    # and the timed reads of each page.
+    console_scale: float = 1.0
+    console_requests: int = 30
     phases: list[str] = field(default_factory=lambda: list(PHASES))
     postgres_url: str = DEFAULT_POSTGRES_URL
     postgres_database: str = "fieldsync_bench"
@@ -115,6 +123,8 @@ QUICK: dict[str, Any] = {
     "attachment_sizes": [128 * 1024, MIB],
     "attachment_photos": [3, 1],
     "attachment_chunk": 64 * 1024,
+    "console_scale": 0.02,
+    "console_requests": 3,
 }
 
 
@@ -170,6 +180,14 @@ def parser() -> argparse.ArgumentParser:
     )
     made.add_argument("--attachment-chunk", help="bytes a request of the attachments run (256K)")
     made.add_argument(
+        "--console-scale",
+        type=float,
+        help="the demo programme's scale for the console run (1: 1,600 households; 0: none)",
+    )
+    made.add_argument(
+        "--console-requests", type=int, help="timed reads of each page in the console run (30)"
+    )
+    made.add_argument(
         "--only",
         help=f"run only these phases, comma-separated: {','.join(PHASES)} (default: all)",
     )
@@ -201,6 +219,8 @@ def config_from(argv: Sequence[str]) -> Config:
         "review_requests",
         "review_details",
         "review_page",
+        "console_scale",
+        "console_requests",
         "postgres_url",
         "postgres_database",
         "out",
@@ -230,6 +250,8 @@ def config_from(argv: Sequence[str]) -> Config:
         raise SystemExit("fieldsync bench: --attachment-photos needs a count for each size")
     if min(made.attachment_sizes, default=1) <= 4 or made.attachment_chunk < 1:
         raise SystemExit("fieldsync bench: a photo is more than 4 bytes, a chunk at least 1")
+    if not 0 <= made.console_scale <= 4 or made.console_requests < 1:
+        raise SystemExit("fieldsync bench: --console-scale is 0 to 4, --console-requests 1 or more")
     return made
 
 
@@ -306,12 +328,27 @@ def database(backend: str, config: Config, folder: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@dataclass
+class Served:
+    """A fresh database, migrated, with its admin, served by its own server process
+    whose memory is sampled: what every run starts from."""
+
+    backend: str
+    url: str
+    folder: Path
+    env: dict[str, str]
+    settings: Settings
+    server: Server
+    memory: MemorySampler
+    admin_password: str
+
+
 @contextlib.contextmanager
-def deployment(
+def served(
     backend: str, config: Config, purpose: str, *, env: dict[str, str] | None = None
-) -> Iterator[Deployment]:
-    """Database, migrations, admin, server, memory sampler, programme, load process;
-    ``env`` adds to the server's settings."""
+) -> Iterator[Served]:
+    """Database, migrations, admin, server, memory sampler; ``env`` adds to the
+    server's settings."""
     with (
         tempfile.TemporaryDirectory(prefix=f"fieldsync-bench-{backend}-") as scratch,
         database(backend, config, Path(scratch)) as url,
@@ -345,27 +382,50 @@ def deployment(
                 raise RuntimeError(f"fieldsync {' '.join(command)}: {answer.stderr}")
         server = start_server(env=env, folder=folder, workers=config.workers)
         memory = MemorySampler(server.pid).start()
-        load: LoadProcess | None = None
         try:
-            say(f"  [{purpose}] server pid {server.pid} on port {server.port}; setting up")
-            with memory.during("setup"):
-                fleet = fleets.set_up(
-                    server.api,
-                    admin=ADMIN,
-                    password=password,
-                    devices=config.devices,
-                    seed=config.seed,
-                )
-            load = LoadProcess(fleet, seed=f"{config.seed}:{purpose}")
-            yield Deployment(backend, url, folder, env, settings, server, memory, fleet, load)
+            say(f"  [{purpose}] server pid {server.pid} on port {server.port}")
+            yield Served(backend, url, folder, env, settings, server, memory, password)
         finally:
-            if load is not None:
-                load.close()
             memory.stop()
             server.stop()
             errors = server.tracebacks()
             if errors:
                 say(f"  !! the server logged {len(errors)} tracebacks; the first:\n{errors[0]}")
+
+
+@contextlib.contextmanager
+def deployment(
+    backend: str, config: Config, purpose: str, *, env: dict[str, str] | None = None
+) -> Iterator[Deployment]:
+    """A served database (``served``), then the programme set up over HTTP and the
+    load process; ``env`` adds to the server's settings."""
+    with served(backend, config, purpose, env=env) as made:
+        load: LoadProcess | None = None
+        try:
+            say(f"  [{purpose}] setting up")
+            with made.memory.during("setup"):
+                fleet = fleets.set_up(
+                    made.server.api,
+                    admin=ADMIN,
+                    password=made.admin_password,
+                    devices=config.devices,
+                    seed=config.seed,
+                )
+            load = LoadProcess(fleet, seed=f"{config.seed}:{purpose}")
+            yield Deployment(
+                backend,
+                made.url,
+                made.folder,
+                made.env,
+                made.settings,
+                made.server,
+                made.memory,
+                fleet,
+                load,
+            )
+        finally:
+            if load is not None:
+                load.close()
 
 
 # ---------------------------------------------------------------- the phases
@@ -399,6 +459,21 @@ def run_backend(backend: str, config: Config) -> dict[str, Any]:
             figures["attachments"] = attachments.phase(made, config, figures)
             figures["attachments_memory"] = made.memory.report()
             figures["server_tracebacks"] += len(made.server.tracebacks())
+    if "console" in config.phases and config.console_scale:
+        with served(backend, config, "console", env=console.SERVER_ENV) as ready:
+            figures["console"] = console.phase(
+                ready.server,
+                ready.env,
+                ready.folder,
+                ready.memory,
+                scale=config.console_scale,
+                requests=config.console_requests,
+                seed=config.seed,
+                admin=(ADMIN, ready.admin_password),
+                figures=figures,
+            )
+            figures["console_memory"] = ready.memory.report()
+            figures["server_tracebacks"] += len(ready.server.tracebacks())
     figures["seconds"] = round(time.perf_counter() - started, 1)
     if figures["server_tracebacks"]:
         figures["errors"] += 1

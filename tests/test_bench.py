@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import bench.attachments
+import bench.console
 import bench.seed
 from bench import generator
 from bench.generator import CommunityPlace, Record, Track
@@ -142,6 +143,24 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert photos["memory_grows_with_file_size"] is False
     assert figures["attachments_memory"]["peak_tree_mb"] > 0
     assert "fieldsync / floor" in table(results)
+    shown = figures["console"]
+    assert (shown["scale"], shown["requests"]) == (QUICK["console_scale"], 3)
+    assert any("households" in line for line in shown["demo"]), shown["demo"]
+    assert list(shown["pages"]) == list(bench.console.PAGES)
+    assert shown["patrols_asked"] >= 2  # a patrol's page is timed of several patrols
+    for name, report in shown["pages"].items():
+        assert report["failed"] == 0, (name, report["failures"])
+        assert report["asked"] == 1 + bench.console.WARM + 3
+        assert report["count"] == 3
+        latency = report["latency_ms"]
+        assert latency["max"] >= latency["p95"] >= latency["p50"] > 0
+        assert report["first_ms"] > 0
+        assert report["mean_bytes"] > 1000
+        assert report["target_ms"] == 300
+        assert report["p95_within_target"] == (latency["p95"] <= 300)
+    assert [n for n, page in shown["pages"].items() if page["caches"]] == ["threats", "programme"]
+    assert figures["console_memory"]["peak_tree_mb"] > 0
+    assert "people, likely duplicates" in table(results)
     assert config.out.read_text().startswith("{")
 
 
@@ -578,9 +597,42 @@ def test_only_runs_the_phases_asked_for() -> None:
     config = config_from(["--only", "review", "--review-patrols", "500", "--quick"])
     assert config.phases == ["review"]
     assert (config.review_patrols, config.review_points) == (500, QUICK["review_points"])
-    assert config_from([]).phases == ["sync", "scale", "review", "attachments"]
+    assert config_from([]).phases == ["sync", "scale", "review", "attachments", "console"]
     with pytest.raises(SystemExit):
         config_from(["--only", "push"])
+
+
+def test_the_console_run_is_the_full_demo_unless_quick_and_reads_the_demos_passwords() -> None:
+    config = config_from(["--only", "console"])
+    assert (config.phases, config.console_scale, config.console_requests) == (["console"], 1, 30)
+    quick = config_from(["--only", "console", "--quick", "--console-requests", "5"])
+    assert (quick.console_scale, quick.console_requests) == (0.02, 5)
+    for wrong in (["--console-scale", "5"], ["--console-requests", "0"]):
+        with pytest.raises(SystemExit):
+            config_from(wrong)
+    printed = [
+        "Built in 11 s: 668 changes pushed by 219 syncs of 11 tablets, 1,050 pulled. "
+        "In the database, counted by SQL:",
+        "  families    32 households, 148 people (2 registered twice, on two tablets)",
+        "",
+        "Sign in (development data; these passwords are new each run):",
+        "  coordinator  demo-coordinadora  s3cr-t_1",
+        "  ranger lead  demo-jefe  s3cr-t_1",
+        "  admin        bench-admin  (yours)",
+    ]
+    said = bench.console.passwords("\n".join(printed), ("bench-admin", "admin's"))
+    assert said == {
+        "admin": ("bench-admin", "admin's"),
+        "coordinator": ("demo-coordinadora", "s3cr-t_1"),
+        "ranger lead": ("demo-jefe", "s3cr-t_1"),
+    }
+    assert bench.console.made(printed) == [
+        "Built in 11 s: 668 changes pushed by 219 syncs of 11 tablets, 1,050 pulled. "
+        "In the database, counted by SQL:",
+        "families 32 households, 148 people (2 registered twice, on two tablets)",
+    ]
+    with pytest.raises(bench.console.ConsoleFailed):
+        bench.console.passwords("\n".join(printed[:4]), ("bench-admin", "admin's"))
 
 
 def test_the_attachments_run_takes_sizes_in_kib_and_mib_and_a_count_for_each() -> None:
