@@ -159,6 +159,9 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
         assert report["target_ms"] == 300
         assert report["p95_within_target"] == (latency["p95"] <= 300)
     assert [n for n, page in shown["pages"].items() if page["caches"]] == ["threats", "programme"]
+    assert set(shown["misses"]) <= set(shown["pages"])
+    assert set(shown["first_reads_over_target"]) <= set(shown["pages"])
+    assert len(shown["load_average"]["start"]) == len(shown["load_average"]["end"]) == 3
     assert figures["console_memory"]["peak_tree_mb"] > 0
     assert "people, likely duplicates" in table(results)
     assert config.out.read_text().startswith("{")
