@@ -74,6 +74,19 @@ class Device(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_by: uuid.UUID | None = Field(default=None, foreign_key="user.id")
     last_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # Its pulls, noted at most once a minute and on the page that catches it up
+    # (``sync.accounts.contact``): when, and the change number it had everything up to.
+    last_pull_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    pulled_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # What the tablet said of itself in its last push's ``client`` report.
+    reported_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    app_version: str | None = Field(default=None, sa_type=sa.String(64))
+    # ``app_version`` made sortable as text, for "older than 2.4" (``contact.version_key``).
+    app_version_key: str | None = Field(default=None, sa_type=sa.String(128), index=True)
+    client_schema_version: int | None = None
+    pending_changes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    oldest_pending_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    free_storage_mb: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class RefreshFamily(SQLModel, table=True):

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -256,6 +256,35 @@ class Change(BaseModel):
     )
 
 
+class ClientReport(BaseModel):
+    """What a tablet says of itself with a push, for the office's view of the fleet.
+
+    Keys this server does not know are ignored, not refused: a newer app may report
+    more, and its pushes must go on being taken."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    app_version: str | None = PydanticField(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The app's version, such as `2.4.1` or `2.5.0-beta.2`.",
+    )
+    schema_version: WholeNumber | None = PydanticField(
+        default=None, ge=1, le=MAX_VERSION, description="The newest record schema it writes."
+    )
+    pending_changes: WholeNumber | None = PydanticField(
+        default=None, ge=0, le=MAX_SEQ, description="Changes it holds that it has not pushed."
+    )
+    oldest_pending_at: AwareDatetime | None = PydanticField(
+        default=None, description="When the oldest of those was made, by its own clock."
+    )
+    free_storage_mb: WholeNumber | None = PydanticField(
+        default=None, ge=0, le=MAX_SEQ, description="Free storage left on it, in MB."
+    )
+
+
 class PushRequest(BaseModel):
     """A batch. Only what identifies a change is checked here: anything else wrong
     with one change (a NUL character, an unknown entity) rejects that change alone."""
@@ -266,6 +295,9 @@ class PushRequest(BaseModel):
     device_id: uuid.UUID
     batch_id: uuid.UUID | None = None
     changes: list[Change]
+    client: ClientReport | None = PydanticField(
+        default=None, description="The tablet's own report of its state (optional)."
+    )
 
 
 class ChangeError(BaseModel):

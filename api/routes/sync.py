@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.body import JSONRoute, check_json_media_type, parse_json, read_body
-from api.deps import Admin, CurrentPrincipal, SessionDep, SettingsDep
+from api.deps import Admin, CurrentPrincipal, EngineDep, SessionDep, SettingsDep
 from api.errors import problems
 from schemas.attachments import MissingAttachmentPage
 from schemas.queries import Paging
@@ -22,6 +22,8 @@ from schemas.sync import (
     PushResponse,
     RejectedPage,
 )
+from schemas.types import utcnow
+from sync.accounts import contact
 from sync.attachments import access
 from sync.catalog import CATALOG
 from sync.engine import pull as pulling
@@ -102,6 +104,7 @@ def pull(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
+    engine: EngineDep,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
     limit: Annotated[int | None, Query(ge=1, le=MAX_PULL_LIMIT)] = None,
 ) -> Response:
@@ -113,7 +116,8 @@ def pull(
     # The page comes already written as JSON (see sync.engine.pull): answered as it is, not
     # validated and serialised again; response_model still describes it in OpenAPI.
     page = pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
-    return Response(content=page, media_type="application/json")
+    contact.note_pull(engine, page.note, seq=page.seq, caught_up=page.caught_up, now=utcnow())
+    return Response(content=page.body, media_type="application/json")
 
 
 @router.get("/missing-attachments", responses=problems(403))

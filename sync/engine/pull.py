@@ -48,6 +48,7 @@ from sqlmodel import Session, col, select
 
 from schemas import Community, Device, SyncEntry
 from schemas.enums import Role
+from sync.accounts.contact import PullNote
 from sync.accounts.principal import Principal
 from sync.engine import changelog
 from sync.engine.cursor import Cursor, Scope, decode, encode
@@ -79,6 +80,20 @@ class CursorReset(Gone):
     code = "cursor_reset"
 
 
+@dataclass(frozen=True)
+class Pulled:
+    """A page as answered: ``body`` (a ``PullResponse`` as JSON bytes), how many
+    changes it holds, and where it leaves the device: ``seq``, the change number it has
+    everything up to, and whether it is ``caught_up``. ``note`` is what the device's
+    row said of its pulls before (``sync.accounts.contact``)."""
+
+    body: bytes
+    changes: int
+    seq: int
+    caught_up: bool
+    note: PullNote
+
+
 def pull(
     session: Session,
     *,
@@ -86,8 +101,8 @@ def pull(
     cursor: str | None,
     limit: int | None,
     settings: Settings,
-) -> bytes:
-    """The next page for the principal's device: a ``PullResponse``, as JSON bytes."""
+) -> Pulled:
+    """The next page for the principal's device."""
     if principal.device_id is None:
         raise Forbidden("pulling needs a device's token; enroll the device", code="device_required")
     size = min(limit or settings.pull_default_limit, settings.pull_max_limit)
@@ -127,8 +142,15 @@ def pull(
         position, done = _fill(session, position, page)
         if done:
             break
-    last_seq = session.exec(select(Device.last_seq).where(Device.id == principal.device_id)).first()
-    return page.document(cursor=encode(position, key), has_more=page.full, last_seq=last_seq)
+    device = session.exec(
+        select(Device.last_seq, Device.last_pull_at, Device.pulled_seq).where(
+            Device.id == principal.device_id
+        )
+    ).one()
+    changes = page.count
+    body = page.document(cursor=encode(position, key), has_more=page.full, last_seq=device[0])
+    note = PullNote(principal.device_id, last_pull_at=device[1], pulled_seq=device[2])
+    return Pulled(body, changes, seq=position.seq, caught_up=not page.full, note=note)
 
 
 # ---------------------------------------------------------------- the page, as JSON

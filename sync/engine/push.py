@@ -52,6 +52,7 @@ from schemas.sync import (
     Status,
 )
 from schemas.types import utcnow
+from sync.accounts import contact
 from sync.accounts.principal import Principal
 from sync.engine.changelog import Changelog
 from sync.engine.decide import Actor, Decider
@@ -198,6 +199,7 @@ class Batch:
         if used_seqs:
             device.last_seq = max(max(used_seqs), floor)
         device.last_seen_at = self.now
+        contact.note_report(device, batch.client, self.now)
         self.session.add(device)
         self.owed.write()
         self.changelog.publish()  # last: it takes the clock, held until commit

@@ -132,6 +132,41 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
         session.close()
 
 
+class Busy(Exception):
+    """Another transaction holds the lock a ``write_without_waiting`` needed."""
+
+
+# PostgreSQL's lock_not_available, which lock_timeout raises.
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+@contextmanager
+def write_without_waiting(engine: Engine) -> Iterator[Connection]:
+    """A short writing transaction that waits for no lock: ``Busy`` if another writer
+    holds SQLite's write lock or a PostgreSQL row it updates. For bookkeeping that a
+    later request can do as well (a device's last pull), never for what a caller was
+    promised. Committed when the block ends, rolled back if it raises."""
+    with engine.connect() as connection:
+        raw: Any = connection.connection.dbapi_connection
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # on the driver's connection: no transaction is begun for it
+            waits = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+            raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            with connection.begin():
+                if not sqlite:
+                    connection.exec_driver_sql("SET LOCAL lock_timeout = '1ms'")
+                yield connection
+        except sa.exc.OperationalError as error:
+            state = getattr(error.orig, "sqlstate", None)
+            if state == LOCK_NOT_AVAILABLE or "database is locked" in str(error.orig):
+                raise Busy(str(error.orig)) from error
+            raise
+        finally:
+            if sqlite:
+                raw.execute(f"PRAGMA busy_timeout = {int(waits)}")
+
+
 # ---------------------------------------------------------------- what differs by dialect
 
 Bind = Session | Connection

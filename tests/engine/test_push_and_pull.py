@@ -88,7 +88,7 @@ class Office:
                         cursor=cursor,
                         limit=None,
                         settings=self.settings,
-                    )
+                    ).body
                 )
             pulled += [(c["entity"], c["id"], c["op"]) for c in page["changes"]]
             cursor = page["cursor"]
