@@ -1,10 +1,11 @@
 """Devices: enrollment codes, enrollment, labels, and revocation of lost tablets."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
+from api.answers import attachment, json_or_csv
 from api.body import JSONRoute
 from api.deps import ClientAddress, CurrentPrincipal, SessionDep, SettingsDep, Supervisor
 from api.errors import problems
@@ -17,6 +18,7 @@ from schemas.accounts import (
     EnrollRequest,
 )
 from schemas.device_health import DeviceHealthPage, DeviceHealthQuery
+from schemas.queries import Format
 from sync.accounts import device_health, devices
 
 router = APIRouter(route_class=JSONRoute, prefix="/devices", tags=["devices"])
@@ -54,15 +56,27 @@ def list_devices(principal: CurrentPrincipal, session: SessionDep) -> list[Devic
 
 
 # Before ``/{device_id}``, which would read ``health`` as a device id.
-@router.get("/health")
+@router.get("/health", response_model=DeviceHealthPage, responses=json_or_csv())
 def devices_health(
-    query: Annotated[DeviceHealthQuery, Query()], principal: Supervisor, session: SessionDep
-) -> DeviceHealthPage:
-    """A page of the devices the caller manages (ranger leads: their sectors' rangers), silent
-    longest first: its user, when it was last seen and last pushed, and the deferred
-    and rejected changes held for it. ``silent_days=N``: only those not heard from in
-    N days. What the tablet itself reports (app version, pending changes) and the
-    cursor's lag are not recorded yet."""
+    query: Annotated[DeviceHealthQuery, Query()],
+    principal: Supervisor,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Any:
+    """A page of the devices the caller manages (ranger leads: their sectors' rangers),
+    silent longest first: its user, its last contact, push and pull, what it reported
+    of itself with its last push (app version, changes not yet sent, free storage), how
+    long it has been missing changes of its scope (``behind_since``, ``lag_seconds``),
+    and the deferred and rejected changes and the files held for it.
+
+    ``silent_days=N``: only those not heard from in N days; ``sector_id``, ``role``,
+    ``app_version`` and ``app_version_below`` narrow it further. ``format=csv``: every
+    matching device as a spreadsheet."""
+    if query.format is Format.csv:
+        rows = device_health.health_csv(
+            session, principal=principal, query=query, zone=settings.zone
+        )
+        return attachment(rows, "devices.csv")
     return device_health.list_health(session, principal=principal, query=query)
 
 

@@ -52,6 +52,7 @@ def test_health_is_a_page_of_devices_not_a_device_id(world: World) -> None:
         "user_id": str(ranger.user_id),
         "username": "ana-quispe",
         "full_name": "Ana-Quispe",
+        "role": "ranger",
     }
     assert health["last_seen_at"] is not None
     assert health["last_push_at"] is not None
