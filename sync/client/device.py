@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -44,13 +46,20 @@ from typing import Any
 import httpx
 
 from schemas.accounts import Enrollment
-from schemas.sync import ChangeResult, PulledChange, PullResponse, PushRequest, PushResponse
+from schemas.sync import (
+    ChangeResult,
+    ClientReport,
+    PulledChange,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+)
 from schemas.wire import has_nul
 from sync.client.connection import Connection, problem_code, problem_detail, raise_for
 from sync.client.errors import AuthFailed, SyncError
 from sync.client.files import CHUNK_SIZE, AttachmentRefused, OwedFiles, Uploads, named_files
 from sync.client.files import attach as attach_file
-from sync.client.store import LocalFile, LocalRecord, LocalStore, Pending
+from sync.client.store import SCHEMA_VERSION, LocalFile, LocalRecord, LocalStore, Pending
 
 PROTOCOL = 1
 MAX_ENTITY = 64
@@ -83,10 +92,13 @@ class DeviceClient:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         chunk_size: int = CHUNK_SIZE,
+        app_version: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.state_path = Path(state_path)
+        # What its pushes report as the app's version: the caller's app, or this client's.
+        self.app_version = app_version or version("fieldsync")
         self._store = LocalStore(state_path)
         if isinstance(server, httpx.Client):
             http = server
@@ -501,8 +513,23 @@ class DeviceClient:
             device_id=self.device_id,
             batch_id=uuid.uuid4(),
             changes=[change.as_change() for change in batch],
+            client=self.report(),
         )
         return request.model_dump_json().encode()
+
+    def report(self) -> ClientReport:
+        """What this device says of itself with each push, for the office's view of
+        the fleet: its version, the changes it holds unsent (the batch being sent
+        among them) and the free space beside its state file."""
+        oldest = self._store.oldest_unsent_at()
+        free = shutil.disk_usage(self.state_path.resolve().parent).free
+        return ClientReport(
+            app_version=self.app_version,
+            schema_version=SCHEMA_VERSION,
+            pending_changes=self._store.unsent(),
+            oldest_pending_at=None if oldest is None else datetime.fromisoformat(oldest),
+            free_storage_mb=free // 2**20,
+        )
 
     def _take_results(self, batch: list[Pending], answer: PushResponse) -> list[ChangeResult]:
         answered = {str(result.change_id): result for result in answer.results}

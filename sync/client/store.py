@@ -41,6 +41,9 @@ from typing import Any
 from schemas.sync import Change, ChangeResult, PulledChange, Status
 from sync.client.errors import NotEnrolled
 
+# The version of the records' schema this client writes.
+SCHEMA_VERSION = 1
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS record (
     entity TEXT NOT NULL,
@@ -105,7 +108,7 @@ class Pending:
             id=uuid.UUID(self.id),
             op=self.op,
             base_version=self.base_version,
-            schema_version=1,
+            schema_version=SCHEMA_VERSION,
             recorded_at=datetime.fromisoformat(self.recorded_at),
             fields=self.fields,
         )
@@ -252,6 +255,11 @@ class LocalStore:
     def unsent(self) -> int:
         count: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         return count
+
+    def oldest_unsent_at(self) -> str | None:
+        """When the oldest change of the outbox was made (its ``recorded_at``)."""
+        row = self._db.execute("SELECT recorded_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
 
     def queue(self, change: Pending) -> None:
         """Put ``change`` in the outbox; the next change gets the next ``seq``."""

@@ -196,6 +196,29 @@ def test_create_update_delete_round_trip(
     assert [v[:2] for v in versions(world.engine, two)] == [(1, "create"), (2, "delete")]
 
 
+def test_each_push_reports_the_tablet_to_the_fleet_view_and_each_pull_is_noted(
+    world: World, sector: dict[str, Any], rangers: tuple[Caller, Caller], tmp_path: Path
+) -> None:
+    ranger, _ = rangers
+    with tablet(world, ranger, tmp_path / "a.db", batch_size=2, app_version="2.5.0-rc.1") as a:
+        for _ in range(3):
+            a.create("patrol", str(uuid.uuid4()), patrol(sector))
+        oldest = a.outbox()[0].recorded_at
+
+        a.sync()
+
+        [health] = world.admin.get("/devices/health").json()["items"]
+    assert (health["app_version"], health["schema_version"]) == ("2.5.0-rc.1", 1)
+    # The last batch's report: its one change was still unsent when it left.
+    assert health["pending_changes"] == 1
+    assert health["oldest_pending_at"] is not None
+    assert health["oldest_pending_at"] > oldest[:10]
+    assert health["free_storage_mb"] > 0
+    assert health["last_pull_at"] is not None
+    assert health["behind_since"] is None
+    assert health["pulled_seq"] == health["newest_seq"]
+
+
 def test_an_update_of_a_record_made_here_and_not_yet_pushed_has_base_version_zero(
     world: World, sector: dict[str, Any], rangers: tuple[Caller, Caller], tmp_path: Path
 ) -> None:
