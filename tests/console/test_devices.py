@@ -6,12 +6,14 @@ ranger lead held to their sectors' rangers' tablets; on both databases."""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import segno
 
 from tests.conftest import Caller, World
 from tests.console.conftest import Browser, signed_in
+from tests.sync_support import Tablet, pull_all
 
 CODE = re.compile(r'<p class="code" id="enrollment-code">([^<]+)</p>')
 SVG_PATH = re.compile(
@@ -69,7 +71,7 @@ def test_an_admin_makes_an_enrollment_code_shown_once_as_a_qr_that_enrolls_the_t
     listed = admin.get("/console/devices")
     assert "Tableta 07" in listed.text
     assert "Inscrita" in listed.text  # enrolled, with its last contact
-    assert "nunca" not in listed.text
+    assert "<td>nunca</td>" not in listed.text  # its last contact; it never pushed nor pulled
 
 
 def test_a_tablet_is_revoked_after_a_confirmation_and_the_api_then_refuses_it(
@@ -192,3 +194,66 @@ def test_the_list_says_which_tablets_are_silent(world: World) -> None:
     assert "Esperando inscripción" in listed.text
     assert "nunca" in listed.text
     assert also.status_code == 200
+
+
+def test_the_list_shows_each_tablets_app_and_since_when_it_misses_changes(world: World) -> None:
+    from tests.api.test_fleet_health import Fleet
+
+    fleet = Fleet(world)
+    lead = world.user("ranger_lead", sector_ids=[fleet.sector["id"]])
+    office = signed_in(world, world.admin)
+
+    listed = office.get("/console/devices")
+    outdated = office.get(
+        "/console/devices", params={"app_version_below": "2.4", "sector_id": "", "role": ""}
+    )
+    theirs = signed_in(world, lead).get("/console/devices", params={"role": "ranger"})
+    wrong = office.get("/console/devices", params={"app_version_below": "nueva"})
+
+    assert listed.status_code == 200, listed.text
+    assert "2.3.9" in listed.text
+    assert "41 sin enviar · 95 MB libres" in listed.text
+    assert "nunca descargó" in listed.text  # none of them has pulled
+    assert ">old<" in outdated.text
+    assert ">well<" not in outdated.text
+    assert ">old<" in theirs.text
+    assert ">well<" not in theirs.text  # another sector's ranger
+    assert wrong.status_code == 422
+
+
+def test_the_list_downloads_as_the_apis_csv_file_with_its_filters(world: World) -> None:
+    from tests.api.test_fleet_health import Fleet
+
+    fleet = Fleet(world)
+    office = signed_in(world, world.admin)
+
+    every = office.get("/console/devices.csv")
+    theirs = office.get("/console/devices.csv", params={"sector_id": fleet.other["id"]})
+
+    assert every.status_code == 200, every.text
+    assert every.headers["content-type"].startswith("text/csv")
+    assert every.headers["cache-control"] == "no-store"
+    assert every.text.startswith("\ufeffdevice_id,label,")
+    assert len(every.text.strip().splitlines()) == 1 + 5
+    assert len(theirs.text.strip().splitlines()) == 1 + 1
+    assert ",well," in theirs.text
+
+
+def test_the_list_says_which_tablet_is_up_to_date_and_which_misses_changes(world: World) -> None:
+    sector = world.sector()
+    ranger, other = (world.user("ranger", sector_ids=[sector["id"]]) for _ in range(2))
+    behind = Tablet(world.device(ranger, label="T-atrasada"))
+    current = Tablet(world.device(other, label="T-corriente"))
+    pull_all(behind.device)
+    current.send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
+    pull_all(current.device)
+
+    listed = signed_in(world, world.admin).get("/console/devices").text
+
+    rows = {
+        label: listed.split(f"<td>{label}</td>")[1].split("</tr>")[0]
+        for label in ("T-atrasada", "T-corriente")
+    }
+    assert '<span class="warn">' in rows["T-atrasada"]
+    assert "<td>al día</td>" in rows["T-corriente"]
+    assert '<span class="warn">' not in rows["T-corriente"]

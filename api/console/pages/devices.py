@@ -13,11 +13,12 @@ import uuid
 from typing import Annotated
 
 import segno
-from fastapi import Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import Form, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from markupsafe import Markup
 from sqlmodel import Session
 
+from api.console.asked import asked, download
 from api.console.i18n import N_
 from api.console.pages.form_errors import REFUSALS, form_context, refusal
 from api.console.web import PREFIX, CheckedForm, OfficeViewer, console_router, redirect, render
@@ -25,9 +26,9 @@ from api.deps import SessionDep, SettingsDep
 from schemas.accounts import DeviceCreate, UserRead
 from schemas.device_health import DeviceHealthQuery
 from schemas.enums import Role
-from schemas.queries import MAX_OFFSET
 from sync.accounts import device_health, devices, users
 from sync.accounts.principal import Principal
+from sync.reference import service as reference
 
 router = console_router()
 
@@ -43,26 +44,34 @@ MESSAGES = {
 
 
 @router.get("/devices", response_class=HTMLResponse)
-def device_list(
-    request: Request,
-    viewer: OfficeViewer,
-    session: SessionDep,
-    silent_days: Annotated[str, Query(max_length=4)] = "",
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    done: Annotated[str, Query(max_length=16)] = "",
-) -> HTMLResponse:
-    """The tablets the viewer manages, silent longest first: whose, last contact, last
-    push, and what the server holds for each (deferred, rejected, files owed)."""
-    silent = int(silent_days) if silent_days.isdigit() and int(silent_days) in SILENT_DAYS else None
-    query = DeviceHealthQuery(silent_days=silent, limit=PAGE_SIZE, offset=offset)
+def device_list(request: Request, viewer: OfficeViewer, session: SessionDep) -> HTMLResponse:
+    """The tablets the viewer manages, silent longest first: whose, last contact, push
+    and pull, the app each runs and what it holds unsent, since when it misses changes,
+    and what the server holds for each (deferred, rejected, files owed). Filtered as
+    ``GET /devices/health`` is, by the same query."""
+    query = asked(request, DeviceHealthQuery, format="json", limit=PAGE_SIZE)
     page = device_health.list_health(session, principal=viewer.principal, query=query)
     context = {
         "page": page,
-        "silent_days": silent,
+        "query": query,
         "choices": SILENT_DAYS,
-        "notice": NOTICES.get(done),
+        "roles": list(Role),
+        "sectors": reference.list_sectors(session, principal=viewer.principal),
+        "notice": NOTICES.get(request.query_params.get("done", "")),
     }
     return render(request, "devices/list.html", context)
+
+
+@router.get("/devices.csv", response_class=StreamingResponse)
+def device_list_csv(
+    request: Request, viewer: OfficeViewer, session: SessionDep, settings: SettingsDep
+) -> StreamingResponse:
+    """The tablets for the filters asked: the API's CSV file."""
+    query = asked(request, DeviceHealthQuery, format="csv")
+    pieces = device_health.health_csv(
+        session, principal=viewer.principal, query=query, zone=settings.zone
+    )
+    return download(pieces, "devices.csv")
 
 
 @router.get("/devices/new", response_class=HTMLResponse)
