@@ -19,7 +19,8 @@ from schemas.accounts import (
 )
 from schemas.device_health import DeviceHealthPage, DeviceHealthQuery
 from schemas.queries import Format
-from sync.accounts import device_health, devices
+from sync.accounts import devices
+from sync.engine import device_health
 
 router = APIRouter(route_class=JSONRoute, prefix="/devices", tags=["devices"])
 

@@ -26,8 +26,9 @@ from api.deps import SessionDep, SettingsDep
 from schemas.accounts import DeviceCreate, UserRead
 from schemas.device_health import DeviceHealthQuery
 from schemas.enums import Role
-from sync.accounts import device_health, devices, users
+from sync.accounts import devices, users
 from sync.accounts.principal import Principal
+from sync.engine import device_health
 from sync.reference import service as reference
 
 router = console_router()
