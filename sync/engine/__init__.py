@@ -1,4 +1,4 @@
-"""The sync engine: push, pull, merges, conflicts and the change log.
+"""The sync engine: push, pull, merges, conflicts, the change log, and the devices' sync health.
 
 It knows no record type by name. What it needs of each — its table, fields, scope,
 parents and rules — it is given as a catalog of ``EntitySpec`` (``sync.catalog``
