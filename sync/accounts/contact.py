@@ -5,9 +5,10 @@ A pull is a reader: it must not take SQLite's one write lock, nor wait on a push
 the same device for PostgreSQL's row lock, on every page. Its note is written in a
 short transaction of its own, only when it is due — at most once a minute per device,
 and on the page that catches the device up when that moved its position — and
-skipped when the database is busy writing: the next pull notes it instead. So a
-tablet pulling fifty pages in a row writes twice, and one polling every ten seconds
-with nothing new writes once a minute.
+skipped when the lock it needs is held longer than a tenth of a second (a long batch
+being written): the next pull notes it instead. So a tablet pulling fifty pages in
+a row writes twice, and one polling every ten seconds with nothing new writes once a
+minute.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from sqlmodel import col, update
 
 from schemas import Device
 from schemas.sync import ClientReport
-from sync.platform.database import Busy, write_without_waiting
+from sync.platform.database import Busy, brief_write
 
 # How often a pull that did not catch its device up is noted.
 PULL_NOTE_EVERY = timedelta(minutes=1)
+# How long a note waits for the lock it needs: long enough for other notes and small
+# pushes to get out of the way, far too short to hold a pull behind a long batch.
+PULL_NOTE_PATIENCE_MS = 100
 # The numbers of a version, each padded to this many digits in its sort key.
 VERSION_DIGITS = 6
 VERSION_PARTS = 4
@@ -80,12 +84,13 @@ class PullNote:
 
 
 def note_pull(engine: Engine, note: PullNote, *, seq: int, caught_up: bool, now: datetime) -> bool:
-    """Note a pull page, if due, in a transaction of its own that waits for no lock:
-    whether it was written. A pull is the device's contact too."""
+    """Note a pull page, if due, in a transaction of its own that waits at most
+    ``PULL_NOTE_PATIENCE_MS`` for a lock: whether it was written. A pull is the
+    device's contact too."""
     if not note.due(seq=seq, caught_up=caught_up, now=now):
         return False
     try:
-        with write_without_waiting(engine) as connection:
+        with brief_write(engine, patience_ms=PULL_NOTE_PATIENCE_MS) as connection:
             connection.execute(
                 update(Device)
                 .where(col(Device.id) == note.device_id)

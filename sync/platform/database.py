@@ -133,7 +133,7 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
 
 
 class Busy(Exception):
-    """Another transaction holds the lock a ``write_without_waiting`` needed."""
+    """Another transaction held, longer than a ``brief_write`` would wait, a lock it needed."""
 
 
 # PostgreSQL's lock_not_available, which lock_timeout raises.
@@ -141,21 +141,22 @@ LOCK_NOT_AVAILABLE = "55P03"
 
 
 @contextmanager
-def write_without_waiting(engine: Engine) -> Iterator[Connection]:
-    """A short writing transaction that waits for no lock: ``Busy`` if another writer
-    holds SQLite's write lock or a PostgreSQL row it updates. For bookkeeping that a
-    later request can do as well (a device's last pull), never for what a caller was
-    promised. Committed when the block ends, rolled back if it raises."""
+def brief_write(engine: Engine, *, patience_ms: int) -> Iterator[Connection]:
+    """A short writing transaction that waits at most ``patience_ms`` for the locks it
+    needs — SQLite's write lock (``BEGIN IMMEDIATE`` under a busy timeout that short),
+    a PostgreSQL row (``lock_timeout``) — and raises ``Busy`` past that. For
+    bookkeeping that a later request can do as well (a device's last pull), never for
+    what a caller was promised. Committed when the block ends, rolled back if it raises."""
     with engine.connect() as connection:
         raw: Any = connection.connection.dbapi_connection
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:  # on the driver's connection: no transaction is begun for it
             waits = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-            raw.execute("PRAGMA busy_timeout = 0")
+            raw.execute(f"PRAGMA busy_timeout = {int(patience_ms)}")
         try:
-            with connection.begin():
+            with connection.execution_options(**{WRITE: True}).begin():
                 if not sqlite:
-                    connection.exec_driver_sql("SET LOCAL lock_timeout = '1ms'")
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(patience_ms)}ms'")
                 yield connection
         except sa.exc.OperationalError as error:
             state = getattr(error.orig, "sqlstate", None)

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select, update
 from schemas import Device
 from schemas.types import utcnow
 from sync.platform.database import is_postgresql, open_session
-from tests.conftest import Caller, World
+from tests.conftest import Caller, World, all_at_once
 from tests.sync_support import Tablet, pull_all
 
 
@@ -175,11 +175,11 @@ def test_a_pull_is_noted_once_a_minute_and_when_it_catches_up(world: World) -> N
     assert again.last_seen_at == again.last_pull_at  # a pull is the device's contact
 
 
-def test_a_pull_never_waits_for_its_bookkeeping(world: World) -> None:
+def test_a_pull_is_never_held_up_by_its_bookkeeping(world: World) -> None:
     """Another transaction holds what the note would write — SQLite's one write lock, or
-    on PostgreSQL this device's row, as a push of the same tablet does — until the pull
-    has answered. A pull that waited for it would not answer before the deadline (the
-    lock is held until then, and SQLite's busy timeout is longer)."""
+    on PostgreSQL this device's row, as a long push of the same tablet does — until the
+    pull has answered. A pull that waited for it would not answer before the deadline
+    (the lock is held until then, and SQLite's busy timeout is longer)."""
     sector = world.sector("AM-01")
     tablet = Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
     tablet.send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
@@ -206,3 +206,25 @@ def test_a_pull_never_waits_for_its_bookkeeping(world: World) -> None:
     device.get("/sync/pull")
 
     assert device_row(world, tablet).last_pull_at is not None  # the next pull notes it
+
+
+def test_tablets_pulling_at_once_are_all_answered_and_noted(world: World) -> None:
+    sector = world.sector("AM-01")
+    tablets = [
+        Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]]))) for _ in range(6)
+    ]
+    tablets[0].send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
+    queue = list(tablets)
+
+    def pull(client: TestClient) -> Any:
+        tablet = queue.pop()
+        return client.get("/sync/pull", headers=tablet.device.headers)
+
+    answers = all_at_once(world.client, pull, times=len(tablets))
+
+    assert [answer.status_code for answer in answers] == [200] * len(tablets)
+    # A note a busy moment skipped is written by the device's next pull.
+    for tablet in tablets:
+        if device_row(world, tablet).last_pull_at is None:
+            assert tablet.device.get("/sync/pull").status_code == 200
+        assert device_row(world, tablet).last_pull_at is not None
