@@ -74,6 +74,8 @@ class Device(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_by: uuid.UUID | None = Field(default=None, foreign_key="user.id")
     last_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # When a push last brought a change the server had not received (not a replay).
+    last_push_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Its pulls, noted at most once a minute and on the page that catches it up
     # (``sync.accounts.contact``): when, and the change number it had everything up to.
     last_pull_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,5 +1,6 @@
-"""The fleet's health: each device's pulls (when, and how far it got) and what the
-tablet last reported of itself with a push (app version, pending changes, storage).
+"""The fleet's health: each device's last push, its pulls (when, and how far it got)
+and what the tablet last reported of itself with a push (app version, pending changes,
+storage).
 
 Revision ID: 0013
 Revises: 0012
@@ -19,6 +20,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 COLUMNS = (
+    ("last_push_at", schemas.types.UTCDateTime()),
     ("last_pull_at", schemas.types.UTCDateTime()),
     ("pulled_seq", sa.BigInteger()),
     ("reported_at", schemas.types.UTCDateTime()),
@@ -37,6 +39,11 @@ def upgrade() -> None:
     for name, kind in COLUMNS:
         op.add_column("device", sa.Column(name, kind, nullable=True))
     op.create_index(op.f("ix_device_app_version_key"), "device", ["app_version_key"])
+    # Until now read as the newest change received from the device, a scan of all it sent.
+    op.execute(
+        "UPDATE device SET last_push_at = "
+        "(SELECT max(received_at) FROM sync_change WHERE sync_change.device_id = device.id)"
+    )
 
 
 def downgrade() -> None:

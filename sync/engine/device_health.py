@@ -128,9 +128,6 @@ def _health(
     session: Session, rows: Sequence[tuple[Device, User]], now: datetime
 ) -> list[DeviceHealth]:
     ids = [device.id for device, _ in rows]
-    last_push = _per_device(
-        session, select(SyncChange.device_id, func.max(SyncChange.received_at)), SyncChange, ids
-    )
     rejected = _per_device(
         session,
         select(SyncChange.device_id, func.count()).where(SyncChange.status == Status.rejected),
@@ -177,7 +174,7 @@ def _health(
                 ),
                 enrolled_at=device.enrolled_at,
                 last_seen_at=device.last_seen_at,
-                last_push_at=last_push.get(device.id),
+                last_push_at=device.last_push_at,
                 last_pull_at=device.last_pull_at,
                 last_seq=device.last_seq,
                 app_version=device.app_version,

@@ -160,6 +160,7 @@ class Batch:
         floor = device.last_seq if device.last_seq is not None else -1
         used_seqs: set[int] = set()
         results: list[ChangeResult | None] = [None] * len(batch.changes)
+        received = False  # a change not sent before
         for index in sorted(range(len(batch.changes)), key=lambda i: batch.changes[i].seq):
             change = batch.changes[index]
             ready = self.prepared.get(change.change_id)
@@ -172,6 +173,7 @@ class Batch:
                     self.receipts.refuse(principal, change, result)
                 results[index] = result
                 continue
+            received = True
             refused = unstorable(change, ready.text)
             if refused is not None:
                 kept = storable(change)
@@ -199,6 +201,8 @@ class Batch:
         if used_seqs:
             device.last_seq = max(max(used_seqs), floor)
         device.last_seen_at = self.now
+        if received:
+            device.last_push_at = self.now
         contact.note_report(device, batch.client, self.now)
         self.session.add(device)
         self.owed.write()

@@ -267,3 +267,28 @@ def test_version_keys_sort_as_versions_do(older: str, newer: str) -> None:
     assert low < high
     assert version_key("2.4.0") == version_key("2.4") == version_key("v2.4.0.0")
     assert version_key("dev") is None
+
+
+def test_the_last_push_is_the_last_that_brought_something_new(world: World) -> None:
+    sector = world.sector()
+    tablet = Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
+    sent = change("patrol", str(uuid.uuid4()), "create", 1, {"sector_id": sector["id"]})
+    assert push_with(tablet, None, sent).status_code == 200
+    earlier = utcnow() - timedelta(days=3)
+    with Session(world.engine) as session:
+        session.exec(
+            update(Device)
+            .where(col(Device.id) == uuid.UUID(device_id(tablet)))
+            .values(last_push_at=earlier)
+        )
+        session.commit()
+
+    replayed = push_with(tablet, None, sent)
+
+    assert replayed.json()["results"][0]["replayed"] is True
+    [health] = world.admin.get("/devices/health").json()["items"]
+    assert health["last_push_at"].startswith(earlier.isoformat()[:19])
+    tablet.seq = 1
+    tablet.send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
+    [health] = world.admin.get("/devices/health").json()["items"]
+    assert health["last_push_at"] > earlier.isoformat()
