@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
-from api import console, errors, headers, openapi
+from api import console, errors, headers, metrics, openapi
 from api.limits import RequestLimits
 from api.routes import (
     agreements,
@@ -28,6 +28,7 @@ from api.routes import (
     trainings,
     users,
 )
+from api.routes import metrics as metrics_route
 from sync.platform.database import create_db_engine
 from sync.platform.settings import Settings, get_settings
 
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # Outside the others: no body is read, nor inflated, before its limits are checked.
     app.add_middleware(RequestLimits, settings=settings)
     headers.install(app)
+    # Outside the error middleware: its 500s are counted.
+    metrics.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
     # The exports before the patrols: ``/patrols/export.csv`` is not ``/patrols/{patrol_id}``.
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     api.include_router(health.router, include_in_schema=False)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     app.include_router(home.router)
     app.mount(home.ASSETS_PATH, home.ASSETS, name="docs-assets")
     console.install(app)

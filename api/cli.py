@@ -14,8 +14,11 @@ settings); ``serve`` refuses to start without a safe ``FIELDSYNC_SECRET_KEY``.
 
 import argparse
 import getpass
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 import sqlalchemy as sa
 import uvicorn
@@ -108,20 +111,27 @@ def _serve(args: argparse.Namespace) -> int:
             )
     finally:
         engine.dispose()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        # The app reads X-Forwarded-For itself, from FIELDSYNC_TRUSTED_PROXIES only
-        # (sync.platform.addresses): uvicorn's own reading trusts 127.0.0.1 by default and
-        # would hide the socket peer that the throttles must see.
-        proxy_headers=False,
-        log_level="info",
-        # httptools with a deadline and a size cap on request headers (api/protocol.py).
-        http=BoundedHeadersProtocol,
-    )
+    with ExitStack() as cleanup:
+        # Several workers keep their metrics in files of one folder, which any of them
+        # sums when scraped (api/metrics.py). Set before the workers start and import
+        # prometheus_client; a fresh folder each start, so no old run's counts linger.
+        if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fieldsync-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            # The app reads X-Forwarded-For itself, from FIELDSYNC_TRUSTED_PROXIES only
+            # (sync.platform.addresses): uvicorn's own reading trusts 127.0.0.1 by default
+            # and would hide the socket peer that the throttles must see.
+            proxy_headers=False,
+            log_level="info",
+            # httptools with a deadline and a size cap on request headers (api/protocol.py).
+            http=BoundedHeadersProtocol,
+        )
     return 0
 
 

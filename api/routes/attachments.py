@@ -26,6 +26,7 @@ from fastapi import Path as Path_
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from api import metrics
 from api.body import JSONRoute
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.errors import problems
@@ -259,6 +260,7 @@ def append_to_upload(
         size=chunk.size,
         storage=storage,
     )
+    metrics.record_upload(chunk.size)
     return Response(status_code=204, headers=_headers(progress))
 
 

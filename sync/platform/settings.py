@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30)
     console_cookie_secure: bool | None = None
 
+    # Watching the service. ``GET /metrics`` (Prometheus) answers only a scraper that
+    # sends this token as ``Authorization: Bearer …``; without one it is a 404, never open.
+    metrics_token: SecretStr | None = None
+
     # Argon2id cost. The defaults are argon2-cffi's (RFC 9106 low-memory profile);
     # tests lower them, production should not.
     argon2_time_cost: int = Field(default=3, ge=1)
