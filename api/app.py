@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
-from api import console, errors, headers, metrics, openapi
+from api import console, errors, headers, logs, metrics, openapi
 from api.limits import RequestLimits
 from api.routes import (
     agreements,
@@ -80,8 +80,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # Outside the others: no body is read, nor inflated, before its limits are checked.
     app.add_middleware(RequestLimits, settings=settings)
     headers.install(app)
-    # Outside the error middleware: its 500s are counted.
+    # Outermost: the 500s of the error middleware are counted and logged, and every
+    # record written inside carries the request's id.
     metrics.install(app)
+    logs.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
     # The exports before the patrols: ``/patrols/export.csv`` is not ``/patrols/{patrol_id}``.

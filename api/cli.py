@@ -14,6 +14,7 @@ settings); ``serve`` refuses to start without a safe ``FIELDSYNC_SECRET_KEY``.
 
 import argparse
 import getpass
+import logging.config
 import os
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 import uvicorn
 from pydantic import ValidationError
 
+from api import logs
 from api.protocol import BoundedHeadersProtocol
 from sync.accounts import users
 from sync.platform import migrate
@@ -101,13 +103,15 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     settings.signing_key()  # refuse to start rather than sign with nothing safe
+    # JSON lines on stderr (or text), uvicorn's own lines too; each worker applies it again.
+    log_config = logs.log_config(settings.log_format)
+    logging.config.dictConfig(log_config)
     engine = create_db_engine(settings.database_url)
     try:
         if not migrate.is_at_head(engine):
-            print(
-                "fieldsync: the database is not at the newest migration; "
-                "run `fieldsync db upgrade` (readyz answers 503 until then)",
-                file=sys.stderr,
+            logging.getLogger("fieldsync").warning(
+                "the database is not at the newest migration; "
+                "run `fieldsync db upgrade` (readyz answers 503 until then)"
             )
     finally:
         engine.dispose()
@@ -129,6 +133,10 @@ def _serve(args: argparse.Namespace) -> int:
             # and would hide the socket peer that the throttles must see.
             proxy_headers=False,
             log_level="info",
+            log_config=log_config,
+            # One access line per request, with its route and id, is written by the app
+            # (api/logs.py); uvicorn's would say the same without them, and the query.
+            access_log=False,
             # httptools with a deadline and a size cap on request headers (api/protocol.py).
             http=BoundedHeadersProtocol,
         )

@@ -13,6 +13,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -104,6 +105,9 @@ class Settings(BaseSettings):
     # Watching the service. ``GET /metrics`` (Prometheus) answers only a scraper that
     # sends this token as ``Authorization: Bearer …``; without one it is a 404, never open.
     metrics_token: SecretStr | None = None
+    # Log lines on stderr: JSON, one object a line with the request's id, for a log
+    # collector; or text, for a person at a terminal.
+    log_format: Literal["json", "text"] = "json"
 
     # Argon2id cost. The defaults are argon2-cffi's (RFC 9106 low-memory profile);
     # tests lower them, production should not.
