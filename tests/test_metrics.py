@@ -247,6 +247,27 @@ def test_a_pull_is_counted_as_a_page_and_its_records() -> None:
     assert _counted("fieldsync_pull_records_total") - records == 500
 
 
+def test_a_tablets_push_and_pull_through_the_api_are_counted(world: World) -> None:
+    sector = world.sector()
+    tablet = Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
+    root = TestClient(world.client.app, base_url=ROOT)
+    before = scrape(root)
+
+    tablet.send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
+    tablet.send("patrol", str(uuid.uuid4()), "create", {"sector_id": "nowhere"})
+    page = tablet.device.get("/sync/pull").json()
+
+    after = scrape(root)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("fieldsync_changes_pushed_total", status="applied") == 1
+    assert grew("fieldsync_changes_pushed_total", status="rejected") == 1
+    assert grew("fieldsync_pull_pages_total") == 1
+    assert grew("fieldsync_pull_records_total") == len(page["changes"]) == 2  # sector, patrol
+
+
 @pytest.fixture
 def two_workers(deployment: Deployment) -> Server:
     deployment.env["FIELDSYNC_METRICS_TOKEN"] = TOKEN

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from api import metrics
 from api.body import JSONRoute, check_json_media_type, parse_json, read_body
 from api.deps import Admin, CurrentPrincipal, EngineDep, SessionDep, SettingsDep
 from api.errors import problems
@@ -88,7 +89,7 @@ async def push(
 ) -> PushResponse:
     """A device's batch of changes (``Content-Encoding: gzip`` welcome): one result per
     change, in the order sent, answered only once all of it is committed."""
-    return await run_in_threadpool(
+    answer = await run_in_threadpool(
         pushing.push,
         session,
         catalog=CATALOG,
@@ -97,6 +98,8 @@ async def push(
         settings=settings,
         prepared=batch.prepared,
     )
+    metrics.record_push(answer)
+    return answer
 
 
 @router.get("/pull", response_model=PullResponse, responses=problems(410))
@@ -117,6 +120,7 @@ def pull(
     # validated and serialised again; response_model still describes it in OpenAPI.
     page = pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
     contact.note_pull(engine, page.note, seq=page.seq, caught_up=page.caught_up, now=utcnow())
+    metrics.record_pull(page.changes)
     return Response(content=page.body, media_type="application/json")
 
 
