@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -134,14 +135,18 @@ def _ends(session: Session, seeks: list[Seek]) -> dict[Seek, int]:
 def _end(part: Part, after: int | None) -> sa.ScalarSelect[int | None]:
     """One index seek: the newest change number of ``part``, or its first after ``after``."""
     seq = col(SyncEntry.change_seq)
-    where = [part.where]
+    numbered = [] if after is None else [seq > after]
     if part.kind == "sector_row":
-        # Read by primary key: the sector's own entry (the scope index would walk the
-        # whole sector's entries for it).
-        where.append(col(SyncEntry.entity) == "sector")
-    if after is None:
-        return sa.select(sa.func.max(seq)).where(*where).scalar_subquery()
-    return sa.select(sa.func.min(seq)).where(*where, seq > after).scalar_subquery()
+        # The sector's own entry, by primary key: one row, so no aggregate — with one,
+        # PostgreSQL walked the sector's whole scope index backwards looking for it.
+        own = col(SyncEntry.entity) == "sector"
+        return sa.select(seq).where(own, part.where, *numbered).scalar_subquery()
+    # The scope parts are ranges of (key, change number) indexes: their end is a seek.
+    # The unscoped entries are a few, in a partial index that is not in change-number
+    # order: aggregated (``+ 0``), never found by walking the whole log from its end.
+    value: Any = seq + 0 if part.kind == "category" else seq
+    end = sa.func.max(value) if after is None else sa.func.min(value)
+    return sa.select(end).where(part.where, *numbered).scalar_subquery()
 
 
 def _made_at(session: Session, numbers: Iterable[int]) -> Mapping[int, datetime]:
