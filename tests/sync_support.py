@@ -82,3 +82,17 @@ class Tablet:
         )
         first: dict[str, Any] = result["results"][0]
         return first
+
+    def defer_one(self, patrol_id: str | None = None) -> dict[str, Any]:
+        """Push a track segment of a patrol the server has not received: deferred."""
+        waiting = self.send(
+            "track_segment",
+            str(uuid.uuid4()),
+            "create",
+            {
+                "patrol_id": patrol_id or str(uuid.uuid4()),
+                "points": [{"t": "2026-03-02T08:00:00-05:00", "lat": -5.8, "lon": -77.3}],
+            },
+        )
+        assert waiting["status"] == "deferred", waiting
+        return waiting
