@@ -22,10 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "fieldsync-checkout.pth").write_text("$(CURDIR)\n")'
 	touch $(STAMP)
 
-# Serve on the embedded SQLite default, for development, on http://$(HOST):$(PORT)/docs
+# Serve on the embedded SQLite default, for development, on http://$(HOST):$(PORT)/docs,
+# logging text for a person at the terminal (a deployment logs JSON lines).
 run: install
 	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync db upgrade
-	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync serve --host $(HOST) --port $(PORT)
+	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} FIELDSYNC_LOG_FORMAT=$${FIELDSYNC_LOG_FORMAT:-text} \
+		$(BIN)/fieldsync serve --host $(HOST) --port $(PORT)
 
 migrate: install
 	FIELDSYNC_ENV=$${FIELDSYNC_ENV:-development} $(BIN)/fieldsync db upgrade
