@@ -132,6 +132,7 @@ def scale_tables(results: dict[str, Any]) -> list[str]:
             + f"pull first {results['config']['scale_pull']:,}".rjust(24)
             + "full pull r/s".rjust(16)
             + "incremental r/s".rjust(22)
+            + "health ms".rjust(18)
         )
         for scale in scales:
             push = f"{_number(scale['push']['records_per_s'])} ({_share(scale['push_vs_first'])})"
@@ -146,9 +147,18 @@ def scale_tables(results: dict[str, Any]) -> list[str]:
                 + pull.rjust(24)
                 + _number((scale.get("full_pull") or {}).get("records_per_s")).rjust(16)
                 + f"{_number(incremental['records_per_s'])} ({incremental['records']:,})".rjust(22)
+                + _health(scale).rjust(18)
             )
         lines.append("")
     return lines
+
+
+def _health(scale: dict[str, Any]) -> str:
+    """The fleet health page's p50, and its time as a share of the first scale's."""
+    health = scale.get("fleet_health")
+    if not health:
+        return "-"
+    return f"{health['latency_ms']['p50']:,.1f} ({_share(scale.get('health_vs_first'))})"
 
 
 def review_table(backends: dict[str, Any]) -> list[str]:

@@ -42,6 +42,7 @@ import os
 import platform
 import secrets
 import sqlite3
+import statistics
 import subprocess
 import tempfile
 import time
@@ -51,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from bench import attachments, console, review
@@ -668,6 +670,11 @@ def scale_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> li
                 f"    incremental pull of the live sector: {incremental['records']:,} records, "
                 f"{incremental['records_per_s'] or 0:,.0f} records/s"
             )
+            health = fleet_health(made)
+            say(
+                f"    fleet health of {health['devices']} devices: "
+                f"{health['latency_ms']['p50']:,.1f} ms (p50)"
+            )
             rows.append(
                 {
                     "scale": target,
@@ -677,6 +684,7 @@ def scale_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> li
                     "first_pull": first,
                     "full_pull": full,
                     "incremental_pull": incremental,
+                    "fleet_health": health,
                 }
             )
     finally:
@@ -691,7 +699,39 @@ def scale_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> li
         row["incremental_vs_first"] = _ratio(
             row["incremental_pull"]["records_per_s"], rows[0]["incremental_pull"]["records_per_s"]
         )
+        # A time, not a rate: above 1 is slower than at the first scale.
+        row["health_vs_first"] = _ratio(
+            row["fleet_health"]["latency_ms"]["p50"], rows[0]["fleet_health"]["latency_ms"]["p50"]
+        )
     return rows
+
+
+HEALTH_READS = 15
+
+
+def fleet_health(made: Deployment) -> dict[str, Any]:
+    """``GET /devices/health`` as an office reads it, every device on one page, timed
+    ``HEALTH_READS`` times: each device's lag is a few index seeks, so the time should
+    not grow with the records held."""
+    fleet = made.fleet
+    headers = {"Authorization": f"Bearer {fleet.admin_token}"}
+    times: list[float] = []
+    with httpx.Client(base_url=fleet.api, headers=headers, timeout=60) as client:
+        for _ in range(HEALTH_READS):
+            started = time.perf_counter()
+            answer = client.get("/devices/health", params={"limit": 500})
+            times.append((time.perf_counter() - started) * 1000)
+            answer.raise_for_status()
+    page = answer.json()
+    behind = sum(1 for item in page["items"] if item["behind_since"] is not None)
+    return {
+        "devices": page["total"],
+        "devices_behind": behind,
+        "latency_ms": {
+            "p50": round(statistics.median(times), 2),
+            "max": round(max(times), 2),
+        },
+    }
 
 
 RANGERS_PER_SECTOR = 6  # two a patrol: a sector's patrols of a day rarely share one

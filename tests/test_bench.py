@@ -102,6 +102,9 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert scale["first_pull"]["records"] == QUICK["scale_pull"]
     assert scale["full_pull"]["records"] >= scale["records_held"]
     assert scale["incremental_pull"]["records"] >= 0
+    assert scale["fleet_health"]["devices"] >= 2
+    assert scale["fleet_health"]["latency_ms"]["p50"] > 0
+    assert scale["health_vs_first"] == 1
     review = figures["review"]
     assert review["patrols"] == QUICK["review_patrols"]
     assert review["track_points"] == QUICK["review_points"]
