@@ -216,6 +216,7 @@ def build(
         rangers = [
             Tablet(m.username, m.role, office.enroll(http, admin, m), http) for m in staff.rangers
         ]
+        rangers[-1].app_version = "2.3.9"  # never updated: the tablets page finds it
         say(
             f"  set up: {len(sectors)} sectors, {len(places)} communities, "
             f"{len(workers) + len(rangers)} tablets enrolled; the field work, year by year:"

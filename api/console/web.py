@@ -86,7 +86,7 @@ def environment(lang: str) -> jinja2.Environment:
     env.filters["number"] = lambda value, digits=0: _number(value, digits, lang)
     env.filters["share"] = lambda value: _share(value, lang)
     env.filters["day"] = lambda value, zone: _day(value, zone, lang)
-    env.filters["moment"] = lambda value, zone: _moment(value, zone, lang)
+    env.filters["moment"] = lambda value, zone, width="medium": _moment(value, zone, lang, width)
     env.filters["query"] = _query
     return env
 
@@ -109,10 +109,12 @@ def _day(value: datetime | None, zone: tzinfo, lang: str) -> str:
     return format_date(moment, format="medium", locale=lang)
 
 
-def _moment(value: datetime | None, zone: tzinfo, lang: str) -> str:
+def _moment(value: datetime | None, zone: tzinfo, lang: str, width: str = "medium") -> str:
+    """A moment in the service's zone: ``medium`` (6 dic 2026, 8:15:58) or, in a dense
+    table, ``short`` (6/12/26, 8:15)."""
     if value is None:
         return "—"
-    return format_datetime(value, format="medium", tzinfo=zone, locale=lang)
+    return format_datetime(value, format=width, tzinfo=zone, locale=lang)
 
 
 def _query(params: Mapping[str, Any], **changes: Any) -> str:

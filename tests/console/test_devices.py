@@ -251,9 +251,9 @@ def test_the_list_says_which_tablet_is_up_to_date_and_which_misses_changes(world
     listed = signed_in(world, world.admin).get("/console/devices").text
 
     rows = {
-        label: listed.split(f"<td>{label}</td>")[1].split("</tr>")[0]
+        label: listed.split(f"<td>{label}<br>")[1].split("</tr>")[0]
         for label in ("T-atrasada", "T-corriente")
     }
     assert '<span class="warn">' in rows["T-atrasada"]
-    assert "<td>al día</td>" in rows["T-corriente"]
+    assert ">al día</td>" in rows["T-corriente"]
     assert '<span class="warn">' not in rows["T-corriente"]

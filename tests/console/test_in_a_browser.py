@@ -259,6 +259,21 @@ def test_an_admin_enrolls_a_tablet_from_the_qr_page_and_revokes_it(
         tokens = enrolled.json()
         auth = {"Authorization": f"Bearer {tokens['access_token']}"}
         assert tablet.get("/auth/me", headers=auth).status_code == 200
+        report = {"app_version": "2.4.1", "pending_changes": 0, "free_storage_mb": 3120}
+        pushed = tablet.post(
+            "/sync/push",
+            headers=auth,
+            json={"protocol": 1, "device_id": tokens["device_id"], "changes": [], "client": report},
+        )
+        assert pushed.status_code == 200, pushed.text
+        assert tablet.get("/sync/pull", headers=auth).status_code == 200
+        chrome.get(f"{office.base}/console/devices")
+        row = chrome.find_element(
+            By.XPATH, "//tr[td[starts-with(normalize-space(), 'Tableta 12')]]"
+        )
+        assert "2.4.1" in row.text
+        assert "3120 MB libres" in row.text.replace(".", "").replace("\u00a0", "")
+        screenshot(chrome, "admin-devices")
 
         chrome.get(f"{office.base}/console/devices/{tokens['device_id']}/revoke")
         screenshot(chrome, "admin-revoke")
