@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import logs
+from api.app import create_app
 from tests.conftest import World
 from tests.servers import Deployment, deployment_fixture
 
@@ -46,7 +47,9 @@ def records(written: io.StringIO, logger: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def root(client: TestClient) -> Iterator[TestClient]:
     """The whole app, and its 500s as answers rather than raised in the test."""
-    with TestClient(client.app, base_url="http://testserver", raise_server_exceptions=False) as c:
+    shared = client.app.state  # type: ignore[attr-defined]
+    app = create_app(shared.settings, shared.engine)  # its own: tests add routes to it
+    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
         yield c
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from tests.conftest import World, login
 
 ALWAYS = {
@@ -22,7 +23,9 @@ ALWAYS = {
 
 @pytest.fixture
 def root(client: TestClient) -> Iterator[TestClient]:
-    with TestClient(client.app, base_url="http://testserver", raise_server_exceptions=False) as c:
+    shared = client.app.state  # type: ignore[attr-defined]
+    app = create_app(shared.settings, shared.engine)  # its own: tests add routes to it
+    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
         yield c
 
 
