@@ -292,3 +292,15 @@ def test_the_last_push_is_the_last_that_brought_something_new(world: World) -> N
     tablet.send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
     [health] = world.admin.get("/devices/health").json()["items"]
     assert health["last_push_at"] > earlier.isoformat()
+
+
+@pytest.mark.parametrize("role", ["ranger", "extension_worker"])
+@pytest.mark.parametrize("format_", ["json", "csv"])
+def test_field_roles_may_not_read_the_fleet(world: World, role: str, format_: str) -> None:
+    sector = world.sector()
+    village = world.community(sector["id"])
+    field = world.user(role, sector_ids=[sector["id"]], community_ids=[village["id"]])
+    tablet = world.device(field)
+
+    for caller in (field, tablet):
+        assert_problem(caller.get("/devices/health", params={"format": format_}), 403)
