@@ -22,7 +22,9 @@ from collections.abc import Iterable
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from api.middleware import HTTPMiddleware, wrap_outermost
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -51,14 +53,8 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeaders(HTTPMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         secret = (scope["method"], route_path(scope).rstrip("/")) in SECRET_ANSWERS
 
         async def send_with_headers(message: Message) -> None:
@@ -76,14 +72,8 @@ class SecurityHeaders:
 
 
 def install(app: FastAPI) -> None:
-    """``SecurityHeaders`` around the whole app. ``add_middleware`` would put it inside
-    Starlette's error middleware, whose 500 answers would then go out without it."""
-    build = app.build_middleware_stack
-
-    def build_with_headers() -> ASGIApp:
-        return SecurityHeaders(build())
-
-    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]
+    """``SecurityHeaders`` around the whole app: Starlette's 500 answers carry them too."""
+    wrap_outermost(app, SecurityHeaders)
 
 
 _INLINE = re.compile(r"<(script|style)(\s[^>]*)?>(.*?)</\1>", re.DOTALL | re.IGNORECASE)

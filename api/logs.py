@@ -26,9 +26,10 @@ from fastapi import FastAPI
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api.headers import route_path
+from api.middleware import HTTPMiddleware, wrap_outermost
 from api.route_template import route_template
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -99,14 +100,8 @@ def _request_id(scope: Scope) -> str:
     return given if SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-class RequestLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestLog(HTTPMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         this_request = _request_id(scope)
         token = request_id.set(this_request)
         path = route_path(scope)  # before a mount makes its prefix the root path
@@ -147,9 +142,4 @@ class RequestLog:
 def install(app: FastAPI) -> None:
     """``RequestLog`` around the whole app, errors included (as ``api.headers``): install
     it last, so that it is outermost and every other layer's records carry the id."""
-    build = app.build_middleware_stack
-
-    def build_with_log() -> ASGIApp:
-        return RequestLog(build())
-
-    app.build_middleware_stack = build_with_log  # type: ignore[method-assign]
+    wrap_outermost(app, RequestLog)

@@ -35,8 +35,9 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from api.middleware import HTTPMiddleware, wrap_outermost
 from api.route_template import route_template
 from schemas.sync import PushResponse
 from sync.engine.backlog import count_backlog
@@ -113,14 +114,8 @@ def record_upload(nbytes: int) -> None:
     UPLOAD_BYTES.inc(nbytes)
 
 
-class RequestMetrics:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestMetrics(HTTPMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         # What the error middleware answers when the app raises before answering.
         status = 500
@@ -142,12 +137,7 @@ class RequestMetrics:
 
 def install(app: FastAPI) -> None:
     """``RequestMetrics`` around the whole app, errors included (as ``api.headers``)."""
-    build = app.build_middleware_stack
-
-    def build_with_metrics() -> ASGIApp:
-        return RequestMetrics(build())
-
-    app.build_middleware_stack = build_with_metrics  # type: ignore[method-assign]
+    wrap_outermost(app, RequestMetrics)
 
 
 class DatabaseGauges:
