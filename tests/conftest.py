@@ -112,6 +112,15 @@ def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture
+def own_app_client(client: TestClient) -> Iterator[TestClient]:
+    """The whole app at its root, on an app of its own (the test may add routes to it),
+    with its 500s answered rather than raised in the test."""
+    app = create_app(client.app.state.settings, client.app.state.engine)  # type: ignore[attr-defined]
+    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as own:
+        yield own
+
+
 _apps: dict[tuple[str, int], FastAPI] = {}
 
 

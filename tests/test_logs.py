@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import logs
-from api.app import create_app
 from tests.conftest import World
 from tests.servers import Deployment, deployment_fixture
 
@@ -45,12 +44,8 @@ def records(written: io.StringIO, logger: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def root(client: TestClient) -> Iterator[TestClient]:
-    """The whole app, and its 500s as answers rather than raised in the test."""
-    shared = client.app.state  # type: ignore[attr-defined]
-    app = create_app(shared.settings, shared.engine)  # its own: tests add routes to it
-    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
-        yield c
+def root(own_app_client: TestClient) -> TestClient:
+    return own_app_client
 
 
 def test_a_request_id_is_answered_the_callers_when_sane(root: TestClient) -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from tests.conftest import World, login
 
 ALWAYS = {
@@ -22,11 +20,8 @@ ALWAYS = {
 
 
 @pytest.fixture
-def root(client: TestClient) -> Iterator[TestClient]:
-    shared = client.app.state  # type: ignore[attr-defined]
-    app = create_app(shared.settings, shared.engine)  # its own: tests add routes to it
-    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
-        yield c
+def root(own_app_client: TestClient) -> TestClient:
+    return own_app_client
 
 
 def directives(policy: str) -> dict[str, list[str]]:
