@@ -18,6 +18,7 @@ from schemas import Attachment, AttachmentLink, AttachmentOwed, SyncEntry
 from schemas.attachments import MissingAttachment, MissingAttachmentPage
 from schemas.queries import Paging
 from sync.accounts.principal import Principal
+from sync.engine import files
 from sync.engine.pull import current_scope, visible
 from sync.platform.errors import NotFound
 
@@ -52,8 +53,7 @@ def readable(session: Session, *, principal: Principal, sha256: str) -> Attachme
 
 
 def _still_owed(device_id: uuid.UUID) -> list[sa.ColumnElement[bool]]:
-    held = select(Attachment.sha256).where(col(Attachment.sha256) == col(AttachmentOwed.sha256))
-    return [col(AttachmentOwed.device_id) == device_id, ~sa.exists(held)]
+    return [col(AttachmentOwed.device_id) == device_id, files.still_owed()]
 
 
 def owed_by(session: Session, *, device_id: uuid.UUID, paging: Paging) -> MissingAttachmentPage:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
 
-from schemas import Attachment, AttachmentOwed, Conflict, DeferredChange
+from schemas import AttachmentOwed, Conflict, DeferredChange
 from schemas.sync import ConflictStatus
+from sync.engine import files
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,11 @@ class FleetCounts:
 
 def count_backlog(session: Session) -> FleetCounts:
     """The fleet's backlog as the session's transaction sees it."""
-    still_owed = ~sa.exists(
-        select(Attachment.sha256).where(col(Attachment.sha256) == col(AttachmentOwed.sha256))
-    )
     deferred = select(func.count()).select_from(DeferredChange)
     conflicts = (
         select(func.count()).select_from(Conflict).where(Conflict.status == ConflictStatus.open)
     )
-    owed = select(func.count()).select_from(AttachmentOwed).where(still_owed)
+    owed = select(func.count()).select_from(AttachmentOwed).where(files.still_owed())
     row = session.execute(
         sa.select(deferred.scalar_subquery(), conflicts.scalar_subquery(), owed.scalar_subquery())
     ).one()

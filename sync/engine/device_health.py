@@ -14,11 +14,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, func, or_, select
 
 from schemas import (
-    Attachment,
     AttachmentOwed,
     Community,
     DeferredChange,
@@ -36,6 +34,7 @@ from schemas.types import utcnow
 from sync.accounts.contact import version_key
 from sync.accounts.devices import _managed_user_ids, _read
 from sync.accounts.principal import Principal
+from sync.engine import files
 from sync.engine.lag import Holder, lags
 from sync.platform.csv_files import csv_text, paged
 
@@ -145,12 +144,9 @@ def _health(
         SyncChange,
         ids,
     )
-    still_owed = ~sa.exists(
-        select(Attachment.sha256).where(col(Attachment.sha256) == col(AttachmentOwed.sha256))
-    )
     owed = _per_device(
         session,
-        select(AttachmentOwed.device_id, func.count()).where(still_owed),
+        select(AttachmentOwed.device_id, func.count()).where(files.still_owed()),
         AttachmentOwed,
         ids,
     )

@@ -33,6 +33,13 @@ FIELD = "attachments"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def still_owed() -> sa.ColumnElement[bool]:
+    """An ``attachment_owed`` row whose file has not arrived from any device yet: the
+    one rule a device's missing list, its health and the fleet's metrics count by."""
+    held = select(Attachment.sha256).where(col(Attachment.sha256) == col(AttachmentOwed.sha256))
+    return ~sa.exists(held)
+
+
 def named(fields: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The well-formed file references among ``fields`` (none when it names no files)."""
     refs = fields.get(FIELD)
