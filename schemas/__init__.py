@@ -37,6 +37,7 @@ from schemas.sync import (
     SyncChange,
     SyncClock,
     SyncEntry,
+    SyncExit,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "SyncChange",
     "SyncClock",
     "SyncEntry",
+    "SyncExit",
     "TrackSegment",
     "TrainingSession",
     "User",

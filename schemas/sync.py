@@ -110,6 +110,30 @@ class SyncEntry(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class SyncExit(SQLModel, table=True):
+    """A record leaving a scope: a patrol moved to another sector, a community to
+    another sector. Numbered by the clock just before the record's entry in its new
+    scope, it is read by the old scope's parts as a delete (``sync.engine.pull``), so
+    that the tablets of the old scope hear of the move. ``sector_id`` and
+    ``community_id`` hold only the scope keys the record left (the other is NULL)."""
+
+    __tablename__ = "sync_exit"
+    __table_args__ = (
+        sa.Index(None, "sector_id", "change_seq"),
+        sa.Index(None, "community_id", "change_seq"),
+    )
+
+    change_seq: int = Field(
+        sa_type=sa.BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    entity: str = Field(sa_type=sa.String(32))
+    record_id: uuid.UUID
+    version: int
+    sector_id: uuid.UUID | None = None
+    community_id: uuid.UUID | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class RecordVersion(SQLModel, table=True):
     __tablename__ = "record_version"
 
