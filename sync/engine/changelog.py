@@ -8,12 +8,19 @@ is durable: **change sequence order is commit order**, on PostgreSQL with any
 number of server processes, and on SQLite (one writer at a time) by construction.
 A pull that sees number N has therefore seen everything below N, and a cursor is
 never handed out past a change that could still commit before it.
+
+A record that changes scope (a patrol moved to another sector, a community to another
+sector) leaves an **exit** in its old scope (``sync_exit``), numbered just before its
+entry in the new one, in the same ``publish()``: the old scope's tablets read it as a
+delete, the new scope's the entry, and both are in commit order as every change is.
+The exit is found here, by comparing the entry's scope keys with the stored ones, so
+that no writer (a push, a resolution, an admin's edit of a community) can forget it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,13 +28,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from schemas import RecordVersion, SyncClock, SyncEntry
+from schemas import RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
 from sync.platform.database import upsert
 
 CLOCK_ID = 1
+# The reason of the version a record takes when the record it hangs from moves scope
+# (a patrol's observations, moved with it to another sector).
+MOVED_WITH_PARENT = "moved_with_parent"
 
 
 @dataclass
@@ -40,6 +50,8 @@ class PendingEntry:
     community_id: uuid.UUID | None
     fields: dict[str, Any]
     updated_at: datetime
+    # Made by this transaction: it has no stored entry, so it left no scope.
+    new: bool = False
 
 
 class Changelog:
@@ -56,6 +68,8 @@ class Changelog:
         """Queue ``entry``; the entry it replaces, if the record was touched before."""
         key = (entry.entity, entry.record_id)
         replaced = self._pending.pop(key, None)  # re-touched: it moves to the end
+        if replaced is not None and replaced.new:
+            entry.new = True  # still made by this transaction
         self._pending[key] = entry
         return replaced
 
@@ -114,22 +128,40 @@ class Changelog:
             self._versions = []
         if not self._pending:
             return
-        top = take_numbers(self.session, len(self._pending))
-        first = top - len(self._pending) + 1
-        rows = [
-            {
-                "entity": entry.entity,
-                "record_id": entry.record_id,
-                "change_seq": first + offset,
-                "version": entry.version,
-                "deleted": entry.deleted,
-                "sector_id": entry.sector_id,
-                "community_id": entry.community_id,
-                "fields": entry.fields,
-                "updated_at": entry.updated_at,
-            }
-            for offset, entry in enumerate(self._pending.values())
-        ]
+        left = _scopes_left(self.session, self._pending.values())
+        top = take_numbers(self.session, len(self._pending) + len(left))
+        seq = top - len(self._pending) - len(left)
+        rows, exits = [], []
+        for entry in self._pending.values():
+            keys = left.get((entry.entity, entry.record_id))
+            if keys is not None:
+                seq += 1
+                exits.append(
+                    {
+                        "change_seq": seq,
+                        "entity": entry.entity,
+                        "record_id": entry.record_id,
+                        "version": entry.version,
+                        **keys,
+                        "updated_at": entry.updated_at,
+                    }
+                )
+            seq += 1
+            rows.append(
+                {
+                    "entity": entry.entity,
+                    "record_id": entry.record_id,
+                    "change_seq": seq,
+                    "version": entry.version,
+                    "deleted": entry.deleted,
+                    "sector_id": entry.sector_id,
+                    "community_id": entry.community_id,
+                    "fields": entry.fields,
+                    "updated_at": entry.updated_at,
+                }
+            )
+        if exits:
+            self.session.connection().execute(sa.insert(SyncExit.__table__), exits)  # type: ignore[attr-defined]
         _upsert_entries(self.session, rows)
         files.relink(
             self.session,
@@ -138,9 +170,12 @@ class Changelog:
         self._pending.clear()
 
 
-def entry_of(spec: EntitySpec, values: Mapping[str, Any], state: dict[str, Any]) -> PendingEntry:
+def entry_of(
+    spec: EntitySpec, values: Mapping[str, Any], state: dict[str, Any], *, new: bool = False
+) -> PendingEntry:
     """A record's pull entry, from its column values and its state (stamped with a
-    change number at ``publish()``): the scope key of its kind, and what devices see."""
+    change number at ``publish()``): the scope key of its kind, and what devices see.
+    ``new``: the record is made by this transaction."""
     deleted = values["deleted_at"] is not None
     return PendingEntry(
         entity=spec.name,
@@ -150,6 +185,7 @@ def entry_of(spec: EntitySpec, values: Mapping[str, Any], state: dict[str, Any])
         **spec.scope_keys(values[spec.scope_field]),
         fields={} if deleted else records.snapshot_from(spec, values, state),
         updated_at=values["updated_at"],
+        new=new,
     )
 
 
@@ -176,6 +212,38 @@ def clock(session: Session) -> tuple[int, uuid.UUID]:
     """The highest change number committed (as this transaction sees it), and the epoch."""
     row = session.exec(select(SyncClock).where(SyncClock.id == CLOCK_ID)).one()
     return row.seq, row.epoch
+
+
+SCOPE_KEYS = ("sector_id", "community_id")
+
+
+def _scopes_left(
+    session: Session, entries: Iterable[PendingEntry]
+) -> dict[tuple[str, uuid.UUID], dict[str, uuid.UUID | None]]:
+    """The scope keys each entry's record leaves, by (entity, record id): of its stored
+    entry, the keys that differ from the new one's (the other set to None). One query
+    per record type; records made by this transaction are not asked for."""
+    wanted: dict[str, dict[uuid.UUID, PendingEntry]] = {}
+    for entry in entries:
+        if not entry.new:
+            wanted.setdefault(entry.entity, {})[entry.record_id] = entry
+    left: dict[tuple[str, uuid.UUID], dict[str, uuid.UUID | None]] = {}
+    table = SyncEntry.__table__  # type: ignore[attr-defined]
+    for entity, by_id in wanted.items():
+        stored = session.connection().execute(
+            sa.select(table.c.record_id, table.c.sector_id, table.c.community_id).where(
+                table.c.entity == entity, table.c.record_id.in_(sorted(by_id))
+            )
+        )
+        for record_id, *old in stored:
+            entry = by_id[record_id]
+            keys = {
+                name: before if before is not None and before != getattr(entry, name) else None
+                for name, before in zip(SCOPE_KEYS, old, strict=True)
+            }
+            if any(keys.values()):
+                left[(entity, record_id)] = keys
+    return left
 
 
 def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -109,11 +109,22 @@ def resolve(
         raise Unprocessable(
             "the resolved record does not validate", errors=invalid.problems
         ) from None
+    moved = None
     if request.resolution is not Resolution.keep_server:
-        _check_rules(session, catalog, principal, spec, current=current, state=state)
+        moved = _check_rules(
+            session,
+            catalog,
+            principal,
+            spec,
+            current=current,
+            state=state,
+            scope=getattr(row, spec.scope_field),
+        )
     before = records.state_of(spec, row) if row.version else {}
     records.write_state(spec, row, state)
     writes = ServerWrites(session, user_id=principal.user_id, now=now)
+    if moved is not None:
+        setattr(row, spec.scope_field, moved)
     writes.save(
         spec,
         row,
@@ -121,6 +132,8 @@ def resolve(
         reason=f"resolution:{request.resolution}",
         changed=(n for n in set(before) | set(state) if before.get(n) != state.get(n)),
     )
+    if moved is not None:
+        writes.move_children(catalog, spec, row)
     conflict.status = ConflictStatus.resolved
     conflict.resolved_at = now
     conflict.resolved_by = principal.user_id
@@ -139,20 +152,23 @@ def _check_rules(
     *,
     current: dict[str, Any],
     state: dict[str, Any],
-) -> None:
+    scope: uuid.UUID,
+) -> uuid.UUID | None:
     """What a push would refuse, a resolution refuses too: a resolver writes fields as a
-    device does, so the record stays in its scope and under its parent, names only what
-    exists and what the resolver may see, and keeps its review (``sync.engine.rules``)."""
+    device does, so the record moves only where the resolver may see it (and where its
+    parent lies), names only what exists and what the resolver may see, and keeps its
+    review (``sync.engine.rules``). The scope the record moves to, if it moves."""
     current = records.validate(spec, current) if current else {}
     incoming = {name: value for name, value in state.items() if current.get(name) != value}
     rules = Rules(Workspace(session, Changelog(session), catalog))
     try:
-        rules.check_stays_put(spec, current, incoming)
+        moved = rules.moved_scope(principal, spec, state, before=scope, changed=incoming)
         spec.policy.check_incoming(incoming)
         spec.policy.check_transition(current, incoming)
         parents = rules.parents(spec, state)
         rules.check_scope_value(principal, spec, rules.derive_scope(spec, state, parents))
         rules.check_references(spec, state)
+        return moved
     except Rejected as rejected:
         raise Unprocessable(
             "the resolved record breaks a rule every change meets",

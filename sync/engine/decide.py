@@ -20,7 +20,7 @@ from schemas.records import Fields
 from schemas.sync import Change, ChangeResult, ConflictStatus, Op, Status
 from sync.accounts.principal import Principal
 from sync.engine import records
-from sync.engine.changelog import entry_of
+from sync.engine.changelog import MOVED_WITH_PARENT, entry_of
 from sync.engine.entities import EntitySpec
 from sync.engine.merge import changed_fields, merge_update
 from sync.engine.prepare import Prepared
@@ -187,7 +187,6 @@ class Decider:
         _, merged_state = self._validated(spec, {**current, **change.fields})
         spec.policy.follow(self.ws, merged_state, change.fields)
         incoming = {name: merged_state[name] for name in change.fields}
-        self.rules.check_stays_put(spec, current, incoming)
         spec.policy.check_incoming(incoming)
         if row.deleted:
             if self._last_change_was(actor, row):
@@ -214,22 +213,28 @@ class Decider:
         others = self._changed_by_others(row, after_version=base_version, device_id=actor.device_id)
         decision = merge_update(incoming=incoming, current=current, changed_by_others=others)
         new_state = {**current, **decision.apply}
+        changed = changed_fields(current, new_state)
+        moved = self.rules.moved_scope(
+            actor.principal, spec, new_state, before=row.scope, changed=changed
+        )
+        if moved is not None and spec.scope_field in new_state:
+            new_state[spec.scope_field] = str(moved)
         if spec.scope_field in decision.apply:
             self.rules.check_scope_value(
                 actor.principal, spec, {spec.scope_field: new_state[spec.scope_field]}
             )
             self.rules.check_references(spec, new_state)
-        changed = changed_fields(current, new_state)
         if changed:
             model = records.validated(spec, new_state)
-            row = row.changed(
-                **records.columns(spec, model, new_state),
-                version=row.version + 1,
-                updated_at=self.now,
-            )
+            columns = records.columns(spec, model, new_state)
+            if moved is not None:  # also when the scope is not a field (a track segment's)
+                columns[spec.scope_field] = moved
+            row = row.changed(**columns, version=row.version + 1, updated_at=self.now)
             self.rules.check_single(row)
             self.ws.put(row)
             self._record_version(actor, row, new_state, "update", changed, change)
+            if moved is not None:
+                self._move_children(actor, row, change)
         if decision.status == "conflict":
             return self._open_conflict(
                 actor,
@@ -315,6 +320,34 @@ class Decider:
                 return version.device_id == actor.device_id
         return False
 
+    def _move_children(self, actor: Actor, parent: Record, change: Change) -> None:
+        """Move with ``parent`` the live records that take their scope from it (a
+        patrol's track and observations), each as a new version of its own, and theirs
+        in turn."""
+        for spec, link in self.catalog.children_of(parent.spec.name):
+            for child in self.ws.children(spec, link.field, parent.id):
+                if child.scope == parent.scope:
+                    continue
+                state = records.state_from(spec, child.values)
+                if spec.scope_field in state:
+                    state[spec.scope_field] = str(parent.scope)
+                child = child.changed(
+                    **{spec.scope_field: parent.scope},
+                    version=child.version + 1,
+                    updated_at=self.now,
+                )
+                self.ws.put(child)
+                self._record_version(
+                    actor,
+                    child,
+                    state,
+                    "update",
+                    [spec.scope_field],
+                    change,
+                    reason=MOVED_WITH_PARENT,
+                )
+                self._move_children(actor, child, change)
+
     # ------------------------------------------------------------ what a decision writes
 
     def _record_version(
@@ -325,6 +358,8 @@ class Decider:
         op: str,
         changed: list[str],
         change: Change,
+        *,
+        reason: str | None = None,
     ) -> None:
         self.ws.add_version(
             row,
@@ -338,11 +373,11 @@ class Decider:
             user_id=actor.principal.user_id,
             device_id=actor.device_id,
             change_id=change.change_id,
-            reason=None,
+            reason=reason,
             recorded_at=change.recorded_at,
             now=self.now,
         )
-        self.ws.touch(entry_of(row.spec, row.values, state))
+        self.ws.touch(entry_of(row.spec, row.values, state, new=row.new))
 
     def _open_conflict(
         self,

@@ -171,6 +171,16 @@ class Catalog(Mapping[str, EntitySpec]):
     def __getitem__(self, name: str) -> EntitySpec:
         return self._specs[name]
 
+    def children_of(self, name: str) -> list[tuple[EntitySpec, Parent]]:
+        """The record types that take their scope from a ``name`` record, with the
+        field that names it (a track segment's ``patrol_id``)."""
+        return [
+            (spec, parent)
+            for spec in self._specs.values()
+            for parent in spec.parents
+            if parent.scope and parent.entity == name
+        ]
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
 

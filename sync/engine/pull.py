@@ -46,7 +46,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from schemas import Community, Device, SyncEntry
+from schemas import Community, Device, SyncEntry, SyncExit
 from schemas.enums import Role
 from sync.accounts.contact import PullNote
 from sync.accounts.principal import Principal
@@ -74,6 +74,7 @@ MAX_PARTS = 64
 
 # A row of ``_COLUMNS``: entity, record_id, version, deleted, fields, updated_at, change_seq.
 EntryRow = sa.Row[str, str, int, bool, str, datetime, int]
+EntrySelect = sa.Select[str, str, int, bool, str, datetime, int]
 
 
 class CursorReset(Gone):
@@ -266,13 +267,17 @@ def _fill(session: Session, position: Cursor, page: Page) -> tuple[Cursor, bool]
     """Fill the page from the position's phase: the new position, and whether the pull
     is caught up."""
     if position.phase == "live":
-        last, ran_out = _take(session, page, parts(position.scope), after=position.seq)
+        # A device that holds nothing (no number yet) has nothing to hear leave.
+        exits = Exits(position.scope, after=position.seq) if position.seq else None
+        last, ran_out = _take(session, page, parts(position.scope), after=position.seq, exits=exits)
         return replace(position, seq=position.seq if last is None else last), ran_out
     assert position.target is not None
     held = [parts(s) for s in (position.scope, *position.also)]
     new = parts(position.target)
     if position.phase == "evict":
         # What may be held and is not visible now, read from the parts that may hold it.
+        # And what left those parts after the number the device reached (before it,
+        # the device heard of it already).
         last, ran_out = _take(
             session,
             page,
@@ -280,6 +285,7 @@ def _fill(session: Session, position: Cursor, page: Page) -> tuple[Cursor, bool]
             where=[sa.not_(visible(position.target))],
             after=position.position,
             delete=True,
+            exits=Exits(position.target, after=position.seq),
         )
         if ran_out:
             return replace(position, phase="backfill", position=0), False
@@ -341,6 +347,17 @@ class Part:
                 col(SyncEntry.record_id) == self.key, col(SyncEntry.sector_id) == self.key
             )
         return col(SyncEntry.community_id) == self.key
+
+    @property
+    def exits(self) -> sa.ColumnElement[bool] | None:
+        """The exits of the records that left this part (``sync_exit``): only a sector
+        or a community is ever left; everything, the categories and a sector's own row
+        are not."""
+        if self.kind == "sector":
+            return col(SyncExit.sector_id) == self.key
+        if self.kind == "community":
+            return col(SyncExit.community_id) == self.key
+        return None
 
 
 EVERYTHING = Part("everything")
@@ -433,12 +450,20 @@ def _take(
     after: int,
     upto: int | None = None,
     delete: bool = False,
+    exits: Exits | None = None,
 ) -> tuple[int | None, bool]:
     """Fill the page with the entries of the parts ``some`` that meet ``where``, after
-    change number ``after`` (and up to ``upto``), oldest change first; as ``Page.take``."""
+    change number ``after`` (and up to ``upto``), and with their ``exits``, oldest
+    change first; as ``Page.take``."""
     postgresql = is_postgresql(session)
     query = _query(
-        some, where=where, after=after, upto=upto, limit=page.room, postgresql=postgresql
+        some,
+        where=where,
+        after=after,
+        upto=upto,
+        limit=page.room,
+        postgresql=postgresql,
+        exits=exits,
     )
     if query is None:
         return None, True
@@ -455,10 +480,12 @@ def _query(
     upto: int | None = None,
     limit: int,
     postgresql: bool,
+    exits: Exits | None = None,
 ) -> sa.Executable | None:
     """The query of the first ``limit`` entries of the parts ``some`` that meet
-    ``where``, after change number ``after`` (and up to ``upto``), oldest change
-    first: one index range scan per part, merged. ``None`` when there are no parts."""
+    ``where``, after change number ``after`` (and up to ``upto``), and of their
+    ``exits``, oldest change first: one index range scan per part (and per part that
+    can be left), merged. ``None`` when there are no parts."""
     ordered = _ordered(some)
     if not ordered:
         return None
@@ -469,18 +496,65 @@ def _query(
     else:
         clauses = _disjoint(ordered)
     scans = [sa.select(*_COLUMNS).where(clause, *where, *numbered) for clause in clauses]
+    if exits is not None:
+        scans += exits.scans(ordered, after=after)
     if len(scans) == 1:
         return scans[0].order_by(seq).limit(limit)
     if postgresql:
         # PostgreSQL merges ordered scans (Merge Append) only of subqueries that are
         # ordered and limited themselves; under one ORDER BY it reads every entry of
         # every part and sorts them, each page.
-        limited = [sa.select(scan.order_by(seq).limit(limit).subquery()) for scan in scans]
+        # (Each in its own table's order: an entry's change number, or an exit's.)
+        limited = [
+            sa.select(scan.order_by(scan.selected_columns.change_seq).limit(limit).subquery())
+            for scan in scans
+        ]
         merged = sa.union_all(*limited).subquery("entry")
         return sa.select(merged).order_by(merged.c.change_seq).limit(limit)
     # SQLite merges the parts of an ordered compound SELECT as it reads them (and
     # would sort the rows of each limited subquery before merging them).
     return sa.union_all(*scans).order_by(sa.literal_column("change_seq")).limit(limit)
+
+
+@dataclass(frozen=True)
+class Exits:
+    """The exits a phase reads with its entries, as deletes: those after change number
+    ``after``, of the records ``seen_by`` does not see now. A record that left one of
+    the device's parts for another it holds is not deleted and sent again: its entry,
+    numbered after the exit, comes in the same pull."""
+
+    seen_by: Scope
+    after: int
+
+    def scans(self, ordered: list[Part], *, after: int) -> list[EntrySelect]:
+        """The scans of the exits of the parts ``ordered``, after ``after`` as well."""
+        clauses = [clause for part in ordered if (clause := part.exits) is not None]
+        if not clauses:
+            return []
+        if len(clauses) > MAX_PARTS:
+            clauses = [sa.or_(*clauses)]
+        still_seen = sa.exists().where(
+            col(SyncEntry.entity) == col(SyncExit.entity),
+            col(SyncEntry.record_id) == col(SyncExit.record_id),
+            visible(self.seen_by),
+        )
+        since = col(SyncExit.change_seq) > max(after, self.after)
+        return [
+            sa.select(*_EXIT_COLUMNS).where(clause, since, sa.not_(still_seen))
+            for clause in clauses
+        ]
+
+
+# An exit read as an entry row: a delete of the record, at the exit's number.
+_EXIT_COLUMNS = (
+    col(SyncExit.entity),
+    sa.cast(col(SyncExit.record_id), sa.String).label("record_id"),
+    col(SyncExit.version),
+    sa.true().label("deleted"),
+    sa.cast(sa.literal("{}"), sa.Text).label("fields"),
+    col(SyncExit.updated_at),
+    col(SyncExit.change_seq),
+)
 
 
 def _disjoint(ordered: list[Part]) -> list[sa.ColumnElement[bool]]:

@@ -1,8 +1,8 @@
 """The rules a record meets whoever writes it: a device's push or an office's
 resolution of a conflict (``sync.engine.conflicts``).
 
-What a record hangs from and the scope it takes from it, that it stays in the scope
-and under the parent it was made with, that what it names exists, that it duplicates
+What a record hangs from and the scope it takes from it, where it moves when a write
+changes its scope (the writer holding both), that what it names exists, that it duplicates
 no live record, and what locks it — each read from the record's ``EntitySpec``, whose
 ``Policy`` adds the rules of its domain. Each rule raises ``Rejected`` with the field,
 a stable code and a message, or ``Deferred`` when a parent the record names has not
@@ -137,20 +137,39 @@ class Rules:
                 raise Rejected(f"fields.{reference.field}", reference.code, reference.message)
         spec.policy.check(self.ws, state)
 
-    def check_stays_put(
-        self, spec: EntitySpec, current: dict[str, Any], incoming: dict[str, Any]
-    ) -> None:
-        """A record stays in the scope it was made in, and hangs from the parent it was
-        made under: moving it would leave it on the tablets of its old scope, which
-        would never hear of the move."""
-        fixed = [spec.scope_field] + [p.field for p in spec.parents if p.scope]
-        for name in fixed:
-            if name in incoming and incoming[name] != current.get(name) and current.get(name):
-                raise Rejected(
-                    f"fields.{name}",
-                    "scope_immutable",
-                    f"a {spec.name} keeps the {name} it was made with; delete it and make it anew",
-                )
+    def moved_scope(
+        self,
+        principal: Principal,
+        spec: EntitySpec,
+        state: dict[str, Any],
+        *,
+        before: uuid.UUID,
+        changed: Iterable[str],
+    ) -> uuid.UUID | None:
+        """The scope a record moves to by this write, or None when it stays in
+        ``before``: it moves when its scope key changes (a patrol to another sector), or
+        when it takes its scope from a parent and is put under another parent in another
+        scope (a track segment under another sector's patrol). A record that takes its
+        scope from a parent cannot be moved away from it (``scope_follows_parent``), and
+        the writer must hold the new scope as well as the old."""
+        deciding = {spec.scope_field, *(p.field for p in spec.parents if p.scope)}
+        changed = set(changed)
+        if not deciding & changed:
+            return None
+        derived = self.derive_scope(spec, state, self.parents(spec, state))
+        scope = as_uuid(derived[spec.scope_field])
+        asked = state.get(spec.scope_field)
+        if spec.scope_field in changed and asked is not None and as_uuid(asked) != scope:
+            raise Rejected(
+                f"fields.{spec.scope_field}",
+                "scope_follows_parent",
+                f"a {spec.name} lies in the {spec.scope} of its parent: move the parent, "
+                "or put it under a parent in the other one",
+            )
+        if scope == before:
+            return None
+        self.check_scope_value(principal, spec, derived)
+        return scope
 
     def check_single(self, row: Record) -> None:
         """An update may not make a second live record of one duplicate key (one

@@ -301,6 +301,25 @@ class Workspace:
             record = self._records[key]
         return record
 
+    def children(self, spec: EntitySpec, field: str, parent_id: uuid.UUID) -> list[Record]:
+        """The live records of ``spec`` whose ``field`` names ``parent_id``, as the batch
+        sees them (made in it or changed by it too), locked."""
+        table = _table(spec.table)
+        stored = self.connection.execute(
+            sa.select(table.c.id).where(table.c[field] == parent_id, table.c.deleted_at.is_(None))
+        ).scalars()
+        self._load(spec, [i for i in stored if (spec.name, i) not in self._records], lock=True)
+        ids = sorted(
+            record.id
+            for (name, _), record in self._records.items()
+            if name == spec.name
+            and record is not None
+            and not record.deleted
+            and record.values.get(field) == parent_id
+        )
+        found = [self.record(spec, record_id, lock=True) for record_id in ids]
+        return [record for record in found if record is not None]
+
     def history(self, spec: EntitySpec, record_id: uuid.UUID) -> list[Version]:
         key = (spec.name, record_id)
         if key not in self._history:

@@ -11,13 +11,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from schemas.records import SyncedColumns
 from schemas.types import utcnow
 from sync.engine import records
-from sync.engine.changelog import Changelog, PendingEntry, row_entry
-from sync.engine.entities import EntitySpec
+from sync.engine.changelog import MOVED_WITH_PARENT, Changelog, PendingEntry, row_entry
+from sync.engine.entities import Catalog, EntitySpec
 
 
 class ServerWrites:
@@ -63,6 +63,31 @@ class ServerWrites:
         )
         self.log.touch(row_entry(spec, row, state))
         return state
+
+    def move_children(self, catalog: Catalog, spec: EntitySpec, row: SyncedColumns) -> None:
+        """Move with ``row``, which moved scope, the live records that take their scope
+        from it, each as a new version of its own, and theirs in turn."""
+        scope = getattr(row, spec.scope_field)
+        for child_spec, link in catalog.children_of(spec.name):
+            table = child_spec.table
+            children = self.session.exec(
+                select(table)
+                .where(getattr(table, link.field) == row.id, col(table.deleted_at).is_(None))
+                .order_by(col(table.id))
+                .with_for_update()
+            ).all()
+            for child in children:
+                if getattr(child, child_spec.scope_field) == scope:
+                    continue
+                setattr(child, child_spec.scope_field, scope)
+                self.save(
+                    child_spec,
+                    child,
+                    op="update",
+                    reason=MOVED_WITH_PARENT,
+                    changed=[child_spec.scope_field],
+                )
+                self.move_children(catalog, child_spec, child)
 
     def touch(self, entry: PendingEntry) -> None:
         """Queue the pull entry of a row that keeps no version history (reference data)."""

@@ -500,20 +500,6 @@ def test_an_update_of_a_record_in_another_sector_is_rejected(world: World, table
     assert stranger.pull_all()[("patrol", their_patrol)]["version"] == 1
 
 
-def test_moving_a_patrol_to_another_sector_is_rejected_and_nothing_applied(
-    world: World, tablet: Tablet, patrol: str
-) -> None:
-    elsewhere = world.sector("AM-02")
-
-    result = tablet.one(
-        tablet.change("patrol", patrol, "update", {"sector_id": elsewhere["id"]}, base_version=1)
-    )
-
-    assert result["status"] == "rejected"
-    assert result["errors"][0]["code"] == "scope_immutable"
-    assert tablet.pull_all()[("patrol", patrol)]["version"] == 1
-
-
 def test_the_rejected_changes_are_for_admins_only(
     world: World, ranger: Caller, tablet: Tablet
 ) -> None:
