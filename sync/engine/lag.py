@@ -8,7 +8,9 @@ one index seek each — never a count, nor a scan of the change log per device. 
 whose newest change the device already has is not asked about at all.
 
 So the lag is told as *since when* a device has been missing changes (the oldest
-change waiting for it) and *up to which change number*, not as a count of them.
+change waiting for it) and *up to which change number*, not as a count of them. The
+exits of records that left a part (``sync_exit``) are changes of the part too, read
+the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from schemas import Community, SyncEntry, UserCommunity, UserSector
+from schemas import Community, SyncEntry, SyncExit, UserCommunity, UserSector
 from schemas.enums import Role
 from sync.accounts.principal import OFFICE_ROLES
 from sync.engine.cursor import Scope
@@ -122,13 +124,19 @@ def _ends(session: Session, seeks: list[Seek]) -> dict[Seek, int]:
     for start in range(0, len(seeks), SEEKS_PER_STATEMENT):
         chunk = seeks[start : start + SEEKS_PER_STATEMENT]
         terms = [
-            sa.select(sa.literal(index).label("seek"), _end(part, after).label("seq"))
+            sa.select(sa.literal(index).label("seek"), end.label("seq"))
             for index, (part, after) in enumerate(chunk)
+            for end in (_end(part, after), _exit_end(part, after))
+            if end is not None
         ]
         query = terms[0] if len(terms) == 1 else sa.union_all(*terms)
         for index, seq in session.execute(query):
-            if seq is not None:
-                found[chunk[index]] = seq
+            if seq is None:
+                continue
+            seek = chunk[index]
+            # A part's end is its entries' or its exits', whichever is further out.
+            pick = max if seek[1] is None else min
+            found[seek] = pick(found.get(seek, seq), seq)
     return found
 
 
@@ -149,16 +157,28 @@ def _end(part: Part, after: int | None) -> sa.ScalarSelect[int | None]:
     return sa.select(end).where(part.where, *numbered).scalar_subquery()
 
 
+def _exit_end(part: Part, after: int | None) -> sa.ScalarSelect[int | None] | None:
+    """As ``_end``, of the exits of the records that left the part (None: a part that
+    is never left)."""
+    if part.exits is None:
+        return None
+    seq = col(SyncExit.change_seq)
+    numbered = [] if after is None else [seq > after]
+    end = sa.func.max(seq) if after is None else sa.func.min(seq)
+    return sa.select(end).where(part.exits, *numbered).scalar_subquery()
+
+
 def _made_at(session: Session, numbers: Iterable[int]) -> Mapping[int, datetime]:
     numbers = set(numbers)
     if not numbers:
         return {}
-    rows = session.exec(
-        select(SyncEntry.change_seq, SyncEntry.updated_at).where(
-            col(SyncEntry.change_seq).in_(numbers)
+    made: dict[int, datetime] = {}
+    for table in (SyncEntry, SyncExit):
+        rows = session.exec(
+            select(table.change_seq, table.updated_at).where(col(table.change_seq).in_(numbers))
         )
-    )
-    return dict(rows.all())
+        made.update(rows.all())
+    return made
 
 
 __all__ = ["Holder", "Lag", "lags"]

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from schemas import Patrol, RecordVersion, SyncExit
 from sync.engine.changelog import MOVED_WITH_PARENT
+from tests.api.test_fleet_lag import health_of
 from tests.api.test_push import patrol_fields, segment_fields, session_fields
 from tests.conftest import Caller, World, assert_problem
 from tests.sync_support import Tablet
@@ -421,3 +422,25 @@ def _cast(world: World) -> dict[str, Any]:
             "office": office,
         }
     return _CASTS[key]
+
+
+def test_a_tablet_of_the_old_scope_shows_behind_until_it_hears_the_record_leave(
+    world: World, category: str
+) -> None:
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    office = Holder(world, world.user("coordinator"))
+    ids = _patrol_with_track(here, a["id"], category)
+    here.pull()
+    office.pull()
+    assert health_of(world.admin, here.tablet)["behind_since"] is None
+
+    office.send("patrol", ids["patrol"], "update", {"sector_id": b["id"]}, base_version=1)
+
+    behind = health_of(world.admin, here.tablet)
+    assert behind["behind_since"] is not None
+    assert behind["newest_seq"] > behind["pulled_seq"]
+    here.pull()
+    caught_up = health_of(world.admin, here.tablet)
+    assert caught_up["behind_since"] is None
+    assert caught_up["pulled_seq"] == caught_up["newest_seq"] == behind["newest_seq"]
