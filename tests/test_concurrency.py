@@ -65,7 +65,7 @@ class Field:
             headers={"Authorization": f"Bearer {self.admin_token}"},
         )
 
-    def person(self, role: str) -> str:
+    def person(self, role: str, sector_ids: list[str] | None = None) -> str:
         with self.office() as office:
             answer = office.post(
                 "/users",
@@ -74,7 +74,7 @@ class Field:
                     "password": PASSWORD,
                     "full_name": f"A {role}",
                     "role": role,
-                    "sector_ids": [self.sector_id],
+                    "sector_ids": [self.sector_id] if sector_ids is None else sector_ids,
                 },
             )
         assert answer.status_code == 201, answer.text
@@ -356,6 +356,180 @@ def test_a_puller_misses_no_change_while_pushes_commit_on_several_processes(
         full = patrols_in(pull_everything(server, field_.ranger_tablet()))
         assert len(full) == total
         assert dict(full) == pushed.final
+    assert_no_server_errors(deployment)
+
+
+# ---------------------------------------------------------------- 1b. no move missed
+
+MOVE_LOADS = {
+    "sqlite": Load(pushers=3, batches=8, creates=10, updates=0),
+    "postgresql": Load(pushers=3, batches=15, creates=15, updates=0),
+}
+
+
+@dataclass
+class Follower:
+    """A tablet following its cursor, holding what its pulls told it."""
+
+    tablet: Tablet
+    held: dict[str, int] = field(default_factory=dict)  # patrol id -> version
+    upserts: dict[str, list[int]] = field(default_factory=dict)
+    cursor: str | None = None
+
+    def page(self, client: httpx.Client) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": PULL_PAGE}
+        if self.cursor is not None:
+            params["cursor"] = self.cursor
+        answer = client.get("/sync/pull", params=params)
+        assert answer.status_code == 200, answer.text
+        page: dict[str, Any] = answer.json()
+        self.cursor = page["cursor"]
+        for change in page["changes"]:
+            if change["entity"] != "patrol":
+                continue
+            if change["op"] == "delete":
+                self.held.pop(change["id"], None)
+            else:
+                self.held[change["id"]] = change["version"]
+                self.upserts.setdefault(change["id"], []).append(change["version"])
+        return page
+
+
+def test_pullers_of_two_sectors_follow_moves_while_pushes_commit_on_several_processes(
+    backend: str, deployment: Deployment
+) -> None:
+    """Rangers of sector A push new patrols through three server processes while an
+    office tablet moves some of them to sector B (and some back), and a tablet of each
+    sector keeps pulling: each ends holding exactly its sector's patrols, at their
+    last versions, and never saw a patrol's version go back."""
+    servers = [deployment.start(workers=2), deployment.start(workers=1)]
+    here = set_up_field(servers[0])
+    with here.office() as office:
+        made = office.post("/sectors", json={"code": f"AM-{uuid.uuid4().hex[:4]}", "name": "B"})
+    assert made.status_code == 201, made.text
+    there = Field(here.api, here.admin_token, made.json()["id"])
+    load = MOVE_LOADS[backend]
+    pushers = [here.ranger_tablet() for _ in range(load.pushers)]
+    mover = here.tablet(here.person("coordinator", sector_ids=[]))
+    followers = [Follower(here.ranger_tablet()), Follower(there.ranger_tablet())]
+
+    created: list[str] = []  # applied patrols, for the mover
+    failures: list[str] = []
+    lock = threading.Lock()
+    pushing_done, moving_done = threading.Event(), threading.Event()
+
+    def push_all(number: int) -> None:
+        clients = [client_for(server, pushers[number]) for server in servers]
+        seq = 0
+        try:
+            for batch_number in range(load.batches):
+                changes = []
+                for _ in range(load.creates):
+                    seq += 1
+                    changes.append(patrol_create(seq, here.sector_id, f"d{number}"))
+                client = clients[(number + batch_number) % len(clients)]
+                answer = client.post("/sync/push", json=batch_of(pushers[number], changes))
+                with lock:
+                    if answer.status_code != 200:
+                        failures.append(f"{answer.status_code} {answer.text[:300]}")
+                        continue
+                    for change, result in zip(changes, answer.json()["results"], strict=True):
+                        if result["status"] == "applied":
+                            created.append(change["id"])
+                        else:
+                            failures.append(str(result))
+        finally:
+            for client in clients:
+                client.close()
+
+    def move_all() -> None:
+        clients = [client_for(server, mover) for server in servers]
+        seq, moved, turn = 0, 0, 0
+        try:
+            while not (pushing_done.is_set() and moved >= len(created)):
+                with lock:
+                    waiting = created[moved : moved + 10]
+                if not waiting:
+                    time.sleep(0.05)
+                    continue
+                changes = []
+                for number, patrol_id in enumerate(waiting, start=moved):
+                    seq += 1
+                    change = patrol_update(seq, patrol_id, 1, "")
+                    change["fields"] = {"sector_id": there.sector_id}
+                    changes.append(change)
+                    if number % 3 == 0:  # and back again
+                        seq += 1
+                        back = patrol_update(seq, patrol_id, 2, "")
+                        back["fields"] = {"sector_id": here.sector_id}
+                        changes.append(back)
+                moved += len(waiting)
+                turn += 1
+                answer = clients[turn % len(clients)].post(
+                    "/sync/push", json=batch_of(mover, changes)
+                )
+                with lock:
+                    if answer.status_code != 200:
+                        failures.append(f"move: {answer.status_code} {answer.text[:300]}")
+                        continue
+                    failures.extend(
+                        f"move: {r}" for r in answer.json()["results"] if r["status"] != "applied"
+                    )
+        except Exception as error:
+            failures.append(f"mover: {error!r}")
+        finally:
+            moving_done.set()
+            for client in clients:
+                client.close()
+
+    def follow(follower: Follower) -> None:
+        clients = [client_for(server, follower.tablet) for server in servers]
+        turn, quiet = 0, 0
+        deadline = time.monotonic() + PHASE_TIMEOUT_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                finished = moving_done.is_set()
+                page = follower.page(clients[turn % len(clients)])
+                turn += 1
+                if not finished or page["has_more"] or page["changes"]:
+                    quiet = 0
+                    continue
+                quiet += 1
+                if quiet >= 2:
+                    return
+            failures.append("a follower did not catch up in time")
+        except Exception as error:
+            failures.append(f"follower: {error!r}")
+        finally:
+            for client in clients:
+                client.close()
+
+    threads = [threading.Thread(target=follow, args=(f,), daemon=True) for f in followers]
+    threads.append(threading.Thread(target=move_all, daemon=True))
+    for thread in threads:
+        thread.start()
+    with ThreadPoolExecutor(max_workers=load.pushers) as pool:
+        list(pool.map(push_all, range(load.pushers)))
+    pushing_done.set()
+    for thread in threads:
+        thread.join(timeout=PHASE_TIMEOUT_SECONDS)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert not failures, failures[:5]
+    assert len(created) == load.pushers * load.batches * load.creates
+    everything = pull_everything(servers[1], here.tablet(here.person("coordinator", [])))
+    truth = {
+        c["id"]: (c["version"], c["fields"]["sector_id"])
+        for c in everything
+        if c["entity"] == "patrol"
+    }
+    for follower, sector_id in zip(followers, (here.sector_id, there.sector_id), strict=True):
+        mine = {i: version for i, (version, sector) in truth.items() if sector == sector_id}
+        assert follower.held == mine
+        went_back = {i: v for i, v in follower.upserts.items() if v != sorted(v)}
+        assert not went_back, went_back
+    moved_back = sum(1 for version, _ in truth.values() if version == 3)
+    assert moved_back == len(range(0, len(created), 3)), moved_back
     assert_no_server_errors(deployment)
 
 
