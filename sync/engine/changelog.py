@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from schemas import RecordVersion, SyncClock, SyncEntry, SyncExit
+from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
@@ -52,6 +52,10 @@ class PendingEntry:
     updated_at: datetime
     # Made by this transaction: it has no stored entry, so it left no scope.
     new: bool = False
+
+    @property
+    def key(self) -> tuple[str, uuid.UUID]:
+        return self.entity, self.record_id
 
 
 class Changelog:
@@ -133,7 +137,7 @@ class Changelog:
         seq = top - len(self._pending) - len(left)
         rows, exits = [], []
         for entry in self._pending.values():
-            keys = left.get((entry.entity, entry.record_id))
+            keys = left.get(entry.key)
             if keys is not None:
                 seq += 1
                 exits.append(
@@ -162,6 +166,7 @@ class Changelog:
             )
         if exits:
             self.session.connection().execute(sa.insert(SyncExit.__table__), exits)  # type: ignore[attr-defined]
+            _conflicts_follow(self.session, [e for e in self._pending.values() if e.key in left])
         _upsert_entries(self.session, rows)
         files.relink(
             self.session,
@@ -244,6 +249,29 @@ def _scopes_left(
             if any(keys.values()):
                 left[(entity, record_id)] = keys
     return left
+
+
+def _conflicts_follow(session: Session, moved: list[PendingEntry]) -> None:
+    """The conflicts of records that moved take their new scope, so that the people of
+    the new one see and settle them (a ranger lead of the patrol's new sector)."""
+    table = Conflict.__table__  # type: ignore[attr-defined]
+    session.connection().execute(
+        sa.update(table)
+        .where(
+            table.c.entity == sa.bindparam("_entity"),
+            table.c.record_id == sa.bindparam("_record_id"),
+        )
+        .values(sector_id=sa.bindparam("_sector_id"), community_id=sa.bindparam("_community_id")),
+        [
+            {
+                "_entity": e.entity,
+                "_record_id": e.record_id,
+                "_sector_id": e.sector_id,
+                "_community_id": e.community_id,
+            }
+            for e in moved
+        ],
+    )
 
 
 def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -330,6 +330,29 @@ def test_a_resolution_moves_a_patrol_only_where_the_resolver_may_see(
         assert [(e.sector_id, e.version) for e in exits] == [(uuid.UUID(a["id"]), 3)]
 
 
+def test_a_conflict_follows_its_record_to_the_new_sector(world: World) -> None:
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    one = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    two = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    office = Holder(world, world.user("coordinator"))
+    old_lead = world.user("ranger_lead", sector_ids=[a["id"]])
+    new_lead = world.user("ranger_lead", sector_ids=[b["id"]])
+    patrol_id = str(uuid.uuid4())
+    one.send("patrol", patrol_id, "create", patrol_fields(a["id"]))
+    one.send("patrol", patrol_id, "update", {"objective": "A"}, base_version=1)
+    clash = two.send("patrol", patrol_id, "update", {"objective": "B"}, base_version=1)
+    conflict = f"/conflicts/{clash['conflict_id']}"
+    assert old_lead.get(conflict).status_code == 200
+
+    moved = office.send("patrol", patrol_id, "update", {"sector_id": b["id"]}, base_version=2)
+
+    assert moved["status"] == "applied", moved
+    assert new_lead.get(conflict).status_code == 200
+    assert old_lead.get(conflict).status_code == 404
+    settled = new_lead.post(f"{conflict}/resolve", json={"resolution": "keep_server"})
+    assert settled.status_code == 200, settled.text
+
+
 # ---------------------------------------------------------------- a property of moves
 
 PATROLS = 3
