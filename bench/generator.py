@@ -696,7 +696,7 @@ def observation_fields(
         "observed_at": moment(walker.clock),
         "lat": round(walker.lat, 6),
         "lon": round(walker.lon, 6),
-        "accuracy_m": round(rng.uniform(3, 15), 1),
+        "gps": {"accuracy_m": round(rng.uniform(3, 15), 1), "fix": "gps"},
         "attributes": category_attributes(rng, category),
         "action_taken": rng.choice(("observed", "warned", "reported")) if threat else "observed",
     }

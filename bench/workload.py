@@ -40,6 +40,7 @@ from bench.generator import (
     patrol_story,
     training_story,
 )
+from schemas.versions import CURRENT
 
 RANGER = "ranger"
 EXTENSION_WORKER = "extension_worker"
@@ -142,7 +143,7 @@ def wire_change(seq: int, change_id: uuid.UUID, planned: Planned) -> dict[str, A
         "id": str(planned.id),
         "op": planned.op,
         "base_version": planned.base_version,
-        "schema_version": 1,
+        "schema_version": CURRENT,
         "recorded_at": moment(planned.recorded_at),
         "fields": planned.fields,
     }

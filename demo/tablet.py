@@ -26,6 +26,7 @@ import httpx
 import orjson
 
 from bench.generator import moment
+from schemas.versions import CURRENT
 
 BATCH = 500  # changes a tablet sends at once
 PULL_LIMIT = 1000
@@ -122,7 +123,7 @@ class Tablet:
             "id": str(record_id),
             "op": op,
             "base_version": base_version,
-            "schema_version": 1,
+            "schema_version": CURRENT,
             "recorded_at": moment(recorded_at),
             "fields": fields,
         }
@@ -152,7 +153,7 @@ class Tablet:
                 "changes": [outgoing.change for outgoing in batch],
                 "client": {
                     "app_version": self.app_version,
-                    "schema_version": 1,
+                    "schema_version": CURRENT,
                     "pending_changes": len(self.outbox) + len(batch),
                     "oldest_pending_at": batch[0].change["recorded_at"],
                     "free_storage_mb": self.free_storage_mb - self.pushed // 50,

@@ -89,6 +89,9 @@ class Device(SQLModel, table=True):
     pending_changes: int | None = Field(default=None, sa_type=sa.BigInteger)
     oldest_pending_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     free_storage_mb: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # When a push of its app was last refused as too old for the data model (426
+    # app_too_old); cleared by the next push the server takes.
+    app_too_old_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class RefreshFamily(SQLModel, table=True):

@@ -18,7 +18,7 @@ from sqlmodel import Field, SQLModel
 from schemas.attachments import AttachmentRead
 from schemas.figures import Hours, Km, NamedFigures
 from schemas.queries import Bound, Paging, QueryParams
-from schemas.records import ActionTaken, PatrolStatus, PatrolType
+from schemas.records import ActionTaken, Gps, PatrolStatus, PatrolType
 from schemas.types import UTCDateTime
 
 CategoryKey = Annotated[
@@ -160,7 +160,9 @@ class ObservationRead(BaseModel):
     observed_at: datetime
     lat: float
     lon: float
-    accuracy_m: float | None
+    gps: Gps | None = PydanticField(
+        description="How good the position is: `{accuracy_m, fix}`, as the tablet recorded it."
+    )
     attributes: dict[str, Any]
     notes: str | None
     action_taken: ActionTaken

@@ -140,6 +140,27 @@ class TrackPoint(BaseModel):
     alt_m: float | None = None
 
 
+class GpsFix(StrEnum):
+    """How a position was fixed: by satellites, by the cell and Wi-Fi networks (rough),
+    or placed by hand on the map."""
+
+    gps = "gps"
+    network = "network"
+    manual = "manual"
+
+
+class Gps(BaseModel):
+    """How good an observation's position is (schema version 2; version 1 had
+    ``accuracy_m`` alone, see ``schemas/versions.py``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    accuracy_m: float | None = PydanticField(
+        default=None, ge=0, description="The position's accuracy in metres, as the device gave it."
+    )
+    fix: GpsFix | None = PydanticField(default=None, description="How it was fixed; null: unknown.")
+
+
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -230,7 +251,7 @@ class ObservationFields(Fields):
     observed_at: Moment
     lat: Latitude
     lon: Longitude
-    accuracy_m: float | None = PydanticField(default=None, ge=0)
+    gps: Gps | None = None
     attributes: dict[str, Any] = {}
     notes: Text | None = None
     action_taken: ActionTaken = ActionTaken.observed
@@ -375,7 +396,8 @@ class Observation(SyncedColumns, table=True):
     observed_at: datetime = Field(sa_type=UTCDateTime)
     lat: float
     lon: float
-    accuracy_m: float | None = None
+    # {accuracy_m, fix} (``Gps``): one document, as the record has it, read and written whole.
+    gps: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
     attributes: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
     notes: str | None = Field(default=None, sa_type=sa.Text)
     action_taken: ActionTaken = Field(sa_column=_enum(ActionTaken))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from schemas.versions import CURRENT
 from tests.conftest import Caller
 
 
@@ -16,6 +17,7 @@ def change(
     fields: dict[str, Any] | None = None,
     *,
     base_version: int | None = None,
+    schema_version: int = CURRENT,
 ) -> dict[str, Any]:
     return {
         "change_id": str(uuid.uuid4()),
@@ -24,7 +26,7 @@ def change(
         "id": record_id,
         "op": op,
         "base_version": base_version,
-        "schema_version": 1,
+        "schema_version": schema_version,
         "recorded_at": "2026-11-02T09:31:07-05:00",
         "fields": fields or {},
     }

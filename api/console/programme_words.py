@@ -131,7 +131,8 @@ WORDS: dict[str, dict[str, str]] = {
         "observed_at": N_("Observed at"),
         "lat": N_("Latitude"),
         "lon": N_("Longitude"),
-        "accuracy_m": N_("Accuracy (m)"),
+        "accuracy_m": N_("Accuracy (m)"),  # schema version 1, in older versions' history
+        "gps": N_("Position: accuracy and fix"),
         "attributes": N_("Attributes"),
         "notes": N_("Notes"),
         "action_taken": N_("Action taken"),

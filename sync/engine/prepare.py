@@ -1,10 +1,15 @@
 """Preparing a push batch: what can be worked out of its changes without the database.
 
 Each change's JSON form, the canonical text it is hashed by (its ``change_id`` is
-answered from memory only when the same content comes again), and, for a create, its
-fields validated. This is about half of a batch's CPU, and it runs before the
-transaction opens: on SQLite the write lock is held only for the decisions that need
-the database, and several server processes prepare batches at once.
+answered from memory only when the same content comes again), the change read in the
+current version of the data model (``sync.engine.versions``: a change of an older
+version upcast, one of a newer version refused), and, for a create, its fields
+validated. This is about half of a batch's CPU, and it runs before the transaction
+opens: on SQLite the write lock is held only for the decisions that need the
+database, and several server processes prepare batches at once.
+
+What is kept of a change, and hashed, is always what the device sent; what is
+decided is its current form.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from schemas.records import Fields
 from schemas.sync import Change, Op, PushRequest
-from sync.engine import records
+from sync.engine import records, versions
 from sync.engine.entities import Catalog
 from sync.engine.rules import Rejected
 
@@ -51,38 +56,64 @@ def content_hash(text: str) -> str:
 @dataclass(frozen=True)
 class Prepared:
     """What can be worked out of a change without the database: its JSON form, the
-    text it is hashed by, and, for a create, its fields validated (or why not)."""
+    text it is hashed by, the change in the current version, and, for a create, its
+    fields validated (or why not)."""
 
-    change: Change  # the very object prepared: a change_id sent twice is prepared once
-    document: dict[str, Any]
+    sent: Change  # the very object prepared: a change_id sent twice is prepared once
+    # What is decided: ``sent`` in the current version of the data model (``sent``
+    # itself when its record type did not change since its version). The decider
+    # knows a create validated here by this very object.
+    change: Change
+    document: dict[str, Any]  # ``sent``'s JSON form: what is kept of it
     text: str
     digest: str
     created: tuple[Fields, dict[str, Any]] | records.InvalidFields | None
+    # Why ``sent`` cannot be read in the current version (``schema_too_new``, or what
+    # an upcaster refuses): it is rejected with this, and kept.
+    refused: Rejected | None = None
 
     @classmethod
     def of(cls, change: Change) -> Prepared:
         """A change prepared without validating its fields (met again in a batch)."""
         document = document_of(change)
         text = canonical(document)
-        return cls(change, document, text, content_hash(text), None)
+        current, refused = in_current_version(change)
+        return cls(change, current, document, text, content_hash(text), None, refused)
+
+
+def in_current_version(change: Change) -> tuple[Change, Rejected | None]:
+    """``change`` upcast to the current version of the data model; or itself, and why
+    it cannot be (a rejection to answer it with)."""
+    try:
+        return versions.upcast_change(change), None
+    except versions.Unconvertible as problem:
+        return change, Rejected(problem.field, problem.code, problem.message)
 
 
 def prepare(batch: PushRequest, catalog: Catalog) -> dict[uuid.UUID, Prepared]:
     """Each change of the batch, prepared, by ``change_id``."""
     prepared: dict[uuid.UUID, Prepared] = {}
-    for change in batch.changes:
-        document = document_of(change)
+    for sent in batch.changes:
+        if sent.change_id in prepared:
+            continue
+        document = document_of(sent)
         text = canonical(document)
+        change, refused = in_current_version(sent)
         created: tuple[Fields, dict[str, Any]] | records.InvalidFields | None = None
         spec = catalog.get(change.entity)
-        if spec is not None and change.op == Op.create and set(change.fields) <= spec.settable:
+        if (
+            refused is None
+            and spec is not None
+            and change.op == Op.create
+            and set(change.fields) <= spec.settable
+        ):
             try:
                 model = records.validated(spec, change.fields)
                 created = model, model.model_dump(mode="json")
             except records.InvalidFields as invalid:
                 created = invalid
-        prepared.setdefault(
-            change.change_id, Prepared(change, document, text, content_hash(text), created)
+        prepared[sent.change_id] = Prepared(
+            sent, change, document, text, content_hash(text), created, refused
         )
     return prepared
 

@@ -6,12 +6,16 @@ For every change, in ``seq`` order, inside the request's one transaction:
    (``replayed: true``); the same id with other content is ``change_id_reused``.
    Pushes of one device are serialised by a lock on its row, so the same batch
    arriving twice at once, on two server processes, is applied once.
-2. **Validation and scope.** Unknown types, ops or fields, invalid values, and
+2. **Versions.** A change written in an older version of the data model is read in
+   the current one (``sync.engine.versions``; kept as sent); one of a version newer
+   than the server's is rejected ``schema_too_new``, kept, and decided again after
+   an upgrade.
+3. **Validation and scope.** Unknown types, ops or fields, invalid values, and
    records outside the caller's scope are ``rejected``, and kept with their reason.
-3. **Deferral.** A change naming a parent the server does not hold yet (an
+4. **Deferral.** A change naming a parent the server does not hold yet (an
    attendance before its session) is ``deferred``: stored, and applied by itself
    when the parent arrives, in any later push.
-4. **The decision.** Creates apply. Updates merge field by field against the
+5. **The decision.** Creates apply. Updates merge field by field against the
    version the device last saw (``sync.engine.merge``); a device never conflicts with
    itself. Edits of an approved patrol and updates or deletes meeting a server-side
    delete open a conflict; nothing the device sent is lost.
@@ -154,18 +158,17 @@ class Batch:
         self, principal: Principal, batch: PushRequest, device: Device, *, one_by_one: bool
     ) -> PushResponse:
         known = _stored(self.session, [c.change_id for c in batch.changes])
-        self.owed = Owed(self.session, batch.changes)
+        readies = [self._ready(change) for change in batch.changes]
+        current = [ready.change for ready in readies]  # in the current version
+        self.owed = Owed(self.session, current)
         if not one_by_one:
-            self.ws.prefetch(batch.changes)
+            self.ws.prefetch(current)
         floor = device.last_seq if device.last_seq is not None else -1
         used_seqs: set[int] = set()
         results: list[ChangeResult | None] = [None] * len(batch.changes)
         received = False  # a change not sent before
         for index in sorted(range(len(batch.changes)), key=lambda i: batch.changes[i].seq):
-            change = batch.changes[index]
-            ready = self.prepared.get(change.change_id)
-            if ready is None or ready.change is not change:  # a change_id sent twice
-                ready = Prepared.of(change)
+            change, ready = batch.changes[index], readies[index]
             prior = known.get(change.change_id)
             if prior is not None:
                 result = _replay(prior, change, ready.digest, device.id)
@@ -189,11 +192,16 @@ class Batch:
                     Rejected("seq", "seq_not_increasing", f"seq {change.seq} was already used"),
                     ready.digest,
                 )
+            elif ready.refused is not None:  # not readable in this server's version
+                result = self.receipts.reject(
+                    principal, change, ready.document, ready.refused, ready.digest
+                )
+                used_seqs.add(change.seq)
             elif one_by_one:
-                result = self.receive_alone(principal, change, ready.document, ready.digest)
+                result = self.receive_alone(principal, ready.change, ready.document, ready.digest)
                 used_seqs.add(change.seq)
             else:
-                result = self.receive(principal, change, ready.document, ready.digest)
+                result = self.receive(principal, ready.change, ready.document, ready.digest)
                 used_seqs.add(change.seq)
             known[change.change_id] = self.ws.stored(change.change_id)
             results[index] = result
@@ -213,10 +221,19 @@ class Batch:
             server_time=self.now,
         )
 
+    def _ready(self, change: Change) -> Prepared:
+        """``change`` prepared: by ``prepare`` before the transaction, or now (a
+        ``change_id`` sent twice in a batch was prepared for its first object only)."""
+        ready = self.prepared.get(change.change_id)
+        if ready is None or ready.sent is not change:
+            ready = Prepared.of(change)
+        return ready
+
     def receive(
         self, principal: Principal, change: Change, document: dict[str, Any], digest: str
     ) -> ChangeResult:
-        """Decide a change and keep it with its answer."""
+        """Decide a change (in the current version) and keep it with its answer;
+        ``document`` and ``digest`` are of the change as sent."""
         assert principal.device_id is not None
         actor = Actor(principal, principal.device_id)
         try:

@@ -89,6 +89,7 @@ OBSERVATION_COLUMNS = (
     "lat",
     "lon",
     "accuracy_m",
+    "gps_fix",
     "action_taken",
     "notes",
     "observation_attachment_urls",
@@ -280,6 +281,13 @@ def patrol_cells(patrol: Patrol, chunk: Chunk, *, base_url: str) -> list[Any]:
     ]
 
 
+def _gps(observation: Observation) -> tuple[Any, Any]:
+    """An observation's ``gps`` as two flat columns, ``accuracy_m`` and ``gps_fix``:
+    spreadsheets and GIS tools read columns, not objects."""
+    gps = observation.gps or {}
+    return gps.get("accuracy_m"), gps.get("fix")
+
+
 def observation_cells(
     observation: Observation,
     categories: Mapping[str, Category],
@@ -298,7 +306,7 @@ def observation_cells(
         observation.observed_at,
         observation.lat,
         observation.lon,
-        observation.accuracy_m,
+        *_gps(observation),
         observation.action_taken,
         observation.notes,
         _cell(evidence.urls(observation.attachments or [], base=base_url)),
@@ -379,7 +387,7 @@ def observation_feature(
             "category_key": observation.category_key,
             "category_name_es": category.name_es if category else None,
             "observed_at": local_time(observation.observed_at, zone),
-            "accuracy_m": observation.accuracy_m,
+            **dict(zip(("accuracy_m", "gps_fix"), _gps(observation), strict=True)),
             "action_taken": str(observation.action_taken),
             "notes": observation.notes,
             "attributes": observation.attributes or {},

@@ -353,7 +353,7 @@ def detail(session: Session, *, principal: Principal, patrol_id: uuid.UUID) -> P
                 observed_at=o.observed_at,
                 lat=o.lat,
                 lon=o.lon,
-                accuracy_m=o.accuracy_m,
+                gps=o.gps,
                 attributes=o.attributes or {},
                 notes=o.notes,
                 action_taken=o.action_taken,

@@ -10,6 +10,7 @@
     ├── PayloadTooLarge             413
     ├── UnsupportedMediaType        415 unsupported_encoding
     ├── Unprocessable               422 validation_failed
+    ├── UpgradeRequired             426 upgrade_required (app_too_old)
     ├── TooManyRequests             429 too_many_attempts (with retry_after)
     ├── ServiceUnavailable          503 not_ready
     └── ChecksumMismatch            460 checksum_mismatch (tus)
@@ -85,6 +86,13 @@ class PayloadTooLarge(FieldsyncError):
 
 class Unprocessable(FieldsyncError):
     status, code, title = 422, "validation_failed", "Validation failed"
+
+
+class UpgradeRequired(FieldsyncError):
+    """The client must be updated before the server can take its request (a tablet's
+    app too old for the data model)."""
+
+    status, code, title = 426, "upgrade_required", "Upgrade required"
 
 
 class TooManyRequests(FieldsyncError):

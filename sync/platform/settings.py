@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from schemas.versions import CURRENT, OLDEST
 from sync.platform.addresses import trusted_networks
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
 
     max_batch: int = Field(default=1000, ge=1)
+    # The oldest version of the data model a tablet may push (or pull) in; an app below
+    # it is refused with 426 app_too_old. Between 1 and the current version
+    # (schemas.versions.CURRENT); docs/schema_versions.md.
+    min_schema_version: int = Field(default=OLDEST, ge=OLDEST, le=CURRENT)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Every other body (sign-in, enrollment, an edit): the largest is a few KiB, so
     # 1 MiB refuses a memory-filling body long before it is read (api/limits.py).

@@ -120,7 +120,7 @@ def foot_patrol(park: dict[str, Any]) -> str:
                 attributes={"species": "cedro", "volume_m3": 12.5, "stumps": 3},
                 notes="señal débil",
                 action_taken="reported",
-                accuracy_m=4.5,
+                gps={"accuracy_m": 4.5, "fix": "gps"},
             ),
         ],
     )
@@ -187,6 +187,7 @@ def test_the_csv_has_a_row_per_observation_with_its_patrol_and_attribute_columns
         "lat": "-5.8",  # numbers are not text: no quote for the minus sign
         "lon": "-77.3",
         "accuracy_m": "4.5",
+        "gps_fix": "gps",
         "action_taken": "reported",
         "notes": "señal débil",
         "observation_attachment_urls": "",
@@ -409,6 +410,7 @@ def test_the_geojson_has_tracks_as_linestrings_and_observations_as_points(
         "category_name_es": "Avistamiento de fauna",
         "observed_at": "2026-03-02T08:20:00-05:00",
         "accuracy_m": None,
+        "gps_fix": None,
         "action_taken": "observed",
         "notes": "huellas frescas",
         "attributes": {"species": "oso de anteojos", "count": 1},
