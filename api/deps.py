@@ -119,3 +119,5 @@ PatrolReader = Annotated[
 ]
 # Who approves or returns a submitted patrol.
 PatrolReviewer = Annotated[Principal, Depends(require(Role.admin, Role.ranger_lead))]
+# Who moves a patrol to another sector: the office, and leads of both sectors.
+PatrolMover = Annotated[Principal, Depends(require(Role.admin, Role.coordinator, Role.ranger_lead))]

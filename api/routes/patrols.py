@@ -1,4 +1,4 @@
-"""Patrols, as ranger leads see them: the queue, the detail, the review."""
+"""Patrols, as ranger leads see them: the queue, the detail, the review, a move."""
 
 import uuid
 from typing import Annotated
@@ -6,9 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.body import JSONRoute
-from api.deps import PatrolReader, PatrolReviewer, SessionDep, SettingsDep
+from api.deps import PatrolMover, PatrolReader, PatrolReviewer, SessionDep, SettingsDep
 from api.errors import problems
+from schemas.moves import PatrolMove, PatrolMoved
 from schemas.patrols import PatrolDetail, PatrolPage, PatrolQuery
+from sync.catalog import CATALOG
+from sync.engine import moves
 from sync.patrols import reads as patrols
 from sync.patrols import review
 
@@ -42,3 +45,21 @@ def review_patrol(
     """Approve a submitted patrol (it is then locked: later device edits are conflicts)
     or return it with a comment. Devices receive the new version by pull."""
     return review.review(session, principal=principal, patrol_id=patrol_id, request=body)
+
+
+@router.post("/{patrol_id}/move")
+def move_patrol(
+    patrol_id: uuid.UUID, body: PatrolMove, principal: PatrolMover, session: SessionDep
+) -> PatrolMoved:
+    """File a patrol under another sector, with its track and observations: a new
+    version of each. The old sector's tablets pull them as deletes, the new one's as
+    records. The caller must hold both sectors (``422 out_of_scope`` otherwise)."""
+    moved = moves.move(
+        session,
+        catalog=CATALOG,
+        principal=principal,
+        entity="patrol",
+        record_id=patrol_id,
+        to=body.sector_id,
+    )
+    return PatrolMoved(id=moved.id, version=moved.version, sector_id=moved.scope)

@@ -353,6 +353,42 @@ def test_a_conflict_follows_its_record_to_the_new_sector(world: World) -> None:
     assert settled.status_code == 200, settled.text
 
 
+def test_the_office_moves_a_patrol_through_the_api(world: World, category: str) -> None:
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    there = Holder(world, world.user("ranger", sector_ids=[b["id"]]))
+    ids = _patrol_with_track(here, a["id"], category)
+    here.pull()
+    there.pull()
+    url = f"/patrols/{ids['patrol']}/move"
+    to_b = {"sector_id": b["id"]}
+    lead_of_a = world.user("ranger_lead", sector_ids=[a["id"]])
+    lead_of_b = world.user("ranger_lead", sector_ids=[b["id"]])
+
+    assert_problem(here.tablet.device.post(url, json=to_b), 403)
+    refused = assert_problem(lead_of_a.post(url, json=to_b), 422, "validation_failed")
+    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("sector_id", "out_of_scope")]
+    assert_problem(lead_of_b.post(url, json=to_b), 404)
+    nowhere = {"sector_id": str(uuid.uuid4())}
+    unknown = assert_problem(world.admin.post(url, json=nowhere), 422, "validation_failed")
+    assert [e["code"] for e in unknown["errors"]] == ["unknown_reference"]
+    stays = world.admin.post(url, json={"sector_id": a["id"]})
+    assert (stays.status_code, stays.json()["version"]) == (200, 1)
+    coordinator = world.user("coordinator")
+    moved = coordinator.post(url, json=to_b)
+
+    assert moved.status_code == 200, moved.text
+    assert moved.json() == {"id": ids["patrol"], "version": 2, "sector_id": b["id"]}
+    records = {("patrol", ids["patrol"]), ("track_segment", ids["segment"])}
+    records.add(("observation", ids["observation"]))
+    assert ops(here.pull()) == {(e, i, "delete") for e, i in records}
+    assert ops(there.pull()) == {(e, i, "upsert") for e, i in records}
+    assert lead_of_b.get(f"/patrols/{ids['patrol']}").status_code == 200
+    assert lead_of_a.get(f"/patrols/{ids['patrol']}").status_code == 404
+    there.send("patrol", ids["patrol"], "delete", base_version=2)
+    assert_problem(coordinator.post(url, json={"sector_id": a["id"]}), 404)
+
+
 # ---------------------------------------------------------------- a property of moves
 
 PATROLS = 3

@@ -291,6 +291,28 @@ def test_a_lead_approves_one_patrol_and_returns_another_with_a_comment(park: Par
     assert "Ningún patrullaje espera revisión." in lead.get("/console/patrols").text
 
 
+def test_the_office_moves_a_patrol_filed_under_the_wrong_sector(park: Park) -> None:
+    page = f"/console/patrols/{park.draft}"
+    lead = signed_in(park.world, park.lead)
+    assert "/move" not in lead.get(page).text  # one sector: nowhere to move it
+    refused = lead.post(f"{page}/move", {"sector_id": park.other}, token_from=page)
+    assert refused.status_code == 422
+    assert "solo puede moverlo entre sectores a su cargo" in refused.text
+    coordinator = signed_in(park.world, park.coordinator)
+    assert "¿Registrado en el sector equivocado?" in coordinator.get(page).text
+
+    moved = coordinator.post(f"{page}/move", {"sector_id": park.other}, token_from=page)
+
+    assert moved.status_code == 303
+    assert moved.headers["location"] == f"{page}?notice=moved"
+    assert "Patrullaje movido" in coordinator.get(moved.headers["location"]).text
+    answer = park.world.admin.get(f"/patrols/{park.draft}")
+    assert answer.json()["patrol"]["sector_id"] == park.other
+    assert lead.get(page).status_code == 404
+    forged = coordinator.http.post(f"{page}/move", data={"sector_id": park.sector})
+    assert forged.status_code == 403
+
+
 def test_a_review_without_its_form_token_is_refused_and_changes_nothing(park: Park) -> None:
     lead = signed_in(park.world, park.lead)
     path = f"/console/patrols/{park.first}/review"

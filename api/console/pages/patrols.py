@@ -61,6 +61,8 @@ from schemas.patrols import (
 from schemas.records import PatrolStatus
 from schemas.reports import ThreatGrouping, ThreatQuery, ThreatReport
 from sync.accounts import users
+from sync.catalog import CATALOG
+from sync.engine import moves
 from sync.patrols import exports, review
 from sync.patrols import reads as patrols
 from sync.patrols import reports as patrol_reports
@@ -84,6 +86,10 @@ NOTICES = {
         "Patrol approved. It is locked now: a later edit from the tablet opens a conflict."
     ),
     "returned": N_("Patrol returned to the ranger with your comment."),
+    "moved": N_(
+        "Patrol moved, with its track and observations. The tablets of the old sector "
+        "delete it at their next sync; those of the new sector receive it."
+    ),
 }
 FILTERS_UNREAD = N_(
     "These filters cannot be read: write dates as 2026-03-31, and end the period after it starts."
@@ -95,6 +101,9 @@ CHART_TITLES = {
 }
 COMMENT_NEEDED = N_("Returning a patrol needs a comment: say what the ranger should fix.")
 ALREADY_APPROVED = N_("This patrol is approved already.")
+CANNOT_MOVE = N_(
+    "The patrol cannot move to that sector: you may only move it between sectors you hold."
+)
 NOT_SUBMITTED = N_("Only a submitted patrol is reviewed, and this one is not waiting for review.")
 
 
@@ -299,6 +308,12 @@ def _patrol_page(
         "map": drawn,
         "flags": flag_views(detail, zone=settings.zone, lang=lang),
         "may_review": viewer.role in REVIEWERS,
+        # Where the viewer may move it: the other sectors they hold, if any.
+        "move_to": [
+            s
+            for s in reference.list_sectors(session, principal=viewer.principal)
+            if s.id != detail.patrol.sector_id
+        ],
         "notice": gettext(request, notice) if notice else None,
         "problem": said.problem if said else None,
         "comment": said.comment if said else "",
@@ -343,6 +358,31 @@ def review_patrol(
         said = Said(409, gettext(request, message), comment)
         return _patrol_page(request, viewer, session, settings, patrol_id, said)
     return redirect(f"{PREFIX}/patrols/{patrol_id}?notice={done.status.value}")
+
+
+@router.post("/patrols/{patrol_id}/move", response_class=HTMLResponse, dependencies=[CheckedForm])
+def move_patrol(
+    patrol_id: uuid.UUID,
+    request: Request,
+    viewer: LeadViewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    sector_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    """File a patrol under another sector, with its track and observations."""
+    try:
+        moves.move(
+            session,
+            catalog=CATALOG,
+            principal=viewer.principal,
+            entity="patrol",
+            record_id=patrol_id,
+            to=sector_id,
+        )
+    except Unprocessable:
+        said = Said(422, gettext(request, CANNOT_MOVE))
+        return _patrol_page(request, viewer, session, settings, patrol_id, said)
+    return redirect(f"{PREFIX}/patrols/{patrol_id}?notice=moved")
 
 
 # ---------------------------------------------------------------- photos
