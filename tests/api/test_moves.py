@@ -99,6 +99,20 @@ def _patrol_with_track(holder: Holder, sector_id: str, category: str) -> dict[st
     return ids
 
 
+def _held_patrol(
+    world: World, category: str
+) -> tuple[dict[str, Any], dict[str, Any], Holder, Holder, dict[str, str]]:
+    """Sectors A and B; a patrol with its track in A, held by a ranger of A and by the
+    office."""
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    office = Holder(world, world.user("coordinator"))
+    ids = _patrol_with_track(here, a["id"], category)
+    here.pull()
+    office.pull()
+    return a, b, here, office, ids
+
+
 @pytest.mark.parametrize("mover", ["ranger of both sectors", "coordinator"])
 def test_a_patrol_moved_to_another_sector_leaves_the_old_sectors_tablets_with_its_track(
     world: World, engine: Engine, category: str, mover: str
@@ -286,12 +300,7 @@ def test_a_tablet_whose_scope_changes_after_a_move_still_hears_the_record_leave(
 def test_a_record_moved_away_and_back_is_held_at_its_last_version(
     world: World, category: str
 ) -> None:
-    a, b = world.sector("AM-A"), world.sector("AM-B")
-    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
-    office = Holder(world, world.user("coordinator"))
-    ids = _patrol_with_track(here, a["id"], category)
-    here.pull()
-    office.pull()
+    a, b, here, office, ids = _held_patrol(world, category)
 
     office.send("patrol", ids["patrol"], "update", {"sector_id": b["id"]}, base_version=1)
     back = office.send("patrol", ids["patrol"], "update", {"sector_id": a["id"]}, base_version=2)
@@ -486,12 +495,7 @@ def _cast(world: World) -> dict[str, Any]:
 def test_a_tablet_of_the_old_scope_shows_behind_until_it_hears_the_record_leave(
     world: World, category: str
 ) -> None:
-    a, b = world.sector("AM-A"), world.sector("AM-B")
-    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
-    office = Holder(world, world.user("coordinator"))
-    ids = _patrol_with_track(here, a["id"], category)
-    here.pull()
-    office.pull()
+    a, b, here, office, ids = _held_patrol(world, category)
     assert health_of(world.admin, here.tablet)["behind_since"] is None
 
     office.send("patrol", ids["patrol"], "update", {"sector_id": b["id"]}, base_version=1)
