@@ -495,7 +495,7 @@ def _cast(world: World) -> dict[str, Any]:
 def test_a_tablet_of_the_old_scope_shows_behind_until_it_hears_the_record_leave(
     world: World, category: str
 ) -> None:
-    a, b, here, office, ids = _held_patrol(world, category)
+    _, b, here, office, ids = _held_patrol(world, category)
     assert health_of(world.admin, here.tablet)["behind_since"] is None
 
     office.send("patrol", ids["patrol"], "update", {"sector_id": b["id"]}, base_version=1)
