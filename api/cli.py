@@ -2,6 +2,7 @@
 
     fieldsync serve [--host H] [--port P] [--workers N]
     fieldsync db upgrade [REVISION] | db downgrade REVISION | db current
+    fieldsync changes retry        (changes kept as schema_too_new, decided again)
     fieldsync users create-admin USERNAME [--full-name NAME] [--password-stdin]
     fieldsync bench [OPTIONS]      (``fieldsync bench --help``; docs/performance.md)
     fieldsync demo [OPTIONS]       (``fieldsync demo --help``; make demo)
@@ -68,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision")
     downgrade.set_defaults(run=_db_downgrade)
     db.add_parser("current", help="print the database's migration").set_defaults(run=_db_current)
+
+    changes = commands.add_parser("changes", help="changes tablets pushed").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    changes.add_parser(
+        "retry",
+        help="decide again the changes kept as schema_too_new whose version this server "
+        "now reads (db upgrade runs it too)",
+    ).set_defaults(run=_changes_retry)
 
     people = commands.add_parser("users", help="users").add_subparsers(
         required=True, metavar="ACTION"
@@ -184,9 +194,38 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     try:
         migrate.upgrade(engine, args.revision)
         print(f"database at {migrate.current_revision(engine)}")
+        # An upgraded server may read versions of the data model it refused before.
+        if migrate.is_at_head(engine):
+            _retry_too_new(engine, quiet=True)
     finally:
         engine.dispose()
     return 0
+
+
+def _changes_retry(_args: argparse.Namespace) -> int:
+    engine = create_db_engine(get_settings().database_url)
+    try:
+        if not migrate.is_at_head(engine):
+            print(
+                "fieldsync: the database is not migrated; run `fieldsync db upgrade`",
+                file=sys.stderr,
+            )
+            return 1
+        _retry_too_new(engine, quiet=False)
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _retry_too_new(engine: sa.Engine, *, quiet: bool) -> None:
+    """Decide again the changes kept as ``schema_too_new`` (``sync.engine.retry``);
+    say what happened (``quiet``: only if there were any)."""
+    from sync.catalog import CATALOG
+    from sync.engine.retry import retry_too_new
+
+    retried = retry_too_new(engine, catalog=CATALOG)
+    if not quiet or retried.decided or retried.still_too_new or retried.failed:
+        print(retried.summary())
 
 
 def _db_downgrade(args: argparse.Namespace) -> int:

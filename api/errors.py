@@ -194,6 +194,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     416: "The Range asked for lies past the end of the file",
     460: "The bytes do not match their checksum (tus); the upload or chunk was not kept",
     422: "The request does not validate",
+    426: "The tablet's app is too old for the server's data model (app_too_old): update it",
     429: "Too many failed attempts from this address; wait Retry-After seconds",
     503: "The database does not answer; try again after Retry-After seconds",
 }

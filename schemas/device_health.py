@@ -79,6 +79,12 @@ class DeviceHealth(BaseModel):
     reported_at: datetime | None = PydanticField(
         description="When it last reported (the push that carried the report)."
     )
+    app_too_old_at: datetime | None = PydanticField(
+        default=None,
+        description="When a push of its app was last refused as too old for the data model "
+        "(`426 app_too_old`: nothing of it was kept; the tablet must be updated); null "
+        "once a push is taken again.",
+    )
     pulled_seq: int | None = PydanticField(
         description="The change number its pulls have everything up to."
     )

@@ -79,7 +79,7 @@ def _parse_batch(raw: bytes, max_batch: int) -> Batch:
 
 
 # The body's schema is added to the OpenAPI document by ``api.openapi``.
-@router.post("/push", responses=problems(413, 415))
+@router.post("/push", responses=problems(413, 415, 426))
 async def push(
     # The batch is declared first, so it is read before the session dependency opens.
     batch: Annotated[Batch, Depends(read_batch)],

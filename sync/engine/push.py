@@ -9,7 +9,8 @@ For every change, in ``seq`` order, inside the request's one transaction:
 2. **Versions.** A change written in an older version of the data model is read in
    the current one (``sync.engine.versions``; kept as sent); one of a version newer
    than the server's is rejected ``schema_too_new``, kept, and decided again after
-   an upgrade.
+   an upgrade (``sync.engine.retry``). A batch of an app older than the server takes
+   is refused whole, ``426 app_too_old``, before anything else.
 3. **Validation and scope.** Unknown types, ops or fields, invalid values, and
    records outside the caller's scope are ``rejected``, and kept with their reason.
 4. **Deferral.** A change naming a parent the server does not hold yet (an
@@ -39,6 +40,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -62,13 +64,14 @@ from sync.engine.changelog import Changelog
 from sync.engine.decide import Actor, Decider
 from sync.engine.entities import Catalog
 from sync.engine.files import Owed
-from sync.engine.prepare import Prepared, prepare, storable, unstorable
+from sync.engine.prepare import Prepared, in_current_version, prepare, storable, unstorable
 from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
+from sync.engine.versions import AppTooOld, too_old
 from sync.engine.wake import Waker
-from sync.engine.workspace import Workspace
+from sync.engine.workspace import Waiting, Workspace
 from sync.platform.database import unavailable
-from sync.platform.errors import Forbidden, PayloadTooLarge
+from sync.platform.errors import Forbidden, KeepsChanges, PayloadTooLarge
 from sync.platform.settings import Settings
 
 # How often a batch is decided again after losing a race; the last try goes one
@@ -78,6 +81,12 @@ ATTEMPTS = 3
 RACE_STATES = frozenset({"40P01", "40001"})
 
 log = logging.getLogger("fieldsync")
+
+
+class RefusedAsTooOld(KeepsChanges, AppTooOld):
+    """``426 app_too_old`` for a whole batch: none of its changes is applied or kept,
+    but the device's row keeps when, and what its app reported, for the fleet's health
+    (the request's transaction commits that much)."""
 
 
 def push(
@@ -106,6 +115,14 @@ def push(
         select(Device).where(Device.id == principal.device_id).with_for_update()
     ).one()
     now = utcnow()
+    refusal = too_old(batch, settings=settings)
+    if refusal is not None:
+        device.app_too_old_at = now
+        device.last_seen_at = now
+        contact.note_report(device, batch.client, now)
+        session.add(device)
+        session.flush()
+        raise RefusedAsTooOld(refusal)
     if prepared is None:
         prepared = prepare(batch, catalog)
     attempt = 1
@@ -209,6 +226,7 @@ class Batch:
         if used_seqs:
             device.last_seq = max(max(used_seqs), floor)
         device.last_seen_at = self.now
+        device.app_too_old_at = None  # its app writes a version this server takes
         if received:
             device.last_push_at = self.now
         contact.note_report(device, batch.client, self.now)
@@ -253,6 +271,50 @@ class Batch:
             change, device_id=actor.device_id, now=self.now
         )
         self.receipts.store(principal, change, document, digest, result)
+        return result
+
+    def decide_again(self, principal: Principal, kept: Waiting) -> ChangeResult:
+        """A change kept as rejected decided again, for its device and user (``kept``:
+        its stored row), as if it had just arrived: a change rejected ``schema_too_new``
+        once the server reads its version (``sync.engine.retry``). Its stored status and
+        answer are replaced, so that a replay of its ``change_id`` answers the new one;
+        what was kept of it, as sent, stays. Written and published at once."""
+        sent = Change.model_validate(kept.change)
+        change, refused = in_current_version(sent)
+        self.owed = Owed(self.session, [change])
+        self.ws.prefetch([change])
+        actor = Actor(principal, kept.device_id)
+        waiting: Deferred | None = None
+        try:
+            if refused is not None:
+                raise refused
+            result = self.decider.apply_undoably(actor, change)
+        except Rejected as rejection:
+            result = ChangeResult(
+                change_id=sent.change_id, status=Status.rejected, errors=rejection.errors
+            )
+        except Deferred as deferred:
+            waiting = deferred
+            result = ChangeResult(change_id=sent.change_id, status=Status.deferred)
+        if result.status is not Status.rejected:
+            result.missing_attachments = self.owed.missing(
+                change, device_id=kept.device_id, now=self.now
+            )
+        answer = result.model_dump(mode="json", exclude_none=True)
+        settled = result.status in (Status.applied, Status.merged)
+        self.ws.update_stored(
+            sent.change_id,
+            status=str(result.status),
+            result=answer,
+            applied_at=self.now if settled else None,
+        )
+        if waiting is not None:
+            again = replace(kept, result=answer)
+            self.ws.defer(waiting.entity, waiting.record_id, again, self.now)
+        self.receipts.link_conflicts(sent.change_id)
+        self.ws.flush()
+        self.owed.write()
+        self.changelog.publish()  # last: it takes the clock, held until commit
         return result
 
     def receive_alone(

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import segno
+from sqlmodel import Session
 
+from schemas import Device
 from tests.conftest import Caller, World
 from tests.console.conftest import Browser, signed_in
 from tests.sync_support import Tablet, pull_all
@@ -257,3 +260,31 @@ def test_the_list_says_which_tablet_is_up_to_date_and_which_misses_changes(world
     assert '<span class="warn">' in rows["T-atrasada"]
     assert ">al día</td>" in rows["T-corriente"]
     assert '<span class="warn">' not in rows["T-corriente"]
+
+
+def test_the_list_says_which_tablets_app_is_too_old_to_sync(world: World) -> None:
+    """A push refused ``426 app_too_old`` (tests/api/test_schema_versions.py) leaves
+    its time on the device; the list says it until a push is taken again."""
+    sector = world.sector()
+    old, new = (world.user("ranger", sector_ids=[sector["id"]]) for _ in range(2))
+    refused = world.device(old, label="T-vieja")
+    world.device(new, label="T-nueva")
+    with Session(world.engine) as session:
+        device = session.get(Device, uuid.UUID(refused.tokens["device_id"]))
+        assert device is not None
+        device.app_too_old_at = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+        session.add(device)
+        session.commit()
+
+    office = signed_in(world, world.admin)
+    spanish = office.get("/console/devices").text
+    english = office.get("/console/devices", params={"lang": "en"}).text
+
+    rows = {
+        label: spanish.split(f"<td>{label}<br>")[1].split("</tr>")[0]
+        for label in ("T-vieja", "T-nueva")
+    }
+    assert "Demasiado antigua: su sincronización fue rechazada el" in rows["T-vieja"]
+    assert "Actualice la aplicación." in rows["T-vieja"]
+    assert "Demasiado antigua" not in rows["T-nueva"]
+    assert "Too old: its sync was refused on" in english
