@@ -11,11 +11,12 @@ made before each push; ``errors`` what it raises (and ``files.AttachmentRefused`
 
 from schemas.accounts import Enrollment
 from sync.client.device import DeviceClient
-from sync.client.errors import AuthFailed, NotEnrolled, SyncError, Unreachable
+from sync.client.errors import AppTooOld, AuthFailed, NotEnrolled, SyncError, Unreachable
 from sync.client.files import AttachmentRefused, OwedFiles
 from sync.client.store import LocalFile, LocalRecord, Pending
 
 __all__ = [
+    "AppTooOld",
     "AttachmentRefused",
     "AuthFailed",
     "DeviceClient",

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from sync.client.errors import AuthFailed, SyncError, Unreachable
+from sync.client.errors import AppTooOld, AuthFailed, SyncError, Unreachable
 from sync.client.store import LocalStore
 
 
@@ -154,7 +154,8 @@ def problem_detail(response: httpx.Response) -> str:
 
 def raise_for(response: httpx.Response) -> None:
     if response.status_code != 200:
-        raise SyncError(
+        refusal = AppTooOld if response.status_code == 426 else SyncError
+        raise refusal(
             f"{response.request.method} {response.request.url.path}: "
             f"{response.status_code} {problem_detail(response)}",
             status=response.status_code,

@@ -461,6 +461,8 @@ class DeviceClient:
                 params["cursor"] = cursor
             if self.pull_limit is not None:
                 params["limit"] = self.pull_limit
+            # Records in the shape this client reads (its version of the data model).
+            params["schema_version"] = SCHEMA_VERSION
             response = self._link.call("GET", "/sync/pull", params=params)
             if (
                 response.status_code == 410

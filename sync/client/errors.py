@@ -1,7 +1,8 @@
 """What the reference device client raises when sync fails: nothing local is lost by any.
 
-``SyncError`` is every refusal; ``Unreachable`` and ``AuthFailed`` are the two a tablet
-acts on (try again later; enroll again), ``NotEnrolled`` the state file with no device.
+``SyncError`` is every refusal; ``Unreachable``, ``AuthFailed`` and ``AppTooOld`` are
+the three a tablet acts on (try again later; enroll again; update the app),
+``NotEnrolled`` the state file with no device.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ class AuthFailed(SyncError):
     it must be enrolled again (``enroll`` with a new code). Its outbox is kept."""
 
 
+class AppTooOld(SyncError):
+    """The server no longer takes this client's version of the data model (``426
+    app_too_old``): update the app, then sync again. Nothing was sent; the outbox is
+    kept."""
+
+
 class NotEnrolled(AuthFailed):
     """The state file holds no device yet: ``enroll(code)`` first."""
 
@@ -34,4 +41,4 @@ class NotEnrolled(AuthFailed):
         super().__init__(f"{state_path} holds no enrolled device: enroll it with a code first")
 
 
-__all__ = ["AuthFailed", "NotEnrolled", "SyncError", "Unreachable"]
+__all__ = ["AppTooOld", "AuthFailed", "NotEnrolled", "SyncError", "Unreachable"]

@@ -20,7 +20,9 @@ duplicating an edit:
   known to hold it (``uploaded_at``) or refused its bytes (``refused``).
 
 The schema is made when the file is opened (``CREATE … IF NOT EXISTS``), so a state
-file made by an older client gains a new table the first time a newer one opens it.
+file made by an older client gains a new table the first time a newer one opens it,
+and a new column likewise (``_add_columns``): the outbox's ``schema_version``, 1 for
+the edits an older client queued.
 
 It knows nothing of HTTP: ``DeviceClient`` (``sync.client.device``) hands it what the
 server answered.
@@ -41,8 +43,10 @@ from typing import Any
 from schemas.sync import Change, ChangeResult, PulledChange, Status
 from sync.client.errors import NotEnrolled
 
-# The version of the records' schema this client writes.
-SCHEMA_VERSION = 1
+# The version of the data model this client writes (and asks pulls to answer in):
+# 2 since an observation's accuracy_m became gps {accuracy_m, fix}. A change keeps the
+# version it was made in, so one queued by an older client goes with its own.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS record (
@@ -63,7 +67,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     op TEXT NOT NULL,
     base_version INTEGER,
     fields TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
+    recorded_at TEXT NOT NULL,
+    schema_version INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS outbox_record ON outbox (entity, id, seq);
 CREATE TABLE IF NOT EXISTS meta (
@@ -99,6 +104,7 @@ class Pending:
     base_version: int | None
     fields: dict[str, Any]
     recorded_at: str
+    schema_version: int = SCHEMA_VERSION  # of the data model it was made in
 
     def as_change(self) -> Change:
         return Change(
@@ -108,7 +114,7 @@ class Pending:
             id=uuid.UUID(self.id),
             op=self.op,
             base_version=self.base_version,
-            schema_version=SCHEMA_VERSION,
+            schema_version=self.schema_version,
             recorded_at=datetime.fromisoformat(self.recorded_at),
             fields=self.fields,
         )
@@ -157,6 +163,17 @@ class LocalStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Columns added since the file may have been made (``CREATE TABLE IF NOT
+        EXISTS`` leaves an older table as it is)."""
+        outbox = {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "schema_version" not in outbox:
+            # Edits queued by a client of version 1, the only one before this column.
+            self._db.execute(
+                "ALTER TABLE outbox ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1"
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -265,7 +282,7 @@ class LocalStore:
         """Put ``change`` in the outbox; the next change gets the next ``seq``."""
         self._db.execute(
             "INSERT INTO outbox (seq, change_id, entity, id, op, base_version, fields, "
-            "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "recorded_at, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 change.seq,
                 change.change_id,
@@ -275,6 +292,7 @@ class LocalStore:
                 change.base_version,
                 _dumps(change.fields),
                 change.recorded_at,
+                change.schema_version,
             ),
         )
         self.set_meta("next_seq", str(change.seq + 1))
@@ -481,6 +499,7 @@ def _pending(row: sqlite3.Row) -> Pending:
         base_version=row["base_version"],
         fields=json.loads(row["fields"]),
         recorded_at=row["recorded_at"],
+        schema_version=row["schema_version"],
     )
 
 

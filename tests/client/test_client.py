@@ -208,7 +208,7 @@ def test_each_push_reports_the_tablet_to_the_fleet_view_and_each_pull_is_noted(
         a.sync()
 
         [health] = world.admin.get("/devices/health").json()["items"]
-    assert (health["app_version"], health["schema_version"]) == ("2.5.0-rc.1", 1)
+    assert (health["app_version"], health["schema_version"]) == ("2.5.0-rc.1", 2)
     # The last batch's report: its one change was still unsent when it left.
     assert health["pending_changes"] == 1
     assert health["oldest_pending_at"] is not None
