@@ -101,4 +101,22 @@ def note_pull(engine: Engine, note: PullNote, *, seq: int, caught_up: bool, now:
     return True
 
 
-__all__ = ["PullNote", "note_pull", "note_report", "version_key"]
+def note_too_old(engine: Engine, device_id: uuid.UUID, *, now: datetime) -> bool:
+    """Note that a request of the device was refused as too old for the data model
+    (``426 app_too_old``), in a short transaction of its own — for a reader, whose own
+    transaction writes nothing (a pull asking for a version the server no longer
+    answers). A push notes it in its own transaction, which holds the device's row.
+    Whether it was written (not if a lock was held past ``PULL_NOTE_PATIENCE_MS``)."""
+    try:
+        with brief_write(engine, patience_ms=PULL_NOTE_PATIENCE_MS) as connection:
+            connection.execute(
+                update(Device)
+                .where(col(Device.id) == device_id)
+                .values(app_too_old_at=now, last_seen_at=now)
+            )
+    except Busy:
+        return False
+    return True
+
+
+__all__ = ["PullNote", "note_pull", "note_report", "note_too_old", "version_key"]

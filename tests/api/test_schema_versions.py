@@ -17,7 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from schemas import Observation, RecordVersion, SyncChange
+from schemas.types import utcnow
 from schemas.versions import CURRENT, STEPS
+from sync.accounts import contact
 from sync.catalog import CATALOG
 from sync.engine import versions
 from sync.engine.retry import retry_too_new
@@ -429,3 +431,17 @@ def test_the_fleet_csv_has_when_each_app_was_refused_as_too_old(
     header, row = sheet.text.lstrip("\ufeff").splitlines()[:2]
     column = header.split(",").index("app_too_old_at")
     assert row.split(",")[column] != ""
+
+
+def test_a_pull_refused_as_too_old_can_be_noted_for_the_fleets_health(
+    ranger: Ranger, world: World, engine: Engine
+) -> None:
+    """For the pull's ``426``: its own transaction writes nothing, so the note is
+    written in one of its own (``contact.note_too_old``)."""
+    device_id = uuid.UUID(ranger.device.tokens["device_id"])
+
+    written = contact.note_too_old(engine, device_id, now=utcnow())
+    [health] = world.admin.get("/devices/health").json()["items"]
+
+    assert written
+    assert health["app_too_old_at"] is not None
