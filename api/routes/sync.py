@@ -16,6 +16,7 @@ from api.errors import problems
 from schemas.attachments import MissingAttachmentPage
 from schemas.queries import Paging
 from schemas.sync import (
+    MAX_VERSION,
     DeferredPage,
     HeldChangesQuery,
     PullResponse,
@@ -29,7 +30,7 @@ from sync.attachments import access
 from sync.catalog import CATALOG
 from sync.engine import pull as pulling
 from sync.engine import push as pushing
-from sync.engine import rejected
+from sync.engine import rejected, versions
 from sync.engine.prepare import Prepared, prepare
 from sync.platform.errors import Forbidden, PayloadTooLarge
 
@@ -102,7 +103,7 @@ async def push(
     return answer
 
 
-@router.get("/pull", response_model=PullResponse, responses=problems(410))
+@router.get("/pull", response_model=PullResponse, responses=problems(410, 426))
 def pull(
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -110,15 +111,31 @@ def pull(
     engine: EngineDep,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
     limit: Annotated[int | None, Query(ge=1, le=MAX_PULL_LIMIT)] = None,
+    schema_version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> Response:
     """The records in the device's scope that changed after ``cursor`` (none: all of
     them), oldest change first; ``410 cursor_reset`` if the cursor cannot be served.
 
-    A page may hold fewer changes than ``limit`` when they are very large; ``has_more``
-    says whether more remain."""
+    Records are written in the version of the data model ``schema_version`` asks for
+    (default: the server's current one); ``426 app_too_old`` for one it no longer
+    answers in. A page may hold fewer changes than ``limit`` when they are very large;
+    ``has_more`` says whether more remain."""
+    try:
+        version = versions.pull_version(schema_version, settings=settings)
+    except versions.AppTooOld:
+        if principal.device_id is not None:
+            contact.note_too_old(engine, principal.device_id, now=utcnow())
+        raise
     # The page comes already written as JSON (see sync.engine.pull): answered as it is, not
     # validated and serialised again; response_model still describes it in OpenAPI.
-    page = pulling.pull(session, principal=principal, cursor=cursor, limit=limit, settings=settings)
+    page = pulling.pull(
+        session,
+        principal=principal,
+        cursor=cursor,
+        limit=limit,
+        settings=settings,
+        schema_version=version,
+    )
     contact.note_pull(engine, page.note, seq=page.seq, caught_up=page.caught_up, now=utcnow())
     metrics.record_pull(page.changes)
     return Response(content=page.body, media_type="application/json")

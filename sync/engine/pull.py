@@ -50,7 +50,7 @@ from schemas import Community, Device, SyncEntry, SyncExit
 from schemas.enums import Role
 from sync.accounts.contact import PullNote
 from sync.accounts.principal import Principal
-from sync.engine import changelog
+from sync.engine import changelog, versions
 from sync.engine.cursor import Cursor, Scope, decode, encode
 from sync.platform.database import is_postgresql, is_sqlite
 from sync.platform.errors import Forbidden, Gone
@@ -102,8 +102,10 @@ def pull(
     cursor: str | None,
     limit: int | None,
     settings: Settings,
+    schema_version: int = versions.CURRENT,
 ) -> Pulled:
-    """The next page for the principal's device."""
+    """The next page for the principal's device, its records written in
+    ``schema_version`` of the data model (``sync.engine.versions.pull_version``)."""
     if principal.device_id is None:
         raise Forbidden("pulling needs a device's token; enroll the device", code="device_required")
     size = min(limit or settings.pull_default_limit, settings.pull_max_limit)
@@ -138,7 +140,7 @@ def pull(
                 also=also,
             )
 
-    page = Page(size=size, max_bytes=PAGE_BYTES, sqlite=is_sqlite(session))
+    page = Page(size=size, max_bytes=PAGE_BYTES, sqlite=is_sqlite(session), version=schema_version)
     while not page.full:
         position, done = _fill(session, position, page)
         if done:
@@ -166,9 +168,12 @@ class Page:
     (see ``_finite_json``); PostgreSQL's JSON types refuse it.
     """
 
-    def __init__(self, *, size: int, max_bytes: int, sqlite: bool) -> None:
+    def __init__(
+        self, *, size: int, max_bytes: int, sqlite: bool, version: int = versions.CURRENT
+    ) -> None:
         self.size = size
         self.max_bytes = max_bytes
+        self.version = version
         self.count = 0
         self.length = 0
         self._fields = _finite_json if sqlite else _as_stored
@@ -189,6 +194,8 @@ class Page:
         last = None
         for entity, record_id, version, deleted, fields, updated_at, change_seq in rows:
             gone = delete or deleted
+            if not gone and versions.needs_downcast(entity, self.version):
+                fields = versions.downcast_json(entity, fields, self.version)
             change = (
                 f'{"," if self.count else ""}{{"entity":{_quoted(entity)},'
                 f'"id":"{_dashed(record_id)}","version":{version},'
@@ -205,10 +212,12 @@ class Page:
         return last, True
 
     def document(self, *, cursor: str, has_more: bool, last_seq: int | None) -> bytes:
-        """The whole answer, ``{changes, cursor, has_more, last_seq}``; the page is
+        """The whole answer, ``{changes, cursor, has_more, last_seq}`` (the contract's
+        shape: the version it is written in is the one the device asked for); the page is
         emptied."""
         tail = json.dumps(
-            {"cursor": cursor, "has_more": has_more, "last_seq": last_seq}, separators=(",", ":")
+            {"cursor": cursor, "has_more": has_more, "last_seq": last_seq},
+            separators=(",", ":"),
         )
         self._chunks.append(b"]," + tail[1:].encode())
         document = b"".join(self._chunks)

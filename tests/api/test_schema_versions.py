@@ -17,9 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from schemas import Observation, RecordVersion, SyncChange
-from schemas.types import utcnow
 from schemas.versions import CURRENT, STEPS
-from sync.accounts import contact
 from sync.catalog import CATALOG
 from sync.engine import versions
 from sync.engine.retry import retry_too_new
@@ -251,7 +249,6 @@ def test_a_version_1_change_that_waited_for_its_patrol_is_upcast_when_it_wakes(
     assert ranger.pulled(waiting["id"])["gps"] == {"accuracy_m": 6.0, "fix": None}
 
 
-@pytest.mark.xfail(strict=True, reason="pull wiring pending")
 def test_a_pull_in_version_1_answers_observations_with_accuracy_alone(ranger: Ranger) -> None:
     made = ranger.change(
         "create", ranger.observation(gps={"accuracy_m": 4.5, "fix": "gps"}), schema_version=CURRENT
@@ -433,15 +430,16 @@ def test_the_fleet_csv_has_when_each_app_was_refused_as_too_old(
     assert row.split(",")[column] != ""
 
 
-def test_a_pull_refused_as_too_old_can_be_noted_for_the_fleets_health(
-    ranger: Ranger, world: World, engine: Engine
+def test_a_pull_asking_for_a_version_no_longer_answered_is_426_and_its_health_says_so(
+    ranger: Ranger, world: World, strict: TestClient
 ) -> None:
-    """For the pull's ``426``: its own transaction writes nothing, so the note is
-    written in one of its own (``contact.note_too_old``)."""
-    device_id = uuid.UUID(ranger.device.tokens["device_id"])
+    tablet = _on(strict, ranger.device)
 
-    written = contact.note_too_old(engine, device_id, now=utcnow())
+    refused = tablet.get("/sync/pull", params={"schema_version": 1})
+    answered = tablet.get("/sync/pull", params={"schema_version": 2})
     [health] = world.admin.get("/devices/health").json()["items"]
 
-    assert written
+    problem = assert_problem(refused, 426, "app_too_old")
+    assert "update the app" in problem["detail"]
     assert health["app_too_old_at"] is not None
+    assert answered.status_code == 200, answered.text
