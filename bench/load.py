@@ -122,6 +122,11 @@ class Load:
         self.devices = [access.device for access in fleet.tablets]
         self.office = Office(f"{seed}:office")
         self.kept: dict[str, list[list[list[Record]]]] = {}
+        # What the peer is sent (bench.peer): every batch before the timed push, in
+        # order, and the timed push's batches (kept with ``keep``).
+        self.before_kept: list[list[Batch]] = []
+        self.pushed: dict[str, list[list[Batch]]] = {}
+        self.peer_bodies: list[list[tuple[bytes, int]]] = []
         self.ready: list[Batch] = []
         self.album: list[list[Photo]] = []  # each tablet's photos (bench.uploads)
 
@@ -130,6 +135,7 @@ class Load:
     def warm_up(self, size: int) -> dict[str, Any]:
         """Each tablet's first batch, at once; their records get edited later."""
         batches = [[tablet.warm_up(size)] for tablet in self.tablets]
+        self.before_kept += batches
         report = self._push(self.devices, batches, label="warm-up")
         report["targets"] = sum(len(tablet.targets) for tablet in self.tablets)
         return report
@@ -138,6 +144,7 @@ class Load:
         """The office edits every tablet's warm-up records (applied, one after another)."""
         targets = [target for tablet in self.tablets for target in tablet.targets]
         batches = self.office.edits(targets, size)
+        self.before_kept.append(batches)
         return self._push([self.fleet.office], [batches], label="office edits")
 
     def push(
@@ -149,6 +156,7 @@ class Load:
         made = [[tablet.batch(size) for _ in range(batches)] for tablet in self.tablets]
         if keep:
             self.kept[label] = [[batch.created for batch in device] for device in made]
+            self.pushed[label] = made
         return self._push(self.devices, made, label=label, budget=budget)
 
     def prepare_batch(self, size: int) -> dict[str, Any]:
@@ -220,6 +228,36 @@ class Load:
 
         return measure(database_url, self.kept[label], user_id=user_id, device_id=device_id)
 
+    def peer_prepare(self, *, url: str, database: str, label: str) -> dict[str, Any]:
+        """The peer (``bench.peer``) gets, untimed, the documents of every batch sent
+        before push ``label`` (the warm-up, the office's edits), one client after the
+        other; then that push's batches are made into its bodies, for ``peer_push``."""
+        from bench.peer import Documents, body, push, stored
+
+        documents = Documents()
+        untimed = 0
+        for mine in self.before_kept:
+            shaped = [documents.of(batch.changes) for batch in mine]
+            report = push(url, [[(body(docs), len(docs)) for docs in shaped]], database=database)
+            if report["failed_batches"]:
+                raise RuntimeError(f"the peer refused the warm-up: {report['failures'][:2]}")
+            untimed += report["records"]
+        self.peer_bodies = [
+            [(body(docs), len(docs)) for docs in (documents.of(b.changes) for b in mine)]
+            for mine in self.pushed[label]
+        ]
+        return {
+            "untimed_documents": untimed,
+            "records_held": stored(url, database),
+            "records_expected_after": len(documents.versions),
+        }
+
+    def peer_push(self, *, url: str, database: str, label: str) -> dict[str, Any]:
+        """The bodies ``peer_prepare`` made, every client at once, timed."""
+        from bench.peer import push
+
+        return push(url, self.peer_bodies, database=database, label=label)
+
     # ------------------------------------------------------------ photos
 
     def photos(self, *, size: int, count: int, seed: str) -> dict[str, Any]:
@@ -288,11 +326,18 @@ class Load:
             threading.Thread(target=tablet, args=(index,), name=f"tablet-{index}")
             for index in range(len(devices))
         ]
+        cpu = time.process_time()  # this process's, all threads: is the client the limit?
         for thread in threads:
             thread.start()
         _watch(threads, lambda: _progress(label, sent, total, clock))
         seconds = time.perf_counter() - clock["start"]
-        return _report(label, batches, sent, seconds, stopped.is_set())
+        report = _report(label, batches, sent, seconds, stopped.is_set())
+        client_cpu = time.process_time() - cpu
+        report["client_cpu_s"] = round(client_cpu, 3)
+        report["client_cpu_us_per_record"] = (
+            round(client_cpu * 1e6 / report["changes"], 1) if report["changes"] else None
+        )
+        return report
 
 
 def _body(device: DeviceAccess, batch: Batch) -> dict[str, Any]:

@@ -10,6 +10,12 @@ adds: each process's peak during it against its size just before.
 A *high-water mark* is the kernel's own peak instead (``VmHWM``, reset through
 ``/proc/PID/clear_refs``): exact, where a sample every 50 ms can miss a buffer that
 lives for a few milliseconds.
+
+*CPU* is read from ``/proc/PID/stat`` (user and system time) before and after a block
+(``cpu_used``): of the server's tree, of the PostgreSQL processes serving the bench's
+database (``postgres_processes``), or of the peer (``bench.peer``). A process that
+starts in the block counts whole; one that ends in it is lost (its time can no longer
+be read), so a figure is at most that much short.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +31,7 @@ from pathlib import Path
 INTERVAL = 0.05
 TREE_EVERY = 1.0
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
 
 
@@ -82,6 +89,66 @@ def reset_high_water(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds ``pid`` has used; ``None`` once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14, 15
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def postgres_processes(database: str) -> tuple[list[int], list[int]]:
+    """The PostgreSQL processes this machine shows: the backends serving ``database``
+    (autovacuum on it included), and all the others (WAL writer, checkpointer,
+    background writer, other databases' backends). Both empty where the server runs
+    elsewhere (another host or container)."""
+    backends: list[int] = []
+    others: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+        except OSError:
+            continue
+        pid = int(entry.name)
+        (backends if serves(command_line(pid), database) else others).append(pid)
+    return backends, others
+
+
+def serves(title: str, database: str) -> bool:
+    """Whether a PostgreSQL process title (``postgres: 15/main: USER DB HOST(PORT)
+    STATE``, ``postgres: autovacuum worker DB``) names ``database``."""
+    words = title.split()
+    return database in words[1:] and words[0].startswith("postgres")
+
+
+@dataclass
+class CpuUse:
+    """The CPU seconds some processes used during a block (``cpu_used``)."""
+
+    seconds: float = 0.0
+    processes: int = 0
+
+    def per(self, count: int) -> float | None:
+        """Microseconds for each of ``count`` things done in the block."""
+        return round(self.seconds * 1e6 / count, 1) if count and self.processes else None
+
+
+@contextmanager
+def cpu_used(processes: Callable[[], list[int]]) -> Iterator[CpuUse]:
+    """The CPU the processes ``processes()`` names (asked before and after) use in the
+    block; a process that started meanwhile counts whole."""
+    before = {pid: used for pid in processes() if (used := cpu_seconds(pid)) is not None}
+    made = CpuUse()
+    yield made
+    after = {pid: used for pid in processes() if (used := cpu_seconds(pid)) is not None}
+    made.seconds = round(sum(used - before.get(pid, 0.0) for pid, used in after.items()), 3)
+    made.processes = len(after)
 
 
 def command_line(pid: int) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 TARGETS = {
     "push_records_per_s": 10_000,
     "push_p95_ms": 400,
+    "push_vs_peer": 1.0,  # our push rate over express-pouchdb's, same changes, same run
+    "server_cpu_us_per_change": 60,
     "floor_share": 0.40,
     "initial_pull_records_per_s": 25_000,
     "peak_rss_mb": 250,
@@ -104,6 +106,7 @@ def sync_rows(backends: dict[str, Any], lines: list[str], row: Any) -> None:
     row("push batch p99, ms", each("push.latency_ms.p99", _number))
     row("floor (plain INSERT), rows/s", each("floor.rows_per_s", _number))
     row("push / floor", each("push.floor_share", _share), "≥ 40%")
+    peer_rows(each, row)
     row("initial pull, records/s", each("pull.records_per_s", _number), "≥ 25,000 (of 100k)")
     row("  records pulled", each("pull.records", _number))
     row("server peak RSS (tree), MB", each("memory.peak_tree_mb", _number), "≤ 250")
@@ -114,6 +117,38 @@ def sync_rows(backends: dict[str, Any], lines: list[str], row: Any) -> None:
     )
     for status in ("applied", "merged", "conflict", "deferred", "rejected"):
         row(f"  {status}", each(f"push.statuses.{status}", _number))
+
+
+def peer_rows(each: Any, row: Any) -> None:
+    """The peer (express-pouchdb's ``_bulk_docs`` of the same changes) beside our push,
+    and what each side's processes spent on a change."""
+    row(
+        "server CPU a pushed change, µs",
+        each("push.cpu.server_us_per_change", _number),
+        f"≤ {TARGETS['server_cpu_us_per_change']}",
+    )
+    row("  PostgreSQL's CPU a change, µs", each("push.cpu.postgres_us_per_change", _number))
+    row("peer (express-pouchdb), records/s", each("peer.records_per_s", _number))
+    row("peer batch p50, ms", each("peer.latency_ms.p50", _number))
+    row("peer batch p95, ms", each("peer.latency_ms.p95", _number))
+    row("peer CPU a record, µs", each("peer.cpu.server_us_per_record", _number))
+    row(
+        "push / peer",
+        each("push.vs_peer", lambda v: "-" if v is None else f"{v:.2f}"),
+        f"≥ {TARGETS['push_vs_peer']:.1f}",
+    )
+    row(
+        "load process CPU a record, µs",
+        [
+            f"{push} / {peer}"
+            for push, peer in zip(
+                each("push.cpu.client_us_per_change", _number),
+                each("peer.cpu.client_us_per_record", _number),
+                strict=True,
+            )
+        ],
+        "push / peer",
+    )
 
 
 def scale_tables(results: dict[str, Any]) -> list[str]:

@@ -7,7 +7,11 @@ HTTP (``bench.fleet``) and hand the tablets to the load process (``bench.load``)
 
 1. **Push**: every tablet's warm-up batch, the office's edits of those records, then
    the timed batches (as many as fit in ``--push-seconds``, at most ``--batches``).
-2. **Floor**: the same records by a plain ``INSERT`` (``bench.floor``).
+2. **Floor**: the same records by a plain ``INSERT`` (``bench.floor``); then the
+   **peer**: the same changes as CouchDB documents, the same batches from as many
+   clients, to express-pouchdb's ``_bulk_docs`` (``bench.peer``, installed from npm by
+   the bench itself; ``--no-peer`` leaves it out). The server's, PostgreSQL's and the
+   peer's CPU are read from ``/proc`` around the timed pushes.
 3. **Pull**: a fresh coordinator's tablet pulls everything, gzip on, pages of the
    largest limit the server allows.
 4. **One batch** of 1,000 changes, with the server's memory watched around it.
@@ -57,8 +61,9 @@ import sqlalchemy as sa
 
 from bench import attachments, console, review
 from bench import fleet as fleets
-from bench.load import LoadProcess
-from bench.memory import MemorySampler
+from bench import peer as peers
+from bench.load import LoadFailed, LoadProcess
+from bench.memory import MemorySampler, cpu_used, postgres_processes, tree
 from bench.report import TARGETS, say, stdout_table, write_json
 from bench.seed import CHUNK, History, Patrols, records_held, seed, seed_patrols
 from bench.server import Server, clean_environment, run_command, start_server
@@ -100,6 +105,8 @@ class Config:
     console_scale: float = 1.0
     console_requests: int = 30
     phases: list[str] = field(default_factory=lambda: list(PHASES))
+    # express-pouchdb's _bulk_docs of the timed push's changes, in the sync phase.
+    peer: bool = True
     postgres_url: str = DEFAULT_POSTGRES_URL
     postgres_database: str = "fieldsync_bench"
     out: Path = Path("bench-results.json")
@@ -193,6 +200,12 @@ def parser() -> argparse.ArgumentParser:
         "--only",
         help=f"run only these phases, comma-separated: {','.join(PHASES)} (default: all)",
     )
+    made.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        help="after the push, send the same changes to express-pouchdb's _bulk_docs, "
+        "installed by npm into .bench-peer/ (default: on)",
+    )
     made.add_argument("--postgres-url", help="the PostgreSQL server (FIELDSYNC_TEST_POSTGRES_URL)")
     made.add_argument(
         "--postgres-database", help=f"made and dropped there ({default.postgres_database})"
@@ -223,6 +236,7 @@ def config_from(argv: Sequence[str]) -> Config:
         "review_page",
         "console_scale",
         "console_requests",
+        "peer",
         "postgres_url",
         "postgres_database",
         "out",
@@ -287,11 +301,31 @@ def run(config: Config) -> dict[str, Any]:
         "targets": TARGETS,
         "backends": {},
     }
+    peer = PeerSetup()
+    if config.peer and "sync" in config.phases:
+        try:
+            peer.modules = peers.install()
+        except peers.PeerUnavailable as error:
+            peer.problem = f"no peer, so no push / peer ratio: {error}"
+            say(f"!! {peer.problem}")
+    results["peer"] = {
+        "modules": str(peer.modules) if peer.modules else None,
+        "problem": peer.problem,
+    }
     for backend in config.backends:
         say(f"== {backend} ==")
-        results["backends"][backend] = run_backend(backend, config)
+        results["backends"][backend] = run_backend(backend, config, peer)
     results["duration_s"] = round(time.perf_counter() - started, 1)
     return results
+
+
+@dataclass
+class PeerSetup:
+    """The peer's installed modules, or why there are none (``None`` and ``None``:
+    not asked for)."""
+
+    modules: Path | None = None
+    problem: str | None = None
 
 
 # ---------------------------------------------------------------- a deployment
@@ -433,13 +467,14 @@ def deployment(
 # ---------------------------------------------------------------- the phases
 
 
-def run_backend(backend: str, config: Config) -> dict[str, Any]:
+def run_backend(backend: str, config: Config, peer: PeerSetup | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {"warnings": [], "errors": 0, "server_tracebacks": 0}
     started = time.perf_counter()
     if "sync" in config.phases:
         with deployment(backend, config, "main") as made:
             warm_up(made, config, figures)
             push_phase(made, config, figures)
+            peer_phase(made, figures, peer or PeerSetup())
             pull_phase(made, figures)
             one_batch(made, config, figures)
             figures["memory"] = made.memory.report()
@@ -537,7 +572,14 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     pace = max((figures["warm_up"]["latency_ms"]["max"] or 1) / 1000, 0.001)
     batches = min(config.batches, max(2, int(config.push_seconds / pace)))
     say(f"  push: {config.devices} devices x {batches} batches of {config.batch} (gzip)")
-    with made.memory.during("push"):
+    database = sa.make_url(made.url).database or ""
+    postgresql = made.backend == "postgresql"
+    with (
+        made.memory.during("push"),
+        cpu_used(lambda: tree(made.server.pid)) as server,
+        cpu_used(lambda: postgres_processes(database)[0] if postgresql else []) as backends,
+        cpu_used(lambda: postgres_processes(database)[1] if postgresql else []) as others,
+    ):
         report = made.load.call(
             "push",
             batches=batches,
@@ -547,7 +589,23 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
             budget=3 * config.push_seconds,
         )
     figures["push"] = check(figures, report)
+    changes = report["changes"]
+    report["cpu"] = {
+        "server_s": server.seconds,
+        "server_us_per_change": server.per(changes),
+        "server_processes": server.processes,
+        # PostgreSQL's backends of the bench's database; None on SQLite, or where the
+        # server's processes are not on this machine.
+        "postgres_s": backends.seconds if backends.processes else None,
+        "postgres_us_per_change": backends.per(changes),
+        "postgres_processes": backends.processes,
+        # Its other processes: WAL writer, checkpointer, other databases' backends.
+        "postgres_others_s": others.seconds if others.processes else None,
+        "client_s": report["client_cpu_s"],
+        "client_us_per_change": report["client_cpu_us_per_record"],
+    }
     say(f"  push: {_push_line(report)}")
+    say(f"  push: {_cpu_line(report['cpu'])}")
     say("  floor: the same rows by plain INSERT … ON CONFLICT DO NOTHING")
     with made.memory.during("floor"):
         floor = made.load.call(
@@ -566,6 +624,69 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
         f"  floor: {floor['rows']:,} rows in {floor['seconds']:.2f} s: "
         f"{floor['rows_per_s']:,.0f} rows/s"
     )
+
+
+def _cpu_line(cpu: dict[str, Any]) -> str:
+    line = f"CPU a change: the server {cpu['server_us_per_change']} µs"
+    if cpu["postgres_us_per_change"] is not None:
+        line += f", PostgreSQL {cpu['postgres_us_per_change']} µs"
+    return line + f", the load process {cpu['client_us_per_change']} µs"
+
+
+def peer_phase(made: Deployment, figures: dict[str, Any], setup: PeerSetup) -> None:
+    """The timed push's changes to express-pouchdb's ``_bulk_docs`` (``bench.peer``):
+    the same batches from as many clients at once, into one database; its CPU from
+    ``/proc``; and the documents it holds afterwards, checked."""
+    if setup.modules is None:
+        if setup.problem is not None:
+            figures["warnings"].append(setup.problem)
+        return
+    say("  peer: express-pouchdb _bulk_docs of the same changes (new_edits false, gzip)")
+    try:
+        with peers.serving(setup.modules) as peer:
+            where = {"url": peer.url, "database": peer.database}
+            ready = made.load.call("peer_prepare", **where, label="push")
+            with cpu_used(lambda: tree(peer.pid)) as used:
+                report = made.load.call("peer_push", **where, label="peer")
+            held = peers.stored(peer.url, peer.database)
+    except (peers.PeerFailed, peers.PeerUnavailable, LoadFailed, httpx.HTTPError) as error:
+        problem = f"the peer failed, so no push / peer ratio: {error}"
+        figures["errors"] += 1
+        figures["warnings"].append(problem[:3000])
+        say(f"  !! {problem}")
+        return
+    records = report["records"]
+    report["untimed_documents"] = ready["untimed_documents"]
+    report["stored"] = {"records_held": held, "expected": ready["records_expected_after"]}
+    report["cpu"] = {
+        "server_s": used.seconds,
+        "server_us_per_record": used.per(records),
+        "server_processes": used.processes,
+        "client_s": report["client_cpu_s"],
+        "client_us_per_record": report["client_cpu_us_per_record"],
+    }
+    figures["peer"] = report
+    push = figures["push"]
+    push["vs_peer"] = _ratio(push["records_per_s"], report["records_per_s"])
+    problems = []
+    if report["failed_batches"]:
+        problems.append(f"{report['failed_batches']} batches failed: {report['failures'][:2]}")
+    if held != ready["records_expected_after"]:
+        problems.append(f"it holds {held:,} documents, not {ready['records_expected_after']:,}")
+    if records != push["changes"]:
+        problems.append(f"it was sent {records:,} documents for {push['changes']:,} changes")
+    for problem in problems:
+        figures["errors"] += 1
+        figures["warnings"].append(f"peer: {problem}")
+        say(f"  !! peer: {problem}")
+    latency = report["latency_ms"]
+    say(
+        f"  peer: {records:,} documents in {report['seconds']:.1f} s: "
+        f"{report['records_per_s'] or 0:,.0f} records/s, p95 {latency['p95']} ms; CPU a record: "
+        f"the peer {report['cpu']['server_us_per_record']} µs, "
+        f"the load process {report['cpu']['client_us_per_record']} µs"
+    )
+    say(f"  push / peer: {push['vs_peer']}")
 
 
 def pull_phase(made: Deployment, figures: dict[str, Any]) -> None:

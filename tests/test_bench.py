@@ -9,13 +9,17 @@ expected, with no change rejected.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import itertools
+import json
 import math
+import os
 import random
 import re
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +32,12 @@ from sqlalchemy.engine import Engine
 
 import bench.attachments
 import bench.console
+import bench.peer
 import bench.seed
 from bench import generator
 from bench.generator import CommunityPlace, Record, Track
-from bench.memory import MemorySampler
+from bench.memory import MemorySampler, cpu_used, serves
+from bench.peer import Documents, PeerUnavailable, install
 from bench.report import table, write_json
 from bench.review import ENDPOINTS, Expected, detail_check, page_check
 from bench.rows import spot_check, stored_state, table_of
@@ -48,7 +54,7 @@ from bench.seed import (
 )
 from bench.sink import start_sink
 from bench.uploads import album
-from bench.workload import RANGER, SectorPlace, Tablet, stories
+from bench.workload import EXTENSION_WORKER, RANGER, Office, SectorPlace, Tablet, stories
 from schemas.records import TrackPoint
 from sync.catalog import CATALOG
 from tests.conftest import Caller, World
@@ -68,6 +74,9 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
         # The uploads and the console's pages are the same code whatever the database
         # (tus and HTTP): run on SQLite only, PostgreSQL's run is half a minute shorter.
         phases=list(PHASES) if backend == "sqlite" else ["sync", "scale", "review"],
+        # The peer needs node and an npm install (.bench-peer/, absent from a clean
+        # clone): `make bench` runs it; its parts are tested below, one by one.
+        peer=False,
         backends=[backend],
         postgres_url=postgres_server_url().render_as_string(hide_password=False),
         postgres_database=f"fieldsync_bench_test_{uuid.uuid4().hex[:8]}",
@@ -93,6 +102,17 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert push_report["statuses"]["merged"] + push_report["statuses"]["conflict"] > 0
     assert figures["floor"]["rows"] > 0
     assert push_report["floor_share"] > 0
+    cpu = push_report["cpu"]
+    assert cpu["server_s"] > 0
+    assert cpu["server_us_per_change"] > 0
+    assert cpu["server_processes"] >= 1
+    assert cpu["client_us_per_change"] > 0
+    if backend == "sqlite":
+        assert cpu["postgres_s"] is cpu["postgres_us_per_change"] is None
+    else:  # None where PostgreSQL's processes are not on this machine (a container)
+        assert (cpu["postgres_s"] is None) == (cpu["postgres_processes"] == 0)
+    assert "peer" not in figures
+    assert "vs_peer" not in push_report
     # The fresh coordinator pulls every record pushed, and the reference data.
     pushed = sum(figures[p]["statuses"]["applied"] for p in ("warm_up", "push"))
     assert figures["pull"]["records"] >= pushed
@@ -747,3 +767,236 @@ def test_the_sink_keeps_each_body_whole_and_says_how_much(tmp_path: Path) -> Non
         sink.stop()
     [kept] = (tmp_path / "bodies").iterdir()
     assert kept.read_bytes() == body
+
+
+# ---------------------------------------------------------------- the peer
+
+
+def _tablet(role: str) -> Tablet:
+    if role == RANGER:
+        sectors = [
+            SectorPlace(uuid.UUID(int=i + 1), b) for i, b in enumerate(generator.sector_boxes(2))
+        ]
+        return Tablet(
+            seed="peer",
+            role=RANGER,
+            user_id=uuid.UUID(int=9),
+            sectors=sectors,
+            categories=generator.observation_categories(),
+        )
+    box = generator.sector_boxes(1)[0]
+    place = CommunityPlace(uuid.UUID(int=77), box)
+    return Tablet(seed="peer", role=role, user_id=uuid.UUID(int=8), communities=[place])
+
+
+@pytest.mark.parametrize("role", [RANGER, EXTENSION_WORKER])
+def test_each_change_becomes_the_document_a_pouchdb_tablet_would_replicate(role: str) -> None:
+    tablet = _tablet(role)
+    warm = tablet.warm_up(80)
+    office = Office("peer").edits(tablet.targets, 500)
+    timed = [tablet.batch(150) for _ in range(4)]
+    documents = Documents()
+    before = [documents.of(warm.changes), *(documents.of(batch.changes) for batch in office)]
+    after = [documents.of(batch.changes) for batch in timed]
+    changes = [c for batch in (warm, *office, *timed) for c in batch.changes]
+    shaped = [doc for docs in (*before, *after) for doc in docs]
+    assert len(shaped) == len(changes)
+
+    created: dict[str, dict[str, Any]] = {}
+    office_docs = {doc["_id"]: doc for docs in before[1:] for doc in docs}
+    office_fields = {c["id"]: c["fields"] for batch in office for c in batch.changes}
+    timed_ids = {c["change_id"] for batch in timed for c in batch.changes}
+    branches = 0
+    for wire, doc in zip(changes, shaped, strict=True):
+        # The record's id; a revision named after the change, with the history the
+        # tablet knows; the record's type; the record's whole state.
+        assert doc["_id"] == wire["id"]
+        number, rev = doc["_rev"].split("-")
+        assert rev == uuid.UUID(wire["change_id"]).hex
+        assert doc["_revisions"]["start"] == int(number) == len(doc["_revisions"]["ids"])
+        assert doc["_revisions"]["ids"][0] == rev
+        assert doc["entity"] == wire["entity"]
+        if wire["op"] == "create":
+            assert number == "1"
+            created[wire["id"]] = {"entity": wire["entity"], **wire["fields"]}
+            assert doc.keys() - {"_id", "_rev", "_revisions"} == created[wire["id"]].keys()
+            continue
+        assert int(number) == wire["base_version"] + 1
+        assert wire["fields"].items() <= doc.items()
+        assert created[wire["id"]].keys() <= doc.keys()
+        office_doc = office_docs.get(wire["id"])
+        if office_doc is not None and wire["change_id"] in timed_ids:
+            # The tablet's edit of a record the office edited since: a branch beside
+            # the office's revision, from the same parent, without the office's edit.
+            assert number == office_doc["_rev"].split("-")[0]
+            assert doc["_revisions"]["ids"][1:] == office_doc["_revisions"]["ids"][1:]
+            for name, value in office_fields[wire["id"]].items():
+                assert name in wire["fields"] or doc.get(name) != value
+            branches += 1
+    assert branches > 0  # the timed batches hold merged and conflicting edits
+    assert len(documents.versions) == sum(c["op"] == "create" for c in changes)
+
+    sent = json.loads(gzip.decompress(bench.peer.body(after[0])))
+    assert sent == {"docs": after[0], "new_edits": False}
+    with pytest.raises(ValueError, match="no version"):
+        Documents().document({**timed[0].changes[0], "op": "update", "base_version": 1})
+    with pytest.raises(ValueError, match="created twice"):
+        documents.document(warm.changes[0])
+
+
+def test_the_peer_client_posts_every_batch_at_once_and_counts_the_documents_refused() -> None:
+    seen: list[tuple[str, str, int, bool]] = []
+
+    def peer(request: httpx.Request) -> httpx.Response:
+        sent = json.loads(gzip.decompress(request.content))
+        seen.append(
+            (
+                request.url.path,
+                request.headers["Content-Encoding"],
+                len(sent["docs"]),
+                sent["new_edits"],
+            )
+        )
+        if sent["docs"][0]["_id"] == "refused":
+            return httpx.Response(201, json=[{"id": "refused", "error": "forbidden"}])
+        return httpx.Response(201, json=[])
+
+    def batch(first: str, size: int) -> tuple[bytes, int]:
+        docs = [{"_id": first if i == 0 else f"{first}-{i}", "_rev": "1-a"} for i in range(size)]
+        return bench.peer.body(docs), size
+
+    clients = [[batch(f"c{c}b{b}", 5) for b in range(3)] for c in range(3)]
+    report = bench.peer.push("http://peer.test", clients, transport=httpx.MockTransport(peer))
+    assert len(seen) == 9
+    assert {(path, encoding, flag) for path, encoding, _, flag in seen} == {
+        ("/fieldsync/_bulk_docs", "gzip", False)
+    }
+    assert (report["devices"], report["batches"], report["batch_size"]) == (3, 9, 5)
+    assert report["records"] == 45
+    assert report["failed_batches"] == 0
+    assert report["records_per_s"] > 0
+    assert report["latency_ms"]["max"] >= report["latency_ms"]["p50"] > 0
+    assert report["client_cpu_s"] >= 0
+
+    clients[1][2] = batch("refused", 5)
+    report = bench.peer.push("http://peer.test", clients, transport=httpx.MockTransport(peer))
+    assert (report["records"], report["failed_batches"]) == (40, 1)
+    assert "forbidden" in report["failures"][0]
+
+
+def test_the_peer_is_installed_by_npm_only_when_missing_or_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, folder = tmp_path / "peer", tmp_path / ".bench-peer"
+    source.mkdir()
+    (source / "package.json").write_text('{"dependencies": {"express-pouchdb": "4.2.0"}}')
+    (source / "package-lock.json").write_text('{"lockfileVersion": 3}')
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    ran: list[str] = []
+    node: dict[str, Any] = {"version": "v20.20.2", "npm": 0}
+
+    def run(command: list[str], *, cwd: Path | None, **_: Any) -> subprocess.CompletedProcess[str]:
+        if command[1] == "--version":
+            return subprocess.CompletedProcess(command, 0, node["version"] + "\n", "")
+        ran.append(" ".join(command[1:]))
+        assert cwd == folder
+        assert (cwd / "package.json").read_bytes() == (source / "package.json").read_bytes()
+        (cwd / "node_modules" / "express-pouchdb").mkdir(parents=True, exist_ok=True)
+        if command[1] == "install":
+            (cwd / "package-lock.json").write_text('{"made": "by npm"}')
+        return subprocess.CompletedProcess(command, node["npm"], "", "npm ERR! offline")
+
+    def installs() -> list[str]:
+        ran.clear()
+        assert install(source, folder, run=run, say=lambda _: None) == folder
+        return list(ran)
+
+    assert installs() == ["ci --no-audit --no-fund"]
+    assert installs() == []  # installed already
+    (source / "package.json").write_text('{"dependencies": {"express-pouchdb": "4.2.1"}}')
+    assert installs() == ["ci --no-audit --no-fund"]
+    (source / "package-lock.json").unlink()  # no lock: npm makes one, to commit
+    assert installs() == ["install --no-audit --no-fund"]
+    assert (source / "package-lock.json").read_text() == '{"made": "by npm"}'
+    assert installs() == []
+
+    node["version"] = "v16.20.0"
+    with pytest.raises(PeerUnavailable, match="node 18 or later"):
+        installs()
+    node["version"], node["npm"] = "v20.20.2", 1
+    (source / "package.json").write_text("{}")
+    with pytest.raises(PeerUnavailable, match="offline"):
+        installs()
+    with pytest.raises(PeerUnavailable, match="offline"):
+        installs()  # a failed install is never taken for a done one
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(PeerUnavailable, match="node and npm"):
+        installs()
+
+
+def test_the_peer_is_asked_for_unless_no_peer() -> None:
+    assert config_from([]).peer
+    assert config_from(["--quick"]).peer
+    assert not config_from(["--no-peer"]).peer
+
+
+def test_the_table_puts_the_peer_beside_our_push_as_a_ratio() -> None:
+    figures = {
+        "push": {
+            "records_per_s": 2000.0,
+            "vs_peer": 0.126,
+            "cpu": {
+                "server_us_per_change": 290.4,
+                "postgres_us_per_change": 135.0,
+                "client_us_per_change": 12.0,
+            },
+        },
+        "peer": {
+            "records_per_s": 16000.0,
+            "latency_ms": {"p50": 80.0, "p95": 120.5},
+            "cpu": {"server_us_per_record": 55.2, "client_us_per_record": 6.1},
+        },
+    }
+    results = {
+        "config": {"workers": 2, "devices": 4, "batch": 500, "scale_pull": 1},
+        "machine": {"git_revision": "abc", "cores": 2, "python": "3.11"},
+        "backends": {"postgresql": figures, "sqlite": {"push": {"records_per_s": 1.0}}},
+    }
+    # a row: its label in 34 columns, then a cell a backend, then the target
+    rows = {line[:34].strip(): line[34:].split() for line in table(results).splitlines()}
+    assert rows["push / peer"] == ["0.13", "-", "≥", "1.0"]
+    assert rows["peer (express-pouchdb), records/s"] == ["16,000", "-"]
+    assert rows["peer batch p95, ms"] == ["120", "-"]
+    assert rows["peer CPU a record, µs"] == ["55", "-"]
+    assert rows["server CPU a pushed change, µs"] == ["290", "-", "≤", "60"]
+    assert rows["PostgreSQL's CPU a change, µs"] == ["135", "-"]
+    assert rows["load process CPU a record, µs"] == [
+        "12",
+        "/",
+        "6",
+        "-",
+        "/",
+        "-",
+        "push",
+        "/",
+        "peer",
+    ]
+
+
+def test_cpu_is_read_from_proc_and_postgresql_backends_by_their_database() -> None:
+    title = "postgres: 15/main: postgres fieldsync_bench 127.0.0.1(53130) idle in transaction"
+    assert serves(title, "fieldsync_bench")
+    assert serves("postgres: 15/main: autovacuum worker fieldsync_bench", "fieldsync_bench")
+    assert not serves("postgres: 15/main: postgres test 127.0.0.1(53130) idle", "fieldsync_bench")
+    assert not serves("postgres: 15/main: walwriter", "fieldsync_bench")
+    assert not serves("/usr/lib/postgresql/15/bin/postgres -D fieldsync_bench", "fieldsync_bench")
+    with cpu_used(lambda: [os.getpid()]) as used:
+        started = time.process_time()
+        while time.process_time() - started < 0.05:
+            pass
+    assert used.processes == 1
+    assert 0.03 <= used.seconds < 5
+    assert used.per(1000) == round(used.seconds * 1000, 1)
+    with cpu_used(lambda: [2**22 + 1]) as gone:  # no such process
+        pass
+    assert (gone.seconds, gone.processes, gone.per(10)) == (0, 0, None)
