@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from schemas.records import Fields
 from schemas.sync import Change, Op, PushRequest
 from sync.engine import records, versions
@@ -29,7 +31,7 @@ from sync.engine.rules import Rejected
 
 # The NUL character in canonical JSON: ``\u0000`` after an even number of backslashes
 # (``\\u0000`` is a backslash, then the text "u0000").
-NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 MAX_NAME = 64  # sync_change.entity
 MAX_OP = 16  # sync_change.op
 
@@ -43,14 +45,43 @@ def document_of(change: Change) -> dict[str, Any]:
     return document
 
 
-def canonical(document: dict[str, Any]) -> str:
-    """A change's JSON form (``Change.model_dump(mode="json")``) as the text it is
-    hashed by: keys sorted, no spaces, ASCII."""
+def canonical(document: dict[str, Any]) -> bytes:
+    """A change's JSON form (``Change.model_dump(mode="json")``) as the bytes it is
+    hashed by: keys sorted, no spaces, UTF-8 (orjson's, in C). A document orjson cannot
+    write — an integer beyond 64 bits, which the exact parser lets through — always
+    takes the standard library's form instead, so the same content always has the
+    same bytes."""
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _legacy(document).encode()
+
+
+def _legacy(document: dict[str, Any]) -> str:
+    """The canonical form before ``HASH_FORM``: the standard library's JSON, keys
+    sorted, no spaces, ASCII-escaped."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+# Content hashes name the canonical form they were made of, so that it can change: a
+# change stored under an older form is compared by that form when it is sent again.
+HASH_FORM = "2:"
+
+
+def content_hash(text: bytes) -> str:
+    """The hash a replay is compared by: ``HASH_FORM`` and 62 hex digits of the SHA-256
+    of ``canonical`` (248 bits; the column holds 64 characters)."""
+    return HASH_FORM + hashlib.sha256(text).hexdigest()[:62]
+
+
+def same_content(stored_hash: str, document: dict[str, Any], digest: str) -> bool:
+    """Whether a change stored with ``stored_hash`` had the content of ``document``
+    (whose hash is ``digest``), whatever form the stored hash was made of: before
+    ``HASH_FORM``, the SHA-256 of the standard library's JSON with sorted keys,
+    ASCII-escaped."""
+    if stored_hash.startswith(HASH_FORM):
+        return stored_hash == digest
+    return stored_hash == hashlib.sha256(_legacy(document).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -65,7 +96,7 @@ class Prepared:
     # knows a create validated here by this very object.
     change: Change
     document: dict[str, Any]  # ``sent``'s JSON form: what is kept of it
-    text: str
+    text: bytes
     digest: str
     created: tuple[Fields, dict[str, Any]] | records.InvalidFields | None
     # Why ``sent`` cannot be read in the current version (``schema_too_new``, or what
@@ -118,10 +149,10 @@ def prepare(batch: PushRequest, catalog: Catalog) -> dict[uuid.UUID, Prepared]:
     return prepared
 
 
-def unstorable(change: Change, text: str) -> Rejected | None:
+def unstorable(change: Change, text: bytes) -> Rejected | None:
     """Why a change cannot even be looked at: text PostgreSQL cannot hold (NUL), or
     names longer than any record type or op has."""
-    if "\\u0000" in text and NUL_ESCAPE.search(text):
+    if b"\\u0000" in text and NUL_ESCAPE.search(text):
         return Rejected("fields", "nul_character", "text must not contain the NUL character")
     if len(change.entity) > MAX_NAME:
         return Rejected("entity", "unknown_entity", "no such record type")

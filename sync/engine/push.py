@@ -64,7 +64,14 @@ from sync.engine.changelog import Changelog
 from sync.engine.decide import Actor, Decider
 from sync.engine.entities import Catalog
 from sync.engine.files import Owed
-from sync.engine.prepare import Prepared, in_current_version, prepare, storable, unstorable
+from sync.engine.prepare import (
+    Prepared,
+    in_current_version,
+    prepare,
+    same_content,
+    storable,
+    unstorable,
+)
 from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
 from sync.engine.versions import AppTooOld, too_old
@@ -188,7 +195,7 @@ class Batch:
             change, ready = batch.changes[index], readies[index]
             prior = known.get(change.change_id)
             if prior is not None:
-                result = _replay(prior, change, ready.digest, device.id)
+                result = _replay(prior, change, ready, device.id)
                 if result.replayed is not True:  # the id was used for other content
                     self.receipts.refuse(principal, change, result)
                 results[index] = result
@@ -362,9 +369,12 @@ def _stored(session: Session, change_ids: list[uuid.UUID]) -> dict[uuid.UUID, Ma
 
 
 def _replay(
-    prior: Mapping[str, Any], change: Change, digest: str, device_id: uuid.UUID
+    prior: Mapping[str, Any], change: Change, ready: Prepared, device_id: uuid.UUID
 ) -> ChangeResult:
-    if prior["content_hash"] == digest and prior["device_id"] == device_id:
+    """The answer to a change whose ``change_id`` is stored (``prior``): its first
+    answer again if it is the same change from the same device, else a rejection."""
+    same = same_content(prior["content_hash"], ready.document, ready.digest)
+    if same and prior["device_id"] == device_id:
         return ChangeResult.model_validate({**prior["result"], "replayed": True})
     return ChangeResult(
         change_id=change.change_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
 import time
 import uuid
@@ -249,6 +250,31 @@ def test_a_batch_sent_again_gets_the_same_results_marked_replayed(
     assert all(r["replayed"] is None for r in first["results"]), first
     assert again["results"] == [{**r, "replayed": True} for r in first["results"]]
     assert again["last_seq"] == first["last_seq"] == 2
+
+
+def test_a_change_stored_before_the_hash_form_changed_is_still_replayed(
+    engine: Engine, tablet: Tablet, sector: dict[str, Any]
+) -> None:
+    """Changes kept by an older server carry the SHA-256 of the older canonical form
+    (the standard library's JSON, ASCII-escaped): a tablet sending one again after the
+    upgrade gets its answer, not ``change_id_reused``."""
+    change = tablet.change("patrol", new_id(), "create", patrol_fields(sector["id"], comment="río"))
+    body = tablet.body(change)
+    first = tablet.caller.post("/sync/push", json=body).json()["results"][0]
+    with Session(engine) as session:
+        stored = session.get(SyncChange, uuid.UUID(change["change_id"]))
+        assert stored is not None
+        legacy = json.dumps(stored.change, sort_keys=True, separators=(",", ":"))
+        stored.content_hash = hashlib.sha256(legacy.encode()).hexdigest()
+        session.add(stored)
+        session.commit()
+
+    again = tablet.caller.post("/sync/push", json=body).json()["results"][0]
+    edited = {**change, "fields": {**change["fields"], "comment": "rio"}}
+    reused = tablet.caller.post("/sync/push", json=tablet.body(edited)).json()["results"][0]
+
+    assert again == {**first, "replayed": True}
+    assert reused["errors"][0]["code"] == "change_id_reused"
 
 
 def test_a_replayed_batch_changes_nothing(

@@ -3,6 +3,8 @@ would work out itself: the content hash of a change must never depend on the pat
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from schemas.sync import Change, PushRequest
 from sync.catalog import CATALOG
-from sync.engine.prepare import canonical, content_hash, document_of, prepare
+from sync.engine.prepare import canonical, content_hash, document_of, prepare, same_content
 
 # What a push body can hold: JSON as the route reads it (no NaN, no infinities).
 json_values = st.recursive(
@@ -64,3 +66,23 @@ def test_a_change_id_sent_twice_is_prepared_for_its_first_object_only() -> None:
     assert list(prepared) == [first.change_id]
     assert prepared[first.change_id].change is batch.changes[0]
     assert prepared[first.change_id].digest == content_hash(canonical(document_of(first)))
+
+
+@given(fields=st.dictionaries(st.text(), json_values, max_size=6))
+def test_a_change_hashed_by_any_form_is_known_again_and_no_other(fields: dict[str, Any]) -> None:
+    """Hashes name their form: a change stored before the canonical form changed (the
+    standard library's JSON, ASCII-escaped) is still its own replay, and only its own."""
+    change = _change(fields, None)
+    document = document_of(change)
+    legacy = hashlib.sha256(
+        json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    digest = content_hash(canonical(document))
+    other = document_of(_change({**fields, "objective": "otra"}, None))
+
+    assert len(digest) == 64
+    assert digest.startswith("2:")
+    assert same_content(digest, document, digest)
+    assert same_content(legacy, document, digest)
+    assert not same_content(legacy, other, content_hash(canonical(other)))
+    assert not same_content(digest, other, content_hash(canonical(other)))
