@@ -32,7 +32,7 @@ from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
-from sync.platform.database import upsert
+from sync.platform.database import insert_rows, upsert
 
 CLOCK_ID = 1
 # The reason of the version a record takes when the record it hangs from moves scope
@@ -125,10 +125,7 @@ class Changelog:
     def publish(self) -> None:
         self.session.flush()
         if self._versions:
-            self.session.connection().execute(
-                sa.insert(RecordVersion.__table__),  # type: ignore[attr-defined]
-                self._versions,
-            )
+            insert_rows(self.session.connection(), _table(RecordVersion), self._versions)
             self._versions = []
         if not self._pending:
             return
@@ -289,3 +286,8 @@ def _upsert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     session.connection().execute(
         upsert(session, SyncEntry, key=("entity", "record_id"), update=updated), rows
     )
+
+
+def _table(model: type[Any]) -> sa.Table:
+    table: sa.Table = model.__table__
+    return table

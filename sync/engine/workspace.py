@@ -31,6 +31,7 @@ from schemas import Conflict, DeferredChange, RecordVersion, RefusedChange, Sync
 from schemas.sync import Change
 from sync.engine.changelog import Changelog, PendingEntry
 from sync.engine.entities import Catalog, EntitySpec, Reference
+from sync.platform.database import insert_rows
 
 Key = tuple[str, uuid.UUID]  # (entity, record id)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -475,7 +476,7 @@ class Workspace:
                 run(sa.update(table).where(table.c.id == sa.bindparam("_id")), updates)
             inserts = [r.values for r in mine if r.new]
             if inserts:
-                run(sa.insert(table), inserts)
+                insert_rows(self.connection, table, inserts)
             for record in mine:
                 if record.new or record.dirty:
                     self._records[(spec.name, record.id)] = replace(
@@ -483,7 +484,7 @@ class Workspace:
                     )
         writes = self._writes
         if writes.changes:
-            run(sa.insert(_table(SyncChange)), list(writes.changes.values()))
+            insert_rows(self.connection, _table(SyncChange), list(writes.changes.values()))
         for change_id, values in writes.change_updates.items():
             if values:
                 stored = _table(SyncChange)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -198,6 +199,55 @@ def upsert(
     return statement.on_conflict_do_update(
         index_elements=list(key), set_={name: statement.excluded[name] for name in update}
     )
+
+
+# From this many rows, PostgreSQL takes them by COPY: one stream the server parses row
+# by row, where an INSERT's executemany is a statement bound and executed per row.
+COPY_FROM = 50
+
+
+def insert_rows(connection: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (each a dict of every value the insert sets, the same keys in
+    each) into ``table``: by ``COPY`` on PostgreSQL when they are many, else by one
+    ``INSERT`` run for each (``executemany``). The database's errors are raised as
+    SQLAlchemy raises them either way (an ``IntegrityError`` for a unique key)."""
+    names = list(rows[0]) if rows else []
+    columns = [table.c[name] for name in names]
+    unset = (
+        [c for c in table.columns if c.key not in rows[0] and c.default is not None] if rows else []
+    )
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_FROM or unset:
+        if rows:
+            connection.execute(sa.insert(table), rows)
+        return
+    convert = [_copy_value(column, connection.dialect) for column in columns]
+    statement = (
+        f'COPY "{table.name}" ({", ".join(f"{chr(34)}{n}{chr(34)}" for n in names)}) FROM STDIN'
+    )
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([to(row[name]) for to, name in zip(convert, names, strict=True)])
+    except psycopg.Error as error:
+        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
+
+
+def _copy_value(column: sa.Column[Any], dialect: sa.Dialect) -> Any:
+    """What turns a column's Python value into what COPY takes: JSON as its text (as
+    the engine writes it), the rest by the column type's own bind processing."""
+    if isinstance(column.type, sa.JSON):
+        # None is JSON's null, as SQLAlchemy writes it, unless the column says SQL NULL.
+        if column.type.none_as_null:
+            return lambda value: None if value is None else json_text(value)
+        return json_text
+    process = column.type.bind_processor(dialect)
+    return process if process is not None else _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def insert_new(bind: Bind, table: type[SQLModel] | sa.Table, *, key: Iterable[str]) -> sa.Insert:

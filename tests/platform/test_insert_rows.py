@@ -1,0 +1,71 @@
+"""``insert_rows``: what COPY writes on PostgreSQL is what an INSERT writes, and a
+unique key it breaks is raised as SQLAlchemy raises it (the push retries a lost race
+by that)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from schemas import RecordVersion
+from sync.platform.database import COPY_FROM, insert_rows
+
+TABLE: sa.Table = RecordVersion.__table__  # type: ignore[attr-defined]
+MOMENT = datetime(2026, 12, 6, 15, 30, tzinfo=UTC)
+
+
+def _version(record_id: uuid.UUID, number: int, **values: Any) -> dict[str, Any]:
+    return {
+        "entity": "patrol",
+        "record_id": record_id,
+        "version": number,
+        "op": "update",
+        "fields": {"objective": "Río Mayo «alto»", "points": [{"t": "x", "lat": -5.8}]},
+        "changed": ["objective"],
+        "user_id": None,
+        "device_id": uuid.uuid4(),
+        "change_id": uuid.uuid4(),
+        "reason": None,
+        "recorded_at": MOMENT - timedelta(hours=5),
+        "created_at": MOMENT,
+        **values,
+    }
+
+
+def _read(engine: Engine, record_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(TABLE).where(TABLE.c.record_id == record_id).order_by(TABLE.c.version)
+        )
+        return [tuple(row) for row in rows]
+
+
+@pytest.mark.parametrize("count", [3, COPY_FROM, 3 * COPY_FROM])
+def test_rows_inserted_read_back_as_an_insert_writes_them(engine: Engine, count: int) -> None:
+    by_copy, by_insert = uuid.uuid4(), uuid.uuid4()
+    rows = [_version(by_copy, n, fields={} if n == 2 else None) for n in range(1, count + 1)]
+    with engine.begin() as connection:
+        insert_rows(connection, TABLE, rows)
+        connection.execute(sa.insert(TABLE), [{**r, "record_id": by_insert} for r in rows])
+
+    copied, inserted = _read(engine, by_copy), _read(engine, by_insert)
+
+    assert len(copied) == count
+    assert [r[:1] + r[2:] for r in copied] == [r[:1] + r[2:] for r in inserted]
+
+
+def test_a_broken_unique_key_is_an_integrity_error_and_nothing_stays(engine: Engine) -> None:
+    record_id = uuid.uuid4()
+    rows = [_version(record_id, n) for n in range(1, COPY_FROM + 1)]
+    with engine.begin() as connection:
+        insert_rows(connection, TABLE, rows[:1])
+
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        insert_rows(connection, TABLE, rows)
+
+    assert len(_read(engine, record_id)) == 1
