@@ -76,6 +76,7 @@ def table(results: dict[str, Any]) -> str:
     else:
         lines.pop()  # the blank line under the heading stays single
     lines.append("")
+    lines += workers_table(backends)
     lines += scale_tables(results)
     lines += review_table(backends)
     lines += attachments_table(backends)
@@ -149,6 +150,66 @@ def peer_rows(each: Any, row: Any) -> None:
         ],
         "push / peer",
     )
+
+
+WORKERS_COLUMNS = (
+    ("workers", 8),
+    ("records/s", 11),
+    ("vs first", 10),
+    ("p50 ms", 8),
+    ("p95 ms", 8),
+    ("server µs", 11),
+    ("PG µs", 8),
+    ("clock ms", 10),
+    ("held", 7),
+    ("waiting", 9),
+)
+
+
+def workers_table(backends: dict[str, Any]) -> list[str]:
+    """The workers phase: one row per ``--workers N``, its push rate and the rate as a
+    share of the first row's, batch latency, CPU a change of the server and of
+    PostgreSQL, and the sync clock: held a push (ms), share of the push's time it was
+    held, writers waiting for it meanwhile."""
+    lines: list[str] = []
+    for name, figures in backends.items():
+        phase = figures.get("workers")
+        if not phase:
+            continue
+        if phase.get("skipped"):
+            lines += [f"{name}: no workers run: {phase['skipped']}", ""]
+            continue
+        lines.append(
+            f"{name}: fieldsync serve --workers N, a fresh database each, {phase['devices']} "
+            f"devices x {phase['batches_per_device']} batches of {phase['batch']}; CPU a change "
+            "(µs), the sync clock held a push (ms), its share of the time, writers waiting"
+        )
+        lines.append("  " + "".join(label.rjust(width) for label, width in WORKERS_COLUMNS))
+        for run in phase["runs"]:
+            push = run["push"]
+            cpu = push.get("cpu") or {}
+            held = push.get("clock") or {}
+            cells = [
+                str(run["workers"]),
+                _number(push["records_per_s"]),
+                "-" if run.get("vs_first") is None else f"x{run['vs_first']:.2f}",
+                _number(push["latency_ms"]["p50"]),
+                _number(push["latency_ms"]["p95"]),
+                _number(cpu.get("server_us_per_change")),
+                _number(cpu.get("postgres_us_per_change")),
+                _tenths(held.get("held_ms_per_push")),
+                _share(held.get("held_share_of_push")),
+                _tenths(held.get("waiting_while_held_mean")),
+            ]
+            lines.append(
+                "  "
+                + "".join(
+                    cell.rjust(width)
+                    for cell, (_, width) in zip(cells, WORKERS_COLUMNS, strict=True)
+                )
+            )
+        lines.append("")
+    return lines
 
 
 def scale_tables(results: dict[str, Any]) -> list[str]:

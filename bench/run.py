@@ -32,8 +32,15 @@ HTTP (``bench.fleet``) and hand the tablets to the load process (``bench.load``)
    each read as the lead, the coordinator or the admin signed in through the console's
    form, ``--console-requests`` times (``bench.console``).
 
-``--only`` runs some of these: ``sync`` (1 to 4), ``scale`` (5), ``review`` (6),
-``attachments`` (7), ``console`` (8).
+9. **Workers** (PostgreSQL only; a fresh database for each of ``--scaling-workers``):
+   ``fieldsync serve --workers N``, the warm-up, then a short timed push of the same
+   devices and batch size (``--scaling-seconds``, the same batches for every N), with
+   the server's and PostgreSQL's CPU a change, and how long a push holds the sync
+   clock row, sampled from ``pg_locks`` (``bench.clock``). SQLite has one writer at a
+   time, so more processes only queue for it: the phase skips it.
+
+``--only`` runs some of these: ``sync`` (1 to 4), ``workers`` (9), ``scale`` (5),
+``review`` (6), ``attachments`` (7), ``console`` (8).
 
 The server's memory is sampled all along (``bench.memory``).
 """
@@ -51,7 +58,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,11 +66,11 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench import attachments, console, review
+from bench import attachments, clock, console, review
 from bench import fleet as fleets
 from bench import peer as peers
 from bench.load import LoadFailed, LoadProcess
-from bench.memory import MemorySampler, cpu_used, postgres_processes, tree
+from bench.memory import CpuUse, MemorySampler, cpu_used, postgres_processes, tree
 from bench.report import TARGETS, say, stdout_table, write_json
 from bench.seed import CHUNK, History, Patrols, records_held, seed, seed_patrols
 from bench.server import Server, clean_environment, run_command, start_server
@@ -74,7 +81,7 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN = "bench-admin"
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
-PHASES = ("sync", "scale", "review", "attachments", "console")
+PHASES = ("sync", "workers", "scale", "review", "attachments", "console")
 
 
 @dataclass
@@ -85,6 +92,10 @@ class Config:
     batch: int = 500
     batches: int = 20
     push_seconds: float = 120.0
+    # The workers phase: server processes of each run (PostgreSQL only), and the
+    # length of each run's timed push, sized at the first run's warm-up pace.
+    scaling_workers: list[int] = field(default_factory=lambda: [1, 2, 4])
+    scaling_seconds: float = 20.0
     scales: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     scale_batches: int = 3
     scale_pull: int = 20_000
@@ -124,6 +135,8 @@ QUICK: dict[str, Any] = {
     "scale_pull": 200,
     "one_batch": 100,
     "workers": 1,
+    "scaling_workers": [1, 2],
+    "scaling_seconds": 2.0,
     "review_patrols": 300,
     "review_points": 30_000,
     "review_requests": 6,
@@ -154,6 +167,17 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="size the timed push to about this long, from the warm-up's pace "
         f"({default.push_seconds:.0f})",
+    )
+    made.add_argument(
+        "--scaling-workers",
+        help="server processes of each run of the workers phase, comma-separated "
+        "(1,2,4; PostgreSQL only; empty: no run)",
+    )
+    made.add_argument(
+        "--scaling-seconds",
+        type=float,
+        help="size each timed push of the workers phase to about this long "
+        f"({default.scaling_seconds:.0f})",
     )
     made.add_argument(
         "--scales", help="records held for the scale runs, comma-separated (10000,100000,1000000)"
@@ -226,6 +250,7 @@ def config_from(argv: Sequence[str]) -> Config:
         "batch",
         "batches",
         "push_seconds",
+        "scaling_seconds",
         "scale_batches",
         "scale_pull",
         "full_pull_max",
@@ -247,6 +272,8 @@ def config_from(argv: Sequence[str]) -> Config:
     values["backends"] = [name.strip() for name in args.backends.split(",") if name.strip()]
     if args.scales is not None:
         values["scales"] = [int(n) for n in args.scales.split(",") if n.strip()]
+    if args.scaling_workers is not None:
+        values["scaling_workers"] = _counts(args.scaling_workers)
     if args.attachment_sizes is not None:
         values["attachment_sizes"] = _sizes(args.attachment_sizes)
     if args.attachment_photos is not None:
@@ -269,6 +296,17 @@ def config_from(argv: Sequence[str]) -> Config:
     if not 0 <= made.console_scale <= 4 or made.console_requests < 1:
         raise SystemExit("fieldsync bench: --console-scale is 0 to 4, --console-requests 1 or more")
     return made
+
+
+def _counts(text: str) -> list[int]:
+    """``1,2,4`` as worker counts, each at least 1; empty: none."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = [0]
+    if any(count < 1 for count in counts):
+        raise SystemExit(f"fieldsync bench: not worker counts of 1 or more: {text!r}")
+    return counts
 
 
 def _sizes(text: str, most: int | None = None) -> list[int]:
@@ -479,6 +517,8 @@ def run_backend(backend: str, config: Config, peer: PeerSetup | None = None) -> 
             one_batch(made, config, figures)
             figures["memory"] = made.memory.report()
             figures["server_tracebacks"] += len(made.server.tracebacks())
+    if "workers" in config.phases and config.scaling_workers:
+        figures["workers"] = workers_phase(backend, config, figures)
     if "scale" in config.phases and config.scales:
         with deployment(backend, config, "scale") as made:
             warm_up(made, config, figures, record=False)
@@ -553,7 +593,9 @@ def _push_line(report: dict[str, Any]) -> str:
 
 def warm_up(
     made: Deployment, config: Config, figures: dict[str, Any], *, record: bool = True
-) -> None:
+) -> dict[str, Any]:
+    """Every tablet's warm-up batch, then the office's edits of those records; the
+    warm-up's report."""
     with made.memory.during("warm-up"):
         report = check(figures, made.load.call("warm_up", size=config.batch))
     say(f"  warm-up: {_push_line(report)}")
@@ -565,6 +607,7 @@ def warm_up(
     say(f"  office edits: {_push_line(office)}")
     if record:
         figures["warm_up"], figures["office_edits"] = report, office
+    return report
 
 
 def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> None:
@@ -572,14 +615,7 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     pace = max((figures["warm_up"]["latency_ms"]["max"] or 1) / 1000, 0.001)
     batches = min(config.batches, max(2, int(config.push_seconds / pace)))
     say(f"  push: {config.devices} devices x {batches} batches of {config.batch} (gzip)")
-    database = sa.make_url(made.url).database or ""
-    postgresql = made.backend == "postgresql"
-    with (
-        made.memory.during("push"),
-        cpu_used(lambda: tree(made.server.pid)) as server,
-        cpu_used(lambda: postgres_processes(database)[0] if postgresql else []) as backends,
-        cpu_used(lambda: postgres_processes(database)[1] if postgresql else []) as others,
-    ):
+    with made.memory.during("push"), push_cpu(made) as cpu:
         report = made.load.call(
             "push",
             batches=batches,
@@ -589,21 +625,7 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
             budget=3 * config.push_seconds,
         )
     figures["push"] = check(figures, report)
-    changes = report["changes"]
-    report["cpu"] = {
-        "server_s": server.seconds,
-        "server_us_per_change": server.per(changes),
-        "server_processes": server.processes,
-        # PostgreSQL's backends of the bench's database; None on SQLite, or where the
-        # server's processes are not on this machine.
-        "postgres_s": backends.seconds if backends.processes else None,
-        "postgres_us_per_change": backends.per(changes),
-        "postgres_processes": backends.processes,
-        # Its other processes: WAL writer, checkpointer, other databases' backends.
-        "postgres_others_s": others.seconds if others.processes else None,
-        "client_s": report["client_cpu_s"],
-        "client_us_per_change": report["client_cpu_us_per_record"],
-    }
+    report["cpu"] = cpu.of(report)
     say(f"  push: {_push_line(report)}")
     say(f"  push: {_cpu_line(report['cpu'])}")
     say("  floor: the same rows by plain INSERT … ON CONFLICT DO NOTHING")
@@ -623,6 +645,116 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     say(
         f"  floor: {floor['rows']:,} rows in {floor['seconds']:.2f} s: "
         f"{floor['rows_per_s']:,.0f} rows/s"
+    )
+
+
+@dataclass
+class PushCpu:
+    """The CPU used during a timed push (``push_cpu``): the server's process tree,
+    PostgreSQL's backends of the bench's database, and its other processes."""
+
+    server: CpuUse
+    backends: CpuUse
+    others: CpuUse
+
+    def of(self, report: dict[str, Any]) -> dict[str, Any]:
+        """The figures of push ``report``, a change of it at a time."""
+        changes = report["changes"]
+        server, backends, others = self.server, self.backends, self.others
+        return {
+            "server_s": server.seconds,
+            "server_us_per_change": server.per(changes),
+            "server_processes": server.processes,
+            # PostgreSQL's backends of the bench's database; None on SQLite, or where
+            # the server's processes are not on this machine.
+            "postgres_s": backends.seconds if backends.processes else None,
+            "postgres_us_per_change": backends.per(changes),
+            "postgres_processes": backends.processes,
+            # Its other processes: WAL writer, checkpointer, other databases' backends.
+            "postgres_others_s": others.seconds if others.processes else None,
+            "client_s": report["client_cpu_s"],
+            "client_us_per_change": report["client_cpu_us_per_record"],
+        }
+
+
+@contextlib.contextmanager
+def push_cpu(made: Deployment) -> Iterator[PushCpu]:
+    """The CPU read from ``/proc`` before and after the block (``PushCpu.of`` after it)."""
+    database = sa.make_url(made.url).database or ""
+    postgresql = made.backend == "postgresql"
+    with (
+        cpu_used(lambda: tree(made.server.pid)) as server,
+        cpu_used(lambda: postgres_processes(database)[0] if postgresql else []) as backends,
+        cpu_used(lambda: postgres_processes(database)[1] if postgresql else []) as others,
+    ):
+        yield PushCpu(server, backends, others)
+
+
+ONE_WRITER = "SQLite has one writer at a time: more server processes only queue for it"
+
+
+def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict[str, Any]:
+    """For each of ``--scaling-workers``: a fresh database served by that many
+    processes, the warm-up and the office's edits, then a timed push of the same
+    devices, batch size and number of batches each time (as many as fit
+    ``--scaling-seconds`` at the first run's warm-up pace), with its CPU from ``/proc``
+    and the sync clock's holders sampled from ``pg_locks`` (``bench.clock``)."""
+    if backend != "postgresql":
+        say(f"  workers: not on {backend}: {ONE_WRITER}")
+        return {"skipped": ONE_WRITER}
+    runs: list[dict[str, Any]] = []
+    batches = 0
+    for count in config.scaling_workers:
+        say(f"  workers: fieldsync serve --workers {count}")
+        with deployment(backend, replace(config, workers=count), "workers") as made:
+            warm = warm_up(made, config, figures, record=False)
+            if not batches:  # the same batches for every count, at the first one's pace
+                pace = max((warm["latency_ms"]["max"] or 1) / 1000, 0.001)
+                batches = min(config.batches, max(2, int(config.scaling_seconds / pace)))
+            label = f"push, {count} workers"
+            say(f"    {config.devices} devices x {batches} batches of {config.batch} (gzip)")
+            with (
+                clock.watch(server_url=config.postgres_url, database_url=made.url) as watched,
+                made.memory.during(label),
+                push_cpu(made) as cpu,
+            ):
+                report = made.load.call(
+                    "push",
+                    batches=batches,
+                    size=config.batch,
+                    label=label,
+                    budget=3 * config.scaling_seconds,
+                )
+            check(figures, report)
+            report["cpu"] = cpu.of(report)
+            report["clock"] = clock.summary(
+                watched, pushes=report["batches"], push_seconds=report["seconds"]
+            )
+            figures["server_tracebacks"] += len(made.server.tracebacks())
+        say(f"    {_push_line(report)}")
+        say(f"    {_cpu_line(report['cpu'])}")
+        say(f"    {_clock_line(report['clock'])}")
+        runs.append({"workers": count, "push": report})
+    for run_ in runs:
+        run_["vs_first"] = _ratio(run_["push"]["records_per_s"], runs[0]["push"]["records_per_s"])
+    return {
+        "devices": config.devices,
+        "batch": config.batch,
+        "batches_per_device": batches,
+        "seconds_asked": config.scaling_seconds,
+        "runs": runs,
+    }
+
+
+def _clock_line(summary: dict[str, Any]) -> str:
+    if summary.get("held_ms_per_push") is None:
+        return f"sync clock: not measured ({summary.get('problem')})"
+    share = summary["held_share_of_push"]
+    return (
+        f"sync clock held {summary['held_ms_per_push']} ms a push, "
+        f"{share:.0%} of the push's time; holds p50 {summary['hold_ms']['p50']} ms, "
+        f"{summary['waiting_while_held_mean']} writers waiting while held "
+        f"({summary['samples']:,} samples {summary['interval_ms']} ms apart)"
     )
 
 

@@ -19,6 +19,7 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import bench.attachments
+import bench.clock
 import bench.console
 import bench.peer
 import bench.seed
@@ -41,7 +43,7 @@ from bench.peer import Documents, PeerUnavailable, install
 from bench.report import table, write_json
 from bench.review import ENDPOINTS, Expected, detail_check, page_check
 from bench.rows import spot_check, stored_state, table_of
-from bench.run import PHASES, QUICK, Config, config_from, run
+from bench.run import ONE_WRITER, PHASES, QUICK, Config, config_from, run
 from bench.seed import (
     ENTRY_TABLE,
     VERSION_TABLE,
@@ -58,7 +60,7 @@ from bench.workload import EXTENSION_WORKER, RANGER, Office, SectorPlace, Tablet
 from schemas.records import TrackPoint
 from sync.catalog import CATALOG
 from tests.conftest import Caller, World
-from tests.databases import postgres_server_url
+from tests.databases import backends, fresh_database, postgres_server_url
 from tests.sync_support import Tablet as Pusher
 from tests.sync_support import change, pull_all, push
 
@@ -113,6 +115,8 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
         assert (cpu["postgres_s"] is None) == (cpu["postgres_processes"] == 0)
     assert "peer" not in figures
     assert "vs_peer" not in push_report
+    if backend == "sqlite":  # one writer: no run of several server processes
+        assert figures["workers"] == {"skipped": ONE_WRITER}
     # The fresh coordinator pulls every record pushed, and the reference data.
     pushed = sum(figures[p]["statuses"]["applied"] for p in ("warm_up", "push"))
     assert figures["pull"]["records"] >= pushed
@@ -636,7 +640,14 @@ def test_only_runs_the_phases_asked_for() -> None:
     config = config_from(["--only", "review", "--review-patrols", "500", "--quick"])
     assert config.phases == ["review"]
     assert (config.review_patrols, config.review_points) == (500, QUICK["review_points"])
-    assert config_from([]).phases == ["sync", "scale", "review", "attachments", "console"]
+    assert config_from([]).phases == [
+        "sync",
+        "workers",
+        "scale",
+        "review",
+        "attachments",
+        "console",
+    ]
     with pytest.raises(SystemExit):
         config_from(["--only", "push"])
 
@@ -1000,3 +1011,141 @@ def test_cpu_is_read_from_proc_and_postgresql_backends_by_their_database() -> No
     with cpu_used(lambda: [2**22 + 1]) as gone:  # no such process
         pass
     assert (gone.seconds, gone.processes, gone.per(10)) == (0, 0, None)
+
+
+def test_the_workers_runs_are_one_two_and_four_processes_unless_told() -> None:
+    config = config_from([])
+    assert (config.scaling_workers, config.scaling_seconds) == ([1, 2, 4], 20)
+    assert config_from(["--only", "workers"]).phases == ["workers"]
+    told = config_from(["--scaling-workers", "1, 3", "--scaling-seconds", "5"])
+    assert (told.scaling_workers, told.scaling_seconds) == ([1, 3], 5)
+    assert config_from(["--scaling-workers", ""]).scaling_workers == []
+    assert config_from(["--quick"]).scaling_workers == [1, 2]
+    for wrong in ("0,2", "two", "1,-4"):
+        with pytest.raises(SystemExit):
+            config_from(["--scaling-workers", wrong])
+
+
+def _session(pid: int, xid: str | None, state: str, wait: str | None = None) -> tuple[Any, ...]:
+    kind, event = wait.split("/") if wait else (None, None)
+    return (pid, xid, state, kind, event)
+
+
+def test_the_clocks_holder_is_the_session_not_waiting_and_its_holds_are_timed() -> None:
+    holder = _session(7, "901", "idle in transaction", "Client/ClientRead")
+    waiter = _session(8, "902", "active", "Lock/transactionid")
+    committing = _session(7, "901", "active", "IO/WALSync")
+    first = bench.clock.sample_of(0.0, [holder, waiter])
+    assert [h.pid for h in first.holders] == [7]
+    assert first.waiting == 1
+    samples = [
+        first,
+        bench.clock.sample_of(0.01, [committing, waiter]),
+        bench.clock.sample_of(0.02, [_session(8, "902", "active")]),  # the next one's turn
+        bench.clock.sample_of(0.03, []),
+        bench.clock.sample_of(0.04, []),
+    ]
+    watched = bench.clock.ClockWatch(samples=samples, sampler_cpu_s=0.01)
+    summary = bench.clock.summary(watched, pushes=2, push_seconds=0.05)
+    assert summary["interval_ms"] == 10
+    assert summary["busy_s"] == 0.03  # three samples of five held, 10 ms each
+    assert summary["held_ms_per_push"] == 15
+    assert summary["held_share_of_push"] == 0.6
+    assert summary["holds_seen"] == 2
+    # 7 held from the first sample to the second: a span of 10 ms, 20 ms with the step.
+    assert summary["hold_ms"]["max"] == 20
+    assert summary["holder_doing"] == {
+        "idle in transaction": 0.333,
+        "active, waiting IO/WALSync": 0.333,
+        "active": 0.333,
+    }
+    assert summary["waiting_max"] == 1
+    assert summary["waiting_while_held_mean"] == 0.67
+    empty = bench.clock.summary(bench.clock.ClockWatch(), pushes=2, push_seconds=1)
+    assert empty == {"samples": 0, "problem": "too few samples"}
+
+
+@pytest.mark.skipif("postgresql" not in backends(), reason="PostgreSQL left out")
+def test_the_clock_watch_sees_a_transaction_hold_the_clock_row_and_another_wait(
+    tmp_path: Path,
+) -> None:
+    server = postgres_server_url().render_as_string(hide_password=False)
+    with fresh_database("postgresql", tmp_path) as url:
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.exec_driver_sql("CREATE TABLE sync_clock (id int PRIMARY KEY, seq bigint)")
+            connection.exec_driver_sql("INSERT INTO sync_clock VALUES (1, 0)")
+        bump = sa.text("UPDATE sync_clock SET seq = seq + 1 WHERE id = 1")
+        with (
+            bench.clock.watch(server_url=server, database_url=url, interval=0.002) as watched,
+            engine.connect() as holding,
+        ):
+            holding.exec_driver_sql("BEGIN")
+            holding.execute(bump)
+            time.sleep(0.1)
+
+            def wait_for_the_clock() -> None:
+                with engine.connect() as other:
+                    other.execute(bump)
+
+            waiting = threading.Thread(target=wait_for_the_clock)
+            waiting.start()
+            time.sleep(0.2)
+            holding.exec_driver_sql("COMMIT")
+            waiting.join(timeout=10)
+            time.sleep(0.05)
+        engine.dispose()
+    summary = bench.clock.summary(watched, pushes=2, push_seconds=0.35)
+    assert summary["problem"] is None
+    assert summary["samples"] > 20
+    assert summary["waiting_max"] == 1
+    assert summary["holds_seen"] >= 1
+    assert 250 <= summary["hold_ms"]["max"] < 2000
+    assert summary["holder_doing"]["idle in transaction"] > 0.5
+    assert summary["sampler_cpu_s"] is not None
+
+
+def test_the_table_has_a_row_for_each_worker_count_and_says_why_sqlite_has_none() -> None:
+    def row(workers: int, rate: float, vs_first: float) -> dict[str, Any]:
+        return {
+            "workers": workers,
+            "vs_first": vs_first,
+            "push": {
+                "records_per_s": rate,
+                "latency_ms": {"p50": 900.0, "p95": 1300.0},
+                "cpu": {"server_us_per_change": 420.0, "postgres_us_per_change": 140.0},
+                "clock": {
+                    "held_ms_per_push": 61.25,
+                    "held_share_of_push": 0.25,
+                    "waiting_while_held_mean": 1.5,
+                },
+            },
+        }
+
+    workers = {
+        "devices": 4,
+        "batch": 500,
+        "batches_per_device": 8,
+        "runs": [row(1, 1500.0, 1.0), row(2, 2100.0, 1.4)],
+    }
+    results = {
+        "config": {"workers": 2, "devices": 4, "batch": 500, "scale_pull": 1},
+        "machine": {"git_revision": "abc", "cores": 2, "python": "3.11"},
+        "backends": {
+            "sqlite": {"workers": {"skipped": ONE_WRITER}},
+            "postgresql": {"workers": workers},
+        },
+    }
+    printed = table(results).splitlines()
+    assert f"sqlite: no workers run: {ONE_WRITER}" in printed
+    heading = next(line for line in printed if line.startswith("postgresql: fieldsync serve"))
+    assert "4 devices x 8 batches of 500" in heading
+    at = printed.index(heading)
+    assert printed[at + 1].split() == [
+        *("workers", "records/s", "vs", "first", "p50", "ms", "p95", "ms"),
+        *("server", "µs", "PG", "µs", "clock", "ms", "held", "waiting"),
+    ]
+    assert printed[at + 2].split() == [
+        *("1", "1,500", "x1.00", "900", "1,300", "420", "140", "61.2", "25%", "1.5"),
+    ]
+    assert printed[at + 3].split()[:3] == ["2", "2,100", "x1.40"]
