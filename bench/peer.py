@@ -54,7 +54,7 @@ from typing import Any
 import httpx
 
 from bench.report import say as progress
-from bench.server import Server, free_port
+from bench.server import Server, free_port, wait_until_answering
 
 SOURCE = Path(__file__).resolve().parent / "peer"
 SERVER_SCRIPT = SOURCE / "server.js"
@@ -212,24 +212,7 @@ def serving(modules: Path, database: str = DATABASE) -> Iterator[PeerServer]:
 
 
 def _wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise PeerFailed(
-                f"the peer exited with {server.process.returncode}:\n{server.output()}"
-            )
-        try:
-            answer = httpx.get(f"{server.base_url}/", timeout=2)
-            if answer.status_code == 200:
-                return
-            last = f"{answer.status_code} {answer.text[:200]}"
-        except httpx.TransportError as error:
-            last = repr(error)
-        time.sleep(0.1)
-    raise PeerFailed(
-        f"the peer did not answer in {READY_TIMEOUT_SECONDS} s ({last}):\n{server.output()}"
-    )
+    wait_until_answering(server, "/", timeout=READY_TIMEOUT_SECONDS, failed=PeerFailed, name="peer")
 
 
 def stored(url: str, database: str = DATABASE) -> int:

@@ -143,19 +143,25 @@ def start_server(
 
 def wait_until_ready(server: Server, timeout: float = READY_TIMEOUT_SECONDS) -> None:
     """Until ``/readyz`` answers 200; ``ServerFailed`` if the server exits or time runs out."""
+    wait_until_answering(server, "/readyz", timeout=timeout, failed=ServerFailed, name="server")
+
+
+def wait_until_answering(
+    server: Server, path: str, *, timeout: float, failed: type[Exception], name: str
+) -> None:
+    """Until ``path`` of ``server`` answers 200; ``failed`` if the process exits or
+    time runs out (``name`` says which process, with what it printed)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise ServerFailed(
-                f"the server exited with {server.process.returncode}:\n{server.output()}"
-            )
+            raise failed(f"the {name} exited with {server.process.returncode}:\n{server.output()}")
         try:
-            answer = httpx.get(f"{server.base_url}/readyz", timeout=2)
+            answer = httpx.get(f"{server.base_url}{path}", timeout=2)
             if answer.status_code == 200:
                 return
-            last = f"{answer.status_code} {answer.text}"
+            last = f"{answer.status_code} {answer.text[:200]}"
         except httpx.TransportError as error:
             last = repr(error)
         time.sleep(0.1)
-    raise ServerFailed(f"the server was not ready in {timeout} s ({last}):\n{server.output()}")
+    raise failed(f"the {name} did not answer in {timeout} s ({last}):\n{server.output()}")
