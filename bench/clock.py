@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from bench.load import percentiles
 from bench.memory import cpu_seconds
 
-INTERVAL = 0.005  # between one sample's end and the next one's start
+INTERVAL = 0.01  # between one sample's end and the next one's start
 
 SAMPLE = """
 SELECT a.pid, a.backend_xid::text, a.state, a.wait_event_type, a.wait_event

@@ -72,10 +72,11 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     backend: str, tmp_path: Path
 ) -> None:
     config = Config(
-        **{**QUICK, "scales": [300], "batches": 2, "devices": 2},
+        **{**QUICK, "scales": [300], "batches": 2, "devices": 2, "scaling_workers": [1]},
         # The uploads and the console's pages are the same code whatever the database
         # (tus and HTTP): run on SQLite only, PostgreSQL's run is half a minute shorter.
-        phases=list(PHASES) if backend == "sqlite" else ["sync", "scale", "review"],
+        # The workers run is PostgreSQL's alone (SQLite says why it has none).
+        phases=list(PHASES) if backend == "sqlite" else ["sync", "workers", "scale", "review"],
         # The peer needs node and an npm install (.bench-peer/, absent from a clean
         # clone): `make bench` runs it; its parts are tested below, one by one.
         peer=False,
@@ -117,6 +118,8 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert "vs_peer" not in push_report
     if backend == "sqlite":  # one writer: no run of several server processes
         assert figures["workers"] == {"skipped": ONE_WRITER}
+    else:
+        check_workers(figures["workers"], table(results))
     # The fresh coordinator pulls every record pushed, and the reference data.
     pushed = sum(figures[p]["statuses"]["applied"] for p in ("warm_up", "push"))
     assert figures["pull"]["records"] >= pushed
@@ -153,6 +156,21 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     if "console" in config.phases:
         check_console(figures, table(results))
     assert config.out.read_text().startswith("{")
+
+
+def check_workers(workers: dict[str, Any], printed: str) -> None:
+    [single] = workers["runs"]
+    assert (single["workers"], single["vs_first"]) == (1, 1)
+    push_report = single["push"]
+    assert push_report["as_expected"], (push_report["statuses"], push_report["expected"])
+    assert push_report["changes"] == 2 * workers["batches_per_device"] * QUICK["batch"]
+    assert push_report["cpu"]["server_us_per_change"] > 0
+    held = push_report["clock"]
+    assert held["problem"] is None
+    assert held["samples"] >= 2
+    assert held["pushes"] == push_report["batches"]
+    assert held["held_ms_per_push"] >= 0
+    assert "fieldsync serve --workers N" in printed
 
 
 def check_attachments(figures: dict[str, Any], printed: str) -> None:
