@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from api import metrics
 from api.body import JSONRoute, check_json_media_type, parse_json, read_body
@@ -79,6 +80,17 @@ def _parse_batch(raw: bytes, max_batch: int) -> Batch:
     return Batch(batch, prepare(batch, CATALOG))
 
 
+def _push_and_commit(session: Session, **batch: Any) -> PushResponse:
+    """Apply the batch and commit it at once, in the same thread. Its last statements
+    take the sync clock's row, which every other writer then waits for until this
+    commit (``sync.engine.changelog``): committed by the session dependency instead,
+    the commit came only after a trip back through the event loop, which under load
+    held the clock three times as long as the writes themselves."""
+    answer = pushing.push(session, **batch)
+    session.commit()
+    return answer
+
+
 # The body's schema is added to the OpenAPI document by ``api.openapi``.
 @router.post("/push", responses=problems(413, 415, 426))
 async def push(
@@ -91,7 +103,7 @@ async def push(
     """A device's batch of changes (``Content-Encoding: gzip`` welcome): one result per
     change, in the order sent, answered only once all of it is committed."""
     answer = await run_in_threadpool(
-        pushing.push,
+        _push_and_commit,
         session,
         catalog=CATALOG,
         principal=principal,
