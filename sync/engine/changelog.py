@@ -19,6 +19,7 @@ that no writer (a push, a resolution, an admin's edit of a community) can forget
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
-from sync.platform.database import insert_rows, upsert
+from sync.platform.database import insert_rows, is_postgresql, upsert
 
 CLOCK_ID = 1
 # The reason of the version a record takes when the record it hangs from moves scope
@@ -129,17 +130,28 @@ class Changelog:
             self._versions = []
         if not self._pending:
             return
-        left = _scopes_left(self.session, self._pending.values())
-        top = take_numbers(self.session, len(self._pending) + len(left))
-        seq = top - len(self._pending) - len(left)
-        rows, exits = [], []
-        for entry in self._pending.values():
+        pending = list(self._pending.values())
+        left = _scopes_left(self.session, pending)
+        # What needs no change number is written before the clock is taken: from then
+        # until commit, every other writer waits.
+        if left:
+            _conflicts_follow(self.session, [e for e in pending if e.key in left])
+        files.relink(self.session, ((e.entity, e.record_id, e.deleted, e.fields) for e in pending))
+        # The entries (and exits) are written now, under stand-in numbers below zero
+        # that are this transaction's own, and renumbered from the clock by one
+        # statement: from the clock until commit, every other writer waits, and the
+        # server's Python (which must win the GIL back after each statement) has no
+        # part of that wait.
+        count = len(pending) + len(left)
+        base = _stand_in_base(count)
+        rows: list[dict[str, Any]] = []
+        exits: list[dict[str, Any]] = []
+        for entry in pending:
             keys = left.get(entry.key)
             if keys is not None:
-                seq += 1
                 exits.append(
                     {
-                        "change_seq": seq,
+                        "change_seq": -(base + len(rows) + len(exits)),
                         "entity": entry.entity,
                         "record_id": entry.record_id,
                         "version": entry.version,
@@ -147,29 +159,27 @@ class Changelog:
                         "updated_at": entry.updated_at,
                     }
                 )
-            seq += 1
-            rows.append(
-                {
-                    "entity": entry.entity,
-                    "record_id": entry.record_id,
-                    "change_seq": seq,
-                    "version": entry.version,
-                    "deleted": entry.deleted,
-                    "sector_id": entry.sector_id,
-                    "community_id": entry.community_id,
-                    "fields": entry.fields,
-                    "updated_at": entry.updated_at,
-                }
-            )
+            rows.append(_entry_row(entry, -(base + len(rows) + len(exits))))
         if exits:
-            self.session.connection().execute(sa.insert(SyncExit.__table__), exits)  # type: ignore[attr-defined]
-            _conflicts_follow(self.session, [e for e in self._pending.values() if e.key in left])
+            self.session.connection().execute(sa.insert(_table(SyncExit)), exits)
         _upsert_entries(self.session, rows)
-        files.relink(
-            self.session,
-            ((e.entity, e.record_id, e.deleted, e.fields) for e in self._pending.values()),
-        )
+        number(self.session, base=base, count=count, exits=bool(exits))  # takes the clock
         self._pending.clear()
+
+
+def _entry_row(entry: PendingEntry, change_seq: int) -> dict[str, Any]:
+    """The ``sync_entry`` row of ``entry``, under (stand-in) number ``change_seq``."""
+    return {
+        "entity": entry.entity,
+        "record_id": entry.record_id,
+        "change_seq": change_seq,
+        "version": entry.version,
+        "deleted": entry.deleted,
+        "sector_id": entry.sector_id,
+        "community_id": entry.community_id,
+        "fields": entry.fields,
+        "updated_at": entry.updated_at,
+    }
 
 
 def entry_of(
@@ -196,6 +206,58 @@ def row_entry(spec: EntitySpec, row: SyncedColumns, state: dict[str, Any]) -> Pe
     names = {"id", "version", "deleted_at", "updated_at", spec.scope_field}
     names |= {*spec.server_fields, *records.SNAPSHOT_META}
     return entry_of(spec, {name: getattr(row, name) for name in names}, state)
+
+
+# Stand-in numbers are -(base + i) for the i-th row of a publish: ``base`` a random
+# multiple of 2**20 below 2**62, so that the stand-ins of transactions open at once
+# never meet in the unique index of change numbers (were two ever to, the later
+# transaction's batch would be decided again, as after any lost race).
+STAND_IN_SPAN = 2**20
+
+
+def _stand_in_base(count: int) -> int:
+    if count >= STAND_IN_SPAN:
+        raise ValueError(f"a publish of {count} changes; at most {STAND_IN_SPAN - 1}")
+    return (secrets.randbelow(2**42 - 1) + 1) * STAND_IN_SPAN
+
+
+def number(session: Session, *, base: int, count: int, exits: bool) -> None:
+    """Take ``count`` numbers from the clock and give them, in order, to this
+    transaction's entries and exits written under stand-ins ``-(base + i)``. On
+    PostgreSQL in one statement (the clock's ``UPDATE … RETURNING`` a common table
+    expression of the renumbering ``UPDATE``), on SQLite in two. Locks the clock row
+    until the transaction ends (call it last)."""
+    tables = [_table(SyncEntry), *([_table(SyncExit)] if exits else [])]
+    clock_table = _table(SyncClock)
+    advance = (
+        sa.update(clock_table)
+        .where(clock_table.c.id == CLOCK_ID)
+        .values(seq=clock_table.c.seq + count)
+        .returning(clock_table.c.seq)
+    )
+    if is_postgresql(session):
+        clock_cte = advance.cte("clock")
+        top: Any = sa.select(clock_cte.c.seq).scalar_subquery()
+        entries, *others = (_renumber(table, top, base, count) for table in tables)
+        statement = entries.add_cte(clock_cte)
+        for other in others:  # run to completion by PostgreSQL, though nothing reads it
+            statement = statement.add_cte(other.cte("exits_renumbered"))
+        session.execute(statement)
+        return
+    top = session.execute(advance).scalar_one()
+    for table in tables:
+        session.execute(_renumber(table, top, base, count))
+
+
+def _renumber(table: sa.Table, top: Any, base: int, count: int) -> sa.Update:
+    """Give the rows of ``table`` under stand-ins ``-(base + i)`` the numbers
+    ``top - count + 1 + i``."""
+    stand_in = table.c.change_seq
+    return (
+        sa.update(table)
+        .where(stand_in <= -base, stand_in > -(base + count))
+        .values(change_seq=top - count + 1 - stand_in - base)
+    )
 
 
 def take_numbers(session: Session, count: int) -> int:
