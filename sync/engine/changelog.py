@@ -1,13 +1,16 @@
 """The change log: versions of records, the clock that orders changes, pull entries.
 
-Every writing transaction that changes records ends with ``publish()``: it takes
-``n`` numbers from the clock with one ``UPDATE … RETURNING`` and stamps the pull
-entry of each changed record with one. The clock row stays locked until the
-transaction commits, so a later transaction gets its numbers only after this one
-is durable: **change sequence order is commit order**, on PostgreSQL with any
-number of server processes, and on SQLite (one writer at a time) by construction.
-A pull that sees number N has therefore seen everything below N, and a cursor is
-never handed out past a change that could still commit before it.
+Every writing transaction that changes records ends with ``publish()``: it writes
+the pull entry of each changed record under a stand-in number of its own, then, as
+its last statement, takes ``n`` numbers from the clock (``UPDATE … RETURNING``) and
+gives them to its entries in order (on PostgreSQL both in one statement). The clock
+row stays locked until the transaction commits, so a later transaction gets its
+numbers only after this one is durable: **change sequence order is commit order**,
+on PostgreSQL with any number of server processes, and on SQLite (one writer at a
+time) by construction. A pull that sees number N has therefore seen everything
+below N, and a cursor is never handed out past a change that could still commit
+before it. Stand-ins are never seen by anyone else: they are uncommitted, and gone
+by the commit.
 
 A record that changes scope (a patrol moved to another sector, a community to another
 sector) leaves an **exit** in its old scope (``sync_exit``), numbered just before its
