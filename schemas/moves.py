@@ -19,3 +19,15 @@ class PatrolMoved(BaseModel):
     id: uuid.UUID
     version: int
     sector_id: uuid.UUID
+
+
+class SessionMove(RequestBody):
+    """Where the training session was held: the community it should be filed under."""
+
+    community_id: uuid.UUID
+
+
+class SessionMoved(BaseModel):
+    id: uuid.UUID
+    version: int
+    community_id: uuid.UUID

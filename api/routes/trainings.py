@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query
 
 from api.answers import attachment, json_or_csv
 from api.body import JSONRoute
-from api.deps import EngineDep, PeopleReader, SessionDep, SettingsDep
+from api.deps import EngineDep, OfficeStaff, PeopleReader, SessionDep, SettingsDep
+from schemas.moves import SessionMove, SessionMoved
 from schemas.queries import Format
 from schemas.trainings import (
     AttendancePage,
@@ -21,6 +22,8 @@ from schemas.trainings import (
     SessionPage,
     SessionQuery,
 )
+from sync.catalog import CATALOG
+from sync.engine import moves
 from sync.people import registry as people
 from sync.training import sessions as trainings
 
@@ -89,3 +92,22 @@ def person_attendance(
     return trainings.person_attendance(
         session, principal=principal, person_id=person_id, query=query, zone=settings.zone
     )
+
+
+@router.post("/training-sessions/{session_id}/move")
+def move_session(
+    session_id: uuid.UUID, body: SessionMove, principal: OfficeStaff, session: SessionDep
+) -> SessionMoved:
+    """File a training session under another community, with its attendance: a new
+    version of each. The old community's tablets pull them as deletes, the new one's as
+    records; the people stay where they live. ``422 unknown_reference`` for no such
+    community."""
+    moved = moves.move(
+        session,
+        catalog=CATALOG,
+        principal=principal,
+        entity="training_session",
+        record_id=session_id,
+        to=body.community_id,
+    )
+    return SessionMoved(id=moved.id, version=moved.version, community_id=moved.scope)

@@ -398,6 +398,40 @@ def test_the_office_moves_a_patrol_through_the_api(world: World, category: str) 
     assert_problem(coordinator.post(url, json={"sector_id": a["id"]}), 404)
 
 
+def test_the_office_moves_a_session_through_the_api(world: World) -> None:
+    sector = world.sector()
+    x, y = world.community(sector["id"]), world.community(sector["id"])
+    here = Holder(world, world.user("extension_worker", community_ids=[x["id"]]))
+    there = Holder(world, world.user("extension_worker", community_ids=[y["id"]]))
+    session_id, person_id, attendance_id = (str(uuid.uuid4()) for _ in range(3))
+    person = {"given_names": "Rosa", "paternal_surname": "Huamán", "community_id": x["id"]}
+    here.send("person", person_id, "create", person)
+    here.send("training_session", session_id, "create", session_fields(x["id"]))
+    attendance = {"session_id": session_id, "person_id": person_id, "role": "participant"}
+    here.send("attendance", attendance_id, "create", attendance)
+    here.pull()
+    there.pull()
+    url = f"/training-sessions/{session_id}/move"
+
+    assert_problem(here.tablet.device.post(url, json={"community_id": y["id"]}), 403)
+    lead = world.user("ranger_lead", sector_ids=[sector["id"]])
+    assert_problem(lead.post(url, json={"community_id": y["id"]}), 403)
+    unknown = world.admin.post(url, json={"community_id": str(uuid.uuid4())})
+    assert [e["code"] for e in assert_problem(unknown, 422)["errors"]] == ["unknown_reference"]
+    moved = world.user("coordinator").post(url, json={"community_id": y["id"]})
+
+    assert moved.status_code == 200, moved.text
+    assert moved.json() == {"id": session_id, "version": 2, "community_id": y["id"]}
+    assert ops(here.pull()) == {
+        ("training_session", session_id, "delete"),
+        ("attendance", attendance_id, "delete"),
+    }
+    assert ops(there.pull()) == {
+        ("training_session", session_id, "upsert"),
+        ("attendance", attendance_id, "upsert"),
+    }
+
+
 # ---------------------------------------------------------------- a property of moves
 
 PATROLS = 3

@@ -158,6 +158,31 @@ def test_sessions_and_one_sessions_attendance(programme: dict[str, Any], office:
     assert office.get(f"/console/sessions/{programme['homes'][0]}").status_code == 404
 
 
+def test_the_coordinator_moves_a_session_filed_under_the_wrong_community(
+    programme: dict[str, Any], office: Browser, world: World
+) -> None:
+    alianza, yarau = programme["communities"]
+    page = f"/console/sessions/{programme['sessions']['c2019']}"
+    assert "¿Registrada en la comunidad equivocada?" in office.get(page).text
+    colleague = signed_in(world, world.user("ranger_lead", sector_ids=[programme["sector"]]))
+    refused = colleague.post(f"{page}/move", {"community_id": yarau}, token_from="/console/patrols")
+    assert refused.status_code == 403
+
+    moved = office.post(f"{page}/move", {"community_id": yarau}, token_from=page)
+
+    assert moved.status_code == 303
+    assert moved.headers["location"] == f"{page}?done=moved"
+    after = text(office.get(moved.headers["location"]).text)
+    assert "Capacitación movida, con su asistencia." in after
+    assert "Yarau" in after
+    assert "4 registradas" in after  # its attendance went with it
+    nowhere = office.post(f"{page}/move", {"community_id": programme["sector"]}, token_from=page)
+    assert nowhere.status_code == 422
+    assert "La capacitación no puede ir a esa comunidad." in nowhere.text
+    forged = office.http.post(f"{page}/move", data={"community_id": alianza})
+    assert forged.status_code == 403
+
+
 def test_agreements_list_and_renewals_due(programme: dict[str, Any], office: Browser) -> None:
     due = office.get("/console/agreements", params={"renewal_due_within": "30"})
 

@@ -6,21 +6,42 @@ API's CSV files. Attendance carries names, never a document number nor a phone
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi import Form, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from api.console.asked import asked, download, places
+from api.console.i18n import N_
 from api.console.programme_words import words
-from api.console.web import CoordinatorViewer, console_router, language, render
+from api.console.web import (
+    PREFIX,
+    CheckedForm,
+    CoordinatorViewer,
+    Viewer,
+    console_router,
+    gettext,
+    language,
+    redirect,
+    render,
+)
 from api.deps import EngineDep, SessionDep, SettingsDep
 from schemas import TrainingSession
 from schemas.records import Program, SessionStatus
 from schemas.trainings import AttendanceQuery, SessionQuery
-from sync.platform.errors import NotFound
+from sync.catalog import CATALOG
+from sync.engine import moves
+from sync.platform.errors import NotFound, Unprocessable
+from sync.reference import service as reference
 from sync.training import sessions as trainings
 
 router = console_router()
+
+MOVED = N_(
+    "Session moved, with its attendance. The tablets of the old community delete it at "
+    "their next sync; those of the new community receive it."
+)
+CANNOT_MOVE = N_("The session cannot move to that community.")
 
 
 @router.get("/sessions", response_class=HTMLResponse)
@@ -50,7 +71,20 @@ def session_detail(
     session: SessionDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    """One training session: when, where, who led it, and who attended."""
+    """One training session: when, where, who led it, and who attended; and the form
+    that files it under another community."""
+    return _session_page(request, session_id, viewer, session, settings)
+
+
+def _session_page(
+    request: Request,
+    session_id: uuid.UUID,
+    viewer: Viewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    *,
+    refused: bool = False,
+) -> HTMLResponse:
     query = asked(request, AttendanceQuery, session_id=session_id, format="json")
     attendance = trainings.list_attendance(  # a session out of reach is the 404 page first
         session, principal=viewer.principal, query=query, zone=settings.zone
@@ -59,8 +93,44 @@ def session_detail(
     if record is None:
         raise NotFound("no such training session")
     (training,) = trainings.session_reads(session, [record])
-    context = {"training": training, "page": attendance, "word": words(language(request))}
-    return render(request, "programme/session.html", context)
+    done = request.query_params.get("done")
+    context = {
+        "training": training,
+        "page": attendance,
+        "word": words(language(request)),
+        "notice": gettext(request, MOVED) if done == "moved" else None,
+        "problem": gettext(request, CANNOT_MOVE) if refused else None,
+        "move_to": [
+            c
+            for c in reference.list_communities(session, principal=viewer.principal)
+            if c.id != record.community_id
+        ],
+    }
+    return render(request, "programme/session.html", context, status=422 if refused else 200)
+
+
+@router.post("/sessions/{session_id}/move", response_class=HTMLResponse, dependencies=[CheckedForm])
+def move_session(
+    request: Request,
+    session_id: uuid.UUID,
+    viewer: CoordinatorViewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    community_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    """File a session under another community, with its attendance."""
+    try:
+        moves.move(
+            session,
+            catalog=CATALOG,
+            principal=viewer.principal,
+            entity="training_session",
+            record_id=session_id,
+            to=community_id,
+        )
+    except Unprocessable:
+        return _session_page(request, session_id, viewer, session, settings, refused=True)
+    return redirect(f"{PREFIX}/sessions/{session_id}?done=moved")
 
 
 @router.get("/sessions.csv", response_class=StreamingResponse)
