@@ -23,7 +23,8 @@ from sync.engine.changelog import MOVED_WITH_PARENT
 from tests.api.test_fleet_lag import health_of
 from tests.api.test_push import patrol_fields, segment_fields, session_fields
 from tests.conftest import Caller, World, assert_problem
-from tests.sync_support import Tablet
+from tests.sync_support import Tablet, push
+from tests.sync_support import change as wire_change
 
 Key = tuple[str, str]
 
@@ -430,6 +431,44 @@ def test_the_office_moves_a_session_through_the_api(world: World) -> None:
         ("training_session", session_id, "upsert"),
         ("attendance", attendance_id, "upsert"),
     }
+
+
+def test_a_patrol_moved_in_the_batch_that_made_its_observation_takes_it_along(
+    world: World, engine: Engine, category: str
+) -> None:
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    both = Holder(world, world.user("ranger", sector_ids=[a["id"], b["id"]]))
+    there = Holder(world, world.user("ranger", sector_ids=[b["id"]]))
+    patrol_id, observation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    observation = {
+        "patrol_id": patrol_id,
+        "category_key": category,
+        "observed_at": "2026-11-02T10:00:00-05:00",
+        "lat": -5.9,
+        "lon": -77.3,
+    }
+    answer = push(
+        both.tablet.device,
+        wire_change("patrol", patrol_id, "create", 1, patrol_fields(a["id"])),
+        wire_change("observation", observation_id, "create", 2, observation),
+        wire_change("patrol", patrol_id, "update", 3, {"sector_id": b["id"]}, base_version=1),
+    )
+
+    assert [r["status"] for r in answer["results"]] == ["applied"] * 3
+    there.pull()
+    held = {
+        key: c["fields"]["sector_id"]
+        for key, c in there.held.items()
+        if key[0] in ("patrol", "observation")
+    }
+    assert held == {("patrol", patrol_id): b["id"], ("observation", observation_id): b["id"]}
+    with Session(engine) as session:
+        exits = session.exec(
+            select(SyncExit).where(
+                col(SyncExit.record_id).in_([uuid.UUID(patrol_id), uuid.UUID(observation_id)])
+            )
+        ).all()
+    assert exits == []  # made and moved before any tablet could hold it in A
 
 
 # ---------------------------------------------------------------- a property of moves
