@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
@@ -74,11 +74,10 @@ class Changelog:
 
     def touch(self, entry: PendingEntry) -> PendingEntry | None:
         """Queue ``entry``; the entry it replaces, if the record was touched before."""
-        key = (entry.entity, entry.record_id)
-        replaced = self._pending.pop(key, None)  # re-touched: it moves to the end
+        replaced = self._pending.pop(entry.key, None)  # re-touched: it moves to the end
         if replaced is not None and replaced.new:
             entry.new = True  # still made by this transaction
-        self._pending[key] = entry
+        self._pending[entry.key] = entry
         return replaced
 
     def untouch(self, entity: str, record_id: uuid.UUID, replaced: PendingEntry | None) -> None:
@@ -263,18 +262,6 @@ def _renumber(table: sa.Table, top: Any, base: int, count: int) -> sa.Update:
     )
 
 
-def take_numbers(session: Session, count: int) -> int:
-    """Advance the clock by ``count``; the highest number taken. Locks the clock row
-    until the transaction ends (call it last)."""
-    top = session.execute(
-        sa.update(SyncClock)
-        .where(col(SyncClock.id) == CLOCK_ID)
-        .values(seq=col(SyncClock.seq) + count)
-        .returning(col(SyncClock.seq))
-    ).scalar_one()
-    return int(top)
-
-
 def clock(session: Session) -> tuple[int, uuid.UUID]:
     """The highest change number committed (as this transaction sees it), and the epoch."""
     row = session.exec(select(SyncClock).where(SyncClock.id == CLOCK_ID)).one()
@@ -295,7 +282,7 @@ def _scopes_left(
         if not entry.new:
             wanted.setdefault(entry.entity, {})[entry.record_id] = entry
     left: dict[tuple[str, uuid.UUID], dict[str, uuid.UUID | None]] = {}
-    table = SyncEntry.__table__  # type: ignore[attr-defined]
+    table = _table(SyncEntry)
     for entity, by_id in wanted.items():
         stored = session.connection().execute(
             sa.select(table.c.record_id, table.c.sector_id, table.c.community_id).where(
@@ -316,7 +303,7 @@ def _scopes_left(
 def _conflicts_follow(session: Session, moved: list[PendingEntry]) -> None:
     """The conflicts of records that moved take their new scope, so that the people of
     the new one see and settle them (a ranger lead of the patrol's new sector)."""
-    table = Conflict.__table__  # type: ignore[attr-defined]
+    table = _table(Conflict)
     session.connection().execute(
         sa.update(table)
         .where(

@@ -149,7 +149,7 @@ class Rules:
         """The scope a record moves to by this write, or None when it stays in
         ``before``: it moves when its scope key changes (a patrol to another sector), or
         when it takes its scope from a parent and is put under another parent in another
-        scope (a track segment under another sector's patrol). A record that takes its
+        scope (an observation put under another sector's patrol). A record that takes its
         scope from a parent cannot be moved away from it (``scope_follows_parent``), and
         the writer must hold the new scope as well as the old."""
         deciding = {spec.scope_field, *(p.field for p in spec.parents if p.scope)}
