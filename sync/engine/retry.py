@@ -30,13 +30,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
-from schemas import Device, SyncChange, User
+from schemas import Device, SyncChange
 from schemas.sync import Status
 from schemas.types import utcnow
-from sync.accounts.auth import principal_of
 from sync.engine import versions
 from sync.engine.entities import Catalog
 from sync.engine.push import Batch
+from sync.engine.wake import pusher
 from sync.engine.workspace import Waiting
 from sync.platform.database import transaction, unavailable
 
@@ -127,10 +127,9 @@ def _retry(session: Session, catalog: Catalog, change_id: uuid.UUID, now: dateti
         return None
     if kept.change.get("schema_version", versions.OLDEST) > versions.CURRENT:
         return TOO_NEW
-    user = session.get(User, kept.user_id)
-    if user is None:
+    principal = pusher(session, kept.user_id, kept.device_id)
+    if principal is None:
         return None
-    principal = principal_of(session, user, family_id=None, device_id=kept.device_id)
     batch = Batch(session, catalog, now=now, batch_id=kept.batch_id)
     waiting = Waiting(
         change_id=kept.change_id,

@@ -67,10 +67,14 @@ class Waker:
         """The pusher of a deferred change, with their scope as it is now."""
         key = (user_id, device_id)
         if key not in self._principals:
-            user = self.session.get(User, user_id)
-            self._principals[key] = (
-                None
-                if user is None
-                else principal_of(self.session, user, family_id=None, device_id=device_id)
-            )
+            self._principals[key] = pusher(self.session, user_id, device_id)
         return self._principals[key]
+
+
+def pusher(session: Session, user_id: uuid.UUID, device_id: uuid.UUID) -> Principal | None:
+    """Who pushed a kept change, with their scope as it is now; None when the user is
+    gone."""
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    return principal_of(session, user, family_id=None, device_id=device_id)
