@@ -31,18 +31,20 @@ LatLon = tuple[float, float]
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in km between two positions.
 
-    Haversine rather than the spherical law of cosines because it stays accurate
-    for the few metres between consecutive GPS fixes, where the cosine form loses
-    most of its digits.
+    The central angle is taken by ``atan2`` of its sine and cosine (Vincenty's formula
+    on a sphere), which keeps its digits at every distance: the few metres between
+    consecutive GPS fixes, where the spherical law of cosines loses them, and nearly
+    antipodal points, where haversine's ``asin`` of a value next to 1 loses them (a
+    property test found a triangle it broke by a few metres).
     """
     phi1 = math.radians(lat1)
     phi2 = math.radians(lat2)
-    half_dphi = (phi2 - phi1) / 2
-    half_dlambda = math.radians(lon2 - lon1) / 2
-    a = math.sin(half_dphi) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(half_dlambda) ** 2
-    # Rounding can push ``a`` a hair outside [0, 1] for antipodal or identical points.
-    a = min(1.0, max(0.0, a))
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+    dlambda = math.radians(lon2 - lon1)
+    sin1, cos1 = math.sin(phi1), math.cos(phi1)
+    sin2, cos2 = math.sin(phi2), math.cos(phi2)
+    cross = math.hypot(cos2 * math.sin(dlambda), cos1 * sin2 - sin1 * cos2 * math.cos(dlambda))
+    dot = sin1 * sin2 + cos1 * cos2 * math.cos(dlambda)
+    return EARTH_RADIUS_KM * math.atan2(cross, dot)
 
 
 # ---------------------------------------------------------------- containment
