@@ -605,7 +605,7 @@ def _times_of_day() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Track:
     """Track points as the JSON text the server stores them in (what
-    ``TrackPoint.model_dump(mode="json")`` gives, times in UTC), made without a
+    ``TrackSegmentFields.model_dump(mode="json")`` gives, times in UTC), made without a
     Python object per point; ``points()`` parses them."""
 
     json: str
