@@ -19,7 +19,7 @@ from sqlmodel import Field, SQLModel
 from typing_extensions import TypedDict
 
 from schemas.attachments import AttachmentType
-from schemas.types import JSONDocument, UTCDateTime
+from schemas.types import JSONDocument, JSONText, UTCDateTime
 
 Text = Annotated[str, PydanticField(min_length=1, max_length=2000)]
 Name = Annotated[str, PydanticField(min_length=1, max_length=200)]
@@ -397,7 +397,8 @@ class TrackSegment(SyncedColumns, table=True):
 
     patrol_id: uuid.UUID = Field(index=True)
     sector_id: uuid.UUID = Field(foreign_key="sector.id")
-    points: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    # Written and read whole, never queried inside: JSON text (migration 0016).
+    points: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONText)
     point_count: int = 0
 
 
