@@ -36,7 +36,7 @@ from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
-from sync.platform.database import insert_rows, is_postgresql, upsert
+from sync.platform.database import insert_rows, is_postgresql, one_of, upsert
 
 CLOCK_ID = 1
 # The reason of the version a record takes when the record it hangs from moves scope
@@ -286,7 +286,8 @@ def _scopes_left(
     for entity, by_id in wanted.items():
         stored = session.connection().execute(
             sa.select(table.c.record_id, table.c.sector_id, table.c.community_id).where(
-                table.c.entity == entity, table.c.record_id.in_(sorted(by_id))
+                table.c.entity == entity,
+                one_of(session, table.c.record_id, sorted(by_id)),
             )
         )
         for record_id, *old in stored:

@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from schemas import Attachment, AttachmentLink, AttachmentOwed
 from schemas.sync import Change
-from sync.platform.database import insert_new
+from sync.platform.database import insert_new, one_of
 
 FIELD = "attachments"
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -122,7 +122,9 @@ def relink(
     connection = session.connection()
     for entity, record_ids in cleared.items():
         connection.execute(
-            sa.delete(table).where(table.c.entity == entity, table.c.record_id.in_(record_ids))
+            sa.delete(table).where(
+                table.c.entity == entity, one_of(session, table.c.record_id, record_ids)
+            )
         )
     if links:
         connection.execute(sa.insert(table), links)

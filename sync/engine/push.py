@@ -77,7 +77,7 @@ from sync.engine.store import Receipts
 from sync.engine.versions import AppTooOld, too_old
 from sync.engine.wake import Waker
 from sync.engine.workspace import Waiting, Workspace
-from sync.platform.database import unavailable
+from sync.platform.database import one_of, unavailable
 from sync.platform.errors import Forbidden, KeepsChanges, PayloadTooLarge
 from sync.platform.settings import Settings
 
@@ -362,7 +362,7 @@ def _stored(session: Session, change_ids: list[uuid.UUID]) -> dict[uuid.UUID, Ma
     table = SyncChange.__table__  # type: ignore[attr-defined]
     rows = session.connection().execute(
         sa.select(table.c.change_id, table.c.content_hash, table.c.device_id, table.c.result).where(
-            table.c.change_id.in_(sorted(set(change_ids)))
+            one_of(session, table.c.change_id, sorted(set(change_ids)))
         )
     )
     return {row.change_id: dict(row._mapping) for row in rows}

@@ -31,7 +31,7 @@ from schemas import Conflict, DeferredChange, RecordVersion, RefusedChange, Sync
 from schemas.sync import Change
 from sync.engine.changelog import Changelog, PendingEntry
 from sync.engine.entities import Catalog, EntitySpec, Reference
-from sync.platform.database import insert_rows
+from sync.platform.database import insert_rows, one_of
 
 Key = tuple[str, uuid.UUID]  # (entity, record id)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -167,7 +167,9 @@ class Workspace:
         if not wanted:
             return
         table = spec.table.__table__  # type: ignore[attr-defined]
-        query = sa.select(table).where(table.c.id.in_(wanted)).order_by(table.c.id)
+        query = (
+            sa.select(table).where(one_of(self.connection, table.c.id, wanted)).order_by(table.c.id)
+        )
         if lock:
             query = query.with_for_update()
         for record_id in wanted:
@@ -187,7 +189,10 @@ class Workspace:
         for entity, ids in by_entity.items():
             rows = self.connection.execute(
                 sa.select(table.c.record_id, table.c.version, table.c.device_id, table.c.changed)
-                .where(table.c.entity == entity, table.c.record_id.in_(sorted(ids)))
+                .where(
+                    table.c.entity == entity,
+                    one_of(self.connection, table.c.record_id, sorted(ids)),
+                )
                 .order_by(table.c.record_id, table.c.version)
             )
             for record_id, version, device_id, changed in rows:
@@ -214,7 +219,9 @@ class Workspace:
         read = [column, *(table.c[name] for name in reference.reads)]
         for value in wanted:
             known[value] = None
-        for row in self.connection.execute(sa.select(*read).where(column.in_(wanted))).mappings():
+        for row in self.connection.execute(
+            sa.select(*read).where(one_of(self.connection, column, wanted))
+        ).mappings():
             known[row[reference.column]] = dict(row)
 
     def _load_duplicate_keys(self, changes: Sequence[Change]) -> None:
@@ -239,7 +246,10 @@ class Workspace:
         rows = self.connection.execute(
             sa.select(table.c.id, *key_columns).where(
                 table.c.deleted_at.is_(None),
-                *(c.in_(sorted(values)) for c, values in zip(key_columns, asked, strict=True)),
+                *(
+                    one_of(self.connection, c, sorted(values))
+                    for c, values in zip(key_columns, asked, strict=True)
+                ),
             )
         )
         for record_id, *key in rows:
@@ -274,7 +284,7 @@ class Workspace:
                 stored.c.result,
             )
             .join(stored, stored.c.change_id == deferred.c.change_id)
-            .where(deferred.c.waiting_id.in_(wanted))
+            .where(one_of(self.connection, deferred.c.waiting_id, wanted))
             .order_by(stored.c.received_at, stored.c.seq)
         )
         for entity, waiting_id, *rest in rows:
@@ -471,7 +481,8 @@ class Workspace:
                 # key. So the changed rows leave the index first (as deleted), then take
                 # their final state.
                 ids = [u["_id"] for u in updates]
-                run(sa.update(table).where(table.c.id.in_(ids)).values(deleted_at=_EPOCH))
+                leave = sa.update(table).where(one_of(self.connection, table.c.id, ids))
+                run(leave.values(deleted_at=_EPOCH))
             if updates:
                 run(sa.update(table).where(table.c.id == sa.bindparam("_id")), updates)
             inserts = [r.values for r in mine if r.new]
@@ -491,7 +502,8 @@ class Workspace:
                 run(sa.update(stored).where(stored.c.change_id == change_id).values(values))
         if writes.undeferred:
             deferred = _table(DeferredChange)
-            run(sa.delete(deferred).where(deferred.c.change_id.in_(sorted(writes.undeferred))))
+            woken = one_of(self.connection, deferred.c.change_id, sorted(writes.undeferred))
+            run(sa.delete(deferred).where(woken))
         if writes.deferred:
             run(sa.insert(_table(DeferredChange)), list(writes.deferred.values()))
         if writes.conflicts:
