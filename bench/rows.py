@@ -18,14 +18,24 @@ from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
 from types import UnionType
-from typing import Annotated, Any, Union, cast, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    NotRequired,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 import orjson
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Dialect
+from typing_extensions import is_typeddict
 
 from bench.generator import Record, Track
 from schemas import RecordVersion, SyncEntry
@@ -178,6 +188,7 @@ def _compact(value: Any) -> str:
 # to push, byte for byte.
 
 _REQUIRED = object()
+_ABSENT = object()  # a key a TypedDict may leave out: left out, as pydantic dumps it
 _PLAIN, _MOMENT, _FLOAT, _MODEL, _MODELS = range(5)
 
 
@@ -205,29 +216,51 @@ def _bare(annotation: Any) -> Any:
 
 
 def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return (isinstance(annotation, type) and issubclass(annotation, BaseModel)) or is_typeddict(
+        annotation
+    )
 
 
 @cache
-def _form(model: type[BaseModel]) -> _Form:
+def _form(model: Any) -> _Form:
+    """The form of a pydantic model, or of a ``TypedDict`` (a track's points)."""
+    if is_typeddict(model):
+        hints = get_type_hints(model, include_extras=True)
+        return _Form(
+            tuple(
+                (
+                    name,
+                    _REQUIRED if name in model.__required_keys__ else _ABSENT,
+                    *_kind(_bare(_required(hint))),
+                )
+                for name, hint in hints.items()
+            )
+        )
     fields = []
     for name, info in model.model_fields.items():
-        kind, nested = _PLAIN, None
-        bare = _bare(info.annotation)
-        if bare is datetime:
-            kind = _MOMENT
-        elif bare is float:
-            kind = _FLOAT
-        elif _is_model(bare):
-            kind, nested = _MODEL, _form(bare)
-        elif get_origin(bare) is list and _is_model(item := _bare(get_args(bare)[0])):
-            kind, nested = _MODELS, _form(item)
         if info.is_required():
             default = _REQUIRED
         else:
             default = to_jsonable_python(info.get_default(call_default_factory=True))
-        fields.append((name, default, kind, nested))
+        fields.append((name, default, *_kind(_bare(info.annotation))))
     return _Form(tuple(fields))
+
+
+def _kind(bare: Any) -> tuple[int, _Form | None]:
+    if bare is datetime or bare is AwareDatetime:
+        return _MOMENT, None
+    if bare is float:
+        return _FLOAT, None
+    if _is_model(bare):
+        return _MODEL, _form(bare)
+    if get_origin(bare) is list and _is_model(item := _bare(get_args(bare)[0])):
+        return _MODELS, _form(item)
+    return _PLAIN, None
+
+
+def _required(hint: Any) -> Any:
+    """A ``TypedDict`` key's type without ``NotRequired``."""
+    return get_args(hint)[0] if get_origin(hint) is NotRequired else hint
 
 
 _MOMENT_ADAPTER: TypeAdapter[datetime] = TypeAdapter(Moment)
@@ -259,6 +292,8 @@ def _normalised(form: _Form, given: dict[str, Any]) -> dict[str, Any]:
                     value = [_normalised(cast(_Form, nested), item) for item in value]
         elif default is _REQUIRED:
             raise ValueError(f"{name} is required")
+        elif default is _ABSENT:
+            continue
         else:
             value = default.copy() if isinstance(default, list | dict) else default
         state[name] = value
