@@ -188,7 +188,6 @@ def _compact(value: Any) -> str:
 # to push, byte for byte.
 
 _REQUIRED = object()
-_ABSENT = object()  # a key a TypedDict may leave out: left out, as pydantic dumps it
 _PLAIN, _MOMENT, _FLOAT, _MODEL, _MODELS = range(5)
 
 
@@ -223,14 +222,15 @@ def _is_model(annotation: Any) -> bool:
 
 @cache
 def _form(model: Any) -> _Form:
-    """The form of a pydantic model, or of a ``TypedDict`` (a track's points)."""
+    """The form of a pydantic model, or of a ``TypedDict`` (a track's points, whose
+    keys not sent are null: ``schemas.records._in_utc``)."""
     if is_typeddict(model):
         hints = get_type_hints(model, include_extras=True)
         return _Form(
             tuple(
                 (
                     name,
-                    _REQUIRED if name in model.__required_keys__ else _ABSENT,
+                    _REQUIRED if name in model.__required_keys__ else None,
                     *_kind(_bare(_required(hint))),
                 )
                 for name, hint in hints.items()
@@ -292,8 +292,6 @@ def _normalised(form: _Form, given: dict[str, Any]) -> dict[str, Any]:
                     value = [_normalised(cast(_Form, nested), item) for item in value]
         elif default is _REQUIRED:
             raise ValueError(f"{name} is required")
-        elif default is _ABSENT:
-            continue
         else:
             value = default.copy() if isinstance(default, list | dict) else default
         state[name] = value

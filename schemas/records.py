@@ -147,8 +147,12 @@ class TrackPoint(TypedDict):
 
 
 def _in_utc(points: list[TrackPoint]) -> list[TrackPoint]:
+    """Each point's time in UTC, and each point with all five keys, as the data model
+    lists them (an accuracy or altitude not sent is null)."""
     for point in points:
         point["t"] = point["t"].astimezone(UTC)
+        point.setdefault("accuracy_m", None)
+        point.setdefault("alt_m", None)
     return points
 
 
