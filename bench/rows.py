@@ -416,6 +416,9 @@ class Renderer:
             device_id=device_id.hex,
             reason=self.null,
             created_at=self.now_stored,
+            # Seeded history is not sealed into the audit chain (docs/audit.md).
+            chain_tx=self.null,
+            chain_hash=self.null,
         )
         entry_columns = list(_ENTRY.columns.keys())
         entry_columns.remove("change_seq")

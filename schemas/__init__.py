@@ -16,6 +16,7 @@ from schemas.accounts import (
     UserSector,
 )
 from schemas.attachments import Attachment, AttachmentLink, AttachmentOwed, AttachmentUpload
+from schemas.audit import AuditBlock
 from schemas.patrols import PatrolReview
 from schemas.records import (
     Agreement,
@@ -47,6 +48,7 @@ __all__ = [
     "AttachmentOwed",
     "AttachmentUpload",
     "Attendance",
+    "AuditBlock",
     "Community",
     "Conflict",
     "ConsoleSession",

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from schemas.attachments import AttachmentRead
+from schemas.audit import Chained
 from schemas.figures import Hours, Km, NamedFigures
 from schemas.queries import Bound, Paging, QueryParams
 from schemas.records import ActionTaken, Gps, PatrolStatus, PatrolType
@@ -61,7 +62,7 @@ class ReviewDecision(StrEnum):
     return_ = "return"
 
 
-class PatrolReview(SQLModel, table=True):
+class PatrolReview(Chained, table=True):
     """One review of a patrol. A patrol returned, fixed and approved has two; all kept."""
 
     __tablename__ = "patrol_review"

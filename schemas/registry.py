@@ -14,8 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
+from schemas.audit import Chained
 from schemas.history import VersionRead
 from schemas.queries import Format, Paging, QueryParams
 from schemas.records import DocType, Sex
@@ -25,7 +26,7 @@ from schemas.wire import RequestBody
 # ---------------------------------------------------------------- tables
 
 
-class PersonMerge(SQLModel, table=True):
+class PersonMerge(Chained, table=True):
     """One merge of a duplicate person into the kept one, and what followed."""
 
     __tablename__ = "person_merge"
@@ -38,7 +39,7 @@ class PersonMerge(SQLModel, table=True):
     moved: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
 
 
-class PersonalDataAccess(SQLModel, table=True):
+class PersonalDataAccess(Chained, table=True):
     """A list or a file that carried personal data out: who, when, what they asked."""
 
     __tablename__ = "personal_data_access"

@@ -23,6 +23,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from schemas.audit import Chained
 from schemas.queries import Paging
 from schemas.types import JSONDocument, JSONText, UTCDateTime, new_id, utcnow
 from schemas.wire import RequestBody
@@ -134,7 +135,7 @@ class SyncExit(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class RecordVersion(SQLModel, table=True):
+class RecordVersion(Chained, table=True):
     __tablename__ = "record_version"
 
     entity: str = Field(sa_type=sa.String(32), primary_key=True)

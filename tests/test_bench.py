@@ -289,6 +289,8 @@ def as_change(record: Record, seq: int) -> dict[str, Any]:
 
 
 SERVER_SET = {"id", "record_id", "created_at", "updated_at", "change_id", "change_seq"}
+# The seeder leaves its history out of the audit chain (docs/audit.md).
+UNCHAINED = {"chain_tx", "chain_hash"}
 
 
 def rows_of(engine: Engine, record: Record) -> dict[str, dict[str, Any]]:
@@ -302,7 +304,9 @@ def rows_of(engine: Engine, record: Record) -> dict[str, dict[str, Any]]:
                 .mappings()
                 .one()
             )
-            found[table.name] = {k: v for k, v in row.items() if k not in SERVER_SET}
+            found[table.name] = {
+                k: v for k, v in row.items() if k not in SERVER_SET and k not in UNCHAINED
+            }
     found["sync_entry"]["fields"] = {
         k: v for k, v in found["sync_entry"]["fields"].items() if k != "created_at"
     }
@@ -318,7 +322,7 @@ def stored_of(engine: Engine, record: Record) -> dict[str, dict[str, Any]]:
     found = {}
     with engine.connect() as connection:
         for table, key in _tables(record):
-            names = list(table.columns.keys())
+            names = [c.name for c in table.columns if c.name not in UNCHAINED]
             if postgresql:
                 columns = ", ".join(f'"{name}"::text AS "{name}"' for name in names)
                 where, value = f'"{key}" = CAST(:id AS uuid)', str(record.id)

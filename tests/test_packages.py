@@ -27,7 +27,7 @@ from sync.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNC = ROOT / "sync"
-DOMAINS = frozenset({"patrols", "people", "training", "reference", "attachments"})
+DOMAINS = frozenset({"patrols", "people", "training", "reference", "attachments", "audit"})
 FOUNDATION = frozenset({"platform", "accounts", "engine"})
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "platform": frozenset({"platform"}),

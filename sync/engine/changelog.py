@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 
 from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
+from sync.platform import chain
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
 from sync.platform.database import insert_rows, is_postgresql, one_of, upsert
@@ -128,7 +129,9 @@ class Changelog:
     def publish(self) -> None:
         self.session.flush()
         if self._versions:
-            insert_rows(self.session.connection(), _table(RecordVersion), self._versions)
+            table = _table(RecordVersion)
+            versions = [chain.chained_row(self.session, table, v) for v in self._versions]
+            insert_rows(self.session.connection(), table, versions)
             self._versions = []
         if not self._pending:
             return

@@ -29,6 +29,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel
 
+# Its hooks seal, as every transaction commits, the audit chain's block of what it wrote.
+import sync.platform.chain  # noqa: F401
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = "fieldsync_write"
 
