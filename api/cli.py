@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         "now reads (db upgrade runs it too)",
     ).set_defaults(run=_changes_retry)
 
+    audit = commands.add_parser("audit", help="the tamper-evident history").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    audit.add_parser(
+        "verify", help="walk the audit chain on the database and say where it breaks"
+    ).set_defaults(run=_audit_verify)
+
     people = commands.add_parser("users", help="users").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -215,6 +222,20 @@ def _changes_retry(_args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+def _audit_verify(_args: argparse.Namespace) -> int:
+    """Exit 0 when the chain is intact, 1 where it breaks (each break printed)."""
+    from sync.audit.verify import verify
+
+    engine = create_db_engine(get_settings().database_url)
+    try:
+        with engine.connect() as connection:
+            report = verify(connection)
+    finally:
+        engine.dispose()
+    print(report.summary())
+    return 0 if report.intact else 1
 
 
 def _retry_too_new(engine: sa.Engine, *, quiet: bool) -> None:

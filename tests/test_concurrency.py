@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import PASSWORD
 from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (a fixture)
@@ -701,3 +702,83 @@ def test_a_server_killed_in_the_middle_of_a_push_applies_the_retried_batch_exact
     assert {version for _, version in pulled} == {1}
     assert_no_server_errors(deployment)
     print(outcomes)  # noqa: T201 (seen with -s: where the kills landed)
+
+
+def test_the_audit_chain_grows_with_no_gap_or_fork_while_several_processes_commit(
+    backend: str, deployment: Deployment
+) -> None:
+    """Rangers push through three server processes while the office takes personal
+    data out (an access-log row: a transaction that seals a block without publishing
+    anything): every block follows the one before, numbered with no gap, every
+    version and access chained, and ``fieldsync audit verify`` finds it intact."""
+    servers = [deployment.start(workers=2), deployment.start(workers=1)]
+    field_ = set_up_field(servers[0])
+    load = LOADS[backend]
+    pushers = [field_.ranger_tablet() for _ in range(load.pushers)]
+    failures: list[str] = []
+    done = threading.Event()
+
+    def push_all(number: int) -> None:
+        tablet, seq = pushers[number], 0
+        previous: list[str] = []
+        clients = [client_for(server, tablet) for server in servers]
+        try:
+            for batch_number in range(load.batches):
+                changes = []
+                for patrol_id in previous[: load.updates]:
+                    seq += 1
+                    changes.append(patrol_update(seq, patrol_id, 1, f"b{batch_number}"))
+                for _ in range(load.creates):
+                    seq += 1
+                    changes.append(patrol_create(seq, field_.sector_id, f"{number}/{seq}"))
+                previous = [c["id"] for c in changes if c["op"] == "create"]
+                client = clients[(number + batch_number) % len(clients)]
+                answer = client.post("/sync/push", json=batch_of(tablet, changes))
+                if answer.status_code != 200:
+                    failures.append(f"{answer.status_code} {answer.text[:300]}")
+        finally:
+            for client in clients:
+                client.close()
+
+    def take_personal_data_out() -> None:
+        with field_.office() as office:
+            while not done.is_set():
+                for server in servers:
+                    answer = office.get(f"{server.api}/people", params={"pii": "true"})
+                    if answer.status_code != 200:
+                        failures.append(f"{answer.status_code} {answer.text[:300]}")
+
+    reader = threading.Thread(target=take_personal_data_out, daemon=True)
+    reader.start()
+    try:
+        with ThreadPoolExecutor(max_workers=load.pushers) as pool:
+            list(pool.map(push_all, range(load.pushers)))
+    finally:
+        done.set()
+        reader.join(timeout=30)
+
+    assert failures == []
+    verified = deployment.run("audit", "verify")
+    engine = sa.create_engine(deployment.env["FIELDSYNC_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            blocks = connection.execute(
+                sa.text("SELECT number, prev_hash, hash, entries FROM audit_block ORDER BY number")
+            ).all()
+            versions = connection.execute(
+                sa.text("SELECT count(*) FROM record_version")
+            ).scalar_one()
+            accesses = connection.execute(
+                sa.text("SELECT count(*) FROM personal_data_access")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert "the audit chain is intact" in verified
+    assert [b.number for b in blocks] == list(range(1, len(blocks) + 1))
+    assert [b.prev_hash for b in blocks] == ["0" * 64] + [b.hash for b in blocks[:-1]]
+    assert sum(b.entries for b in blocks) == versions + accesses
+    assert versions == load.pushers * load.batches * load.creates + load.pushers * (
+        load.batches - 1
+    ) * min(load.updates, load.creates)
+    assert accesses > 0
+    assert len(blocks) >= load.pushers * load.batches + accesses
