@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync.platform import chain
 from sync.audit.verify import Report, verify
+from sync.platform import chain
 from tests.conftest import Caller, World
 from tests.patrol_support import PatrolTablet, at
 from tests.people_support import Recorder
 from tests.sync_support import change, push
+from tests.test_migrations import fresh_engine  # noqa: F401  (a fixture)
 
 
 def check(engine: Engine) -> Report:
@@ -193,3 +194,33 @@ def test_a_transaction_that_writes_no_history_seals_no_block(world: World, engin
 def _count(engine: Engine, table: sa.Table) -> int:
     with engine.connect() as connection:
         return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_history_held_before_the_chain_is_chained_into_a_first_block(
+    fresh_engine: Engine,  # noqa: F811
+) -> None:
+    """Migration 0017 on a database with history: downgraded past it (the chain gone)
+    and upgraded again, all that is held is block 1, and the chain is intact."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from sync.platform import migrate
+    from tests.conftest import make_settings
+
+    migrate.upgrade(fresh_engine)
+    settings = make_settings(fresh_engine.url.render_as_string(hide_password=False))
+    with TestClient(create_app(settings, fresh_engine), base_url="http://t/api/v1") as client:
+        world = World(client, fresh_engine, settings)
+        sector = world.sector("AM-01")["id"]
+        tablet = PatrolTablet(world.device(world.user("ranger", sector_ids=[sector])))
+        for hour in (8, 9):
+            tablet.patrol(sector_id=sector, started_at=at(f"2026-03-02T0{hour}:00:00-05:00"),
+                          ended_at=None)  # fmt: skip
+    held = _count(fresh_engine, chain.TABLES["record_version"])
+
+    migrate.downgrade(fresh_engine, "0016")
+    migrate.upgrade(fresh_engine)
+    report = check(fresh_engine)
+
+    assert report.intact, report.summary()
+    assert (report.blocks, report.entries) == (1, held)
