@@ -8,8 +8,8 @@ by ``sync.engine.changelog`` with the same function. All carry the transaction's
 chain id (``tx_of``).
 
 When the transaction commits (``seal``, a ``before_commit`` hook, so that no writer
-can forget it), the hashes of its rows — read back by its chain id, so that what a
-savepoint rolled back is not counted — are sorted and digested, and one
+can forget it), the hashes of its rows — kept in memory as they are made, and
+forgotten with a savepoint rolled back as the rows are — are sorted and digested, and one
 ``AuditBlock`` is appended: number one past the head, the head's hash, and its own
 hash over both and the digest. The head is read under the sync clock's row lock,
 which every writer of the change log holds until its commit anyway: blocks are
@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel
 
 from schemas.audit import AuditBlock, Chained
@@ -43,7 +44,7 @@ CHAINED: tuple[type[Chained], ...] = (RecordVersion, PatrolReview, PersonMerge, 
 FORM = "fieldsync-audit-1"  # names how rows and blocks are hashed
 GENESIS = "0" * 64  # the hash before the first block
 CLOCK_ID = 1
-_TX = "audit_tx"
+_TX, _HASHES, _MARKS = "audit_tx", "audit_hashes", "audit_marks"
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -103,11 +104,19 @@ def tx_of(session: Session) -> uuid.UUID:
     return tx
 
 
+def _hashes(session: Session) -> list[str]:
+    """The hashes of the chained rows this transaction wrote, in memory: the block is
+    made of them without reading anything back under the clock's lock."""
+    hashes: list[str] = session.info.setdefault(_HASHES, [])
+    return hashes
+
+
 def chained_row(session: Session, table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
     """``values``, a row about to be written to ``table`` other than by the ORM, with
     its chain id and hash."""
     values["chain_tx"] = tx_of(session)
-    values["chain_hash"] = row_hash(table, values)
+    values["chain_hash"] = digest = row_hash(table, values)
+    _hashes(session).append(digest)
     return values
 
 
@@ -118,25 +127,40 @@ def _hash_new_rows(session: Session, _context: Any, _instances: Any) -> None:
             table = table_of(type(instance))
             instance.chain_tx = tx_of(session)
             values = {column.key: getattr(instance, column.key) for column in table.columns}
-            instance.chain_hash = row_hash(table, values)
+            instance.chain_hash = digest = row_hash(table, values)
+            _hashes(session).append(digest)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark(session: Session, transaction: SessionTransaction) -> None:
+    """A savepoint remembers how many rows were hashed when it began..."""
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(_hashes(session))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _unmark(session: Session, previous: SessionTransaction) -> None:
+    """...and forgets, when rolled back, the rows written since, as the database does."""
+    if previous.nested:
+        mark = session.info.get(_MARKS, {}).pop(id(previous), None)
+        if mark is not None:
+            del _hashes(session)[mark:]
 
 
 @event.listens_for(Session, "before_commit")
 def seal(session: Session) -> None:
-    """Append this transaction's block, if it wrote chained rows."""
+    """Append this transaction's block, if it wrote chained rows. Only the head is
+    read, under the sync clock's row lock (taken here if the transaction has not
+    taken it already), and the block inserted."""
+    if session.in_nested_transaction():
+        return  # a savepoint released: the hook fires for those too
     session.flush()  # what is still pending is hashed, and takes the chain id
-    tx = session.info.get(_TX)
-    if tx is None:
-        return
-    connection = session.connection()
-    hashes: list[str] = []
-    for table in TABLES.values():
-        hashes += connection.execute(
-            sa.select(table.c.chain_hash).where(table.c.chain_tx == tx)
-        ).scalars()
+    hashes = session.info.get(_HASHES)
     if not hashes:
         return
+    tx = tx_of(session)
     digest = digest_of(hashes)
+    connection = session.connection()
     clock = table_of(SyncClock)
     connection.execute(sa.select(clock.c.seq).where(clock.c.id == CLOCK_ID).with_for_update())
     blocks = table_of(AuditBlock)
@@ -156,7 +180,10 @@ def seal(session: Session) -> None:
     )
 
 
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_TX, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    """The session's own transaction ended (committed or rolled back; a savepoint's
+    end is not): the next one has a chain id and hashes of its own."""
+    if transaction.parent is None:
+        for key in (_TX, _HASHES, _MARKS):
+            session.info.pop(key, None)

@@ -224,3 +224,39 @@ def test_history_held_before_the_chain_is_chained_into_a_first_block(
 
     assert report.intact, report.summary()
     assert (report.blocks, report.entries) == (1, held)
+
+
+def test_rows_a_savepoint_rolled_back_are_not_sealed(world: World, engine: Engine) -> None:
+    """A push retries a lost race in a savepoint: what the savepoint wrote and lost
+    must not be counted in the block."""
+    from schemas import PersonalDataAccess
+    from schemas.types import utcnow
+    from sync.platform.database import transaction
+
+    world.user("coordinator")
+    user_id = sql(engine, 'SELECT id FROM "user" LIMIT 1')[0][0]
+    if isinstance(user_id, str):
+        user_id = uuid.UUID(user_id)
+
+    def access(path: str) -> PersonalDataAccess:
+        return PersonalDataAccess(
+            id=uuid.uuid4(), user_id=user_id, at=utcnow(), path=path, format="json"
+        )
+
+    with transaction(engine) as session:
+        session.add(access("/kept/1"))
+        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(access("/lost"))
+                session.flush()
+                raise RuntimeError("lost a race")
+        except RuntimeError:
+            pass
+        session.add(access("/kept/2"))
+
+    report = check(engine)
+    last = sql(engine, "SELECT entries FROM audit_block ORDER BY number DESC LIMIT 1")[0][0]
+
+    assert report.intact, report.summary()
+    assert last == 2
