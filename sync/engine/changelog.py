@@ -34,9 +34,9 @@ from sqlmodel import Session, select
 
 from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
-from sync.platform import chain
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
+from sync.platform import chain
 from sync.platform.database import insert_rows, is_postgresql, one_of, upsert
 
 CLOCK_ID = 1
@@ -169,6 +169,7 @@ class Changelog:
             self.session.connection().execute(sa.insert(_table(SyncExit)), exits)
         _upsert_entries(self.session, rows)
         number(self.session, base=base, count=count, exits=bool(exits))  # takes the clock
+        chain.clock_taken(self.session)
         self._pending.clear()
 
 

@@ -44,7 +44,7 @@ CHAINED: tuple[type[Chained], ...] = (RecordVersion, PatrolReview, PersonMerge, 
 FORM = "fieldsync-audit-1"  # names how rows and blocks are hashed
 GENESIS = "0" * 64  # the hash before the first block
 CLOCK_ID = 1
-_TX, _HASHES, _MARKS = "audit_tx", "audit_hashes", "audit_marks"
+_TX, _HASHES, _MARKS, _CLOCK = "audit_tx", "audit_hashes", "audit_marks", "audit_clock"
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -120,6 +120,12 @@ def chained_row(session: Session, table: sa.Table, values: dict[str, Any]) -> di
     return values
 
 
+def clock_taken(session: Session) -> None:
+    """Say that this transaction holds the sync clock's row lock until it ends (the
+    change log's numbering took it): the seal need not take it again."""
+    session.info[_CLOCK] = True
+
+
 @event.listens_for(Session, "before_flush")
 def _hash_new_rows(session: Session, _context: Any, _instances: Any) -> None:
     for instance in session.new:
@@ -142,6 +148,7 @@ def _mark(session: Session, transaction: SessionTransaction) -> None:
 def _unmark(session: Session, previous: SessionTransaction) -> None:
     """...and forgets, when rolled back, the rows written since, as the database does."""
     if previous.nested:
+        session.info.pop(_CLOCK, None)  # a lock taken in it was let go with it
         mark = session.info.get(_MARKS, {}).pop(id(previous), None)
         if mark is not None:
             del _hashes(session)[mark:]
@@ -161,8 +168,9 @@ def seal(session: Session) -> None:
     tx = tx_of(session)
     digest = digest_of(hashes)
     connection = session.connection()
-    clock = table_of(SyncClock)
-    connection.execute(sa.select(clock.c.seq).where(clock.c.id == CLOCK_ID).with_for_update())
+    if not session.info.get(_CLOCK):  # else the change log took it already
+        clock = table_of(SyncClock)
+        connection.execute(sa.select(clock.c.seq).where(clock.c.id == CLOCK_ID).with_for_update())
     blocks = table_of(AuditBlock)
     head = connection.execute(
         sa.select(blocks.c.number, blocks.c.hash).order_by(blocks.c.number.desc()).limit(1)
@@ -185,5 +193,5 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
     """The session's own transaction ended (committed or rolled back; a savepoint's
     end is not): the next one has a chain id and hashes of its own."""
     if transaction.parent is None:
-        for key in (_TX, _HASHES, _MARKS):
+        for key in (_TX, _HASHES, _MARKS, _CLOCK):
             session.info.pop(key, None)
