@@ -73,6 +73,11 @@ class SyncClock(SQLModel, table=True):
     id: int = Field(primary_key=True)
     seq: int = Field(default=0, sa_type=sa.BigInteger)
     epoch: uuid.UUID = Field(default_factory=new_id)
+    # The audit chain's head (``sync.platform.chain``): the last block's number and
+    # hash, and the hash before it, advanced by the statement that advances ``seq``.
+    chain_number: int = Field(default=0, sa_type=sa.BigInteger)
+    chain_hash: str = Field(default="0" * 64, sa_type=sa.String(64))
+    chain_prev: str = Field(default="0" * 64, sa_type=sa.String(64))
 
 
 # Entries with no scope key: the reference data everyone pulls (observation categories).

@@ -40,6 +40,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number", name=op.f("pk_audit_block")),
         sa.UniqueConstraint("tx", name=op.f("uq_audit_block_tx")),
     )
+    genesis = "0" * 64
+    with op.batch_alter_table("sync_clock") as batch:
+        batch.add_column(
+            sa.Column("chain_number", sa.BigInteger(), nullable=False, server_default="0")
+        )
+        for name in ("chain_hash", "chain_prev"):
+            batch.add_column(
+                sa.Column(name, sa.String(length=64), nullable=False, server_default=genesis)
+            )
     for table in CHAINED:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("chain_tx", sa.Uuid(), nullable=True))
@@ -55,6 +64,9 @@ def downgrade() -> None:
             batch.drop_column("chain_hash")
             batch.drop_column("chain_tx")
     op.drop_table("audit_block")
+    with op.batch_alter_table("sync_clock") as batch:
+        for name in ("chain_number", "chain_hash", "chain_prev"):
+            batch.drop_column(name)
 
 
 def _genesis(bind: sa.Connection) -> None:
@@ -93,13 +105,20 @@ def _genesis(bind: sa.Connection) -> None:
     if hashes:
         blocks = chain.table_of(AuditBlock)
         digest = chain.digest_of(hashes)
+        head = chain.block_hash(1, chain.GENESIS, tx, len(hashes), digest)
         bind.execute(
             sa.insert(blocks).values(
                 number=1,
                 tx=tx,
                 entries=len(hashes),
                 prev_hash=chain.GENESIS,
-                hash=chain.block_hash(1, chain.GENESIS, tx, len(hashes), digest),
+                hash=head,
                 sealed_at=datetime.now(UTC),
             )
+        )
+        bind.execute(
+            sa.text(
+                "UPDATE sync_clock SET chain_number = 1, chain_hash = :head, chain_prev = :genesis"
+            ),
+            {"head": head, "genesis": chain.GENESIS},
         )

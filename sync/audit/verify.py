@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from schemas.audit import AuditBlock
+from schemas.sync import SyncClock
 from sync.platform import chain
 
 # Blocks are checked a group at a time, a group holding about this many rows: a
@@ -96,8 +97,27 @@ def verify(connection: Connection) -> Report:
             report.entries += len(hashes)
             expected_number, prev_hash = block.number + 1, block.hash
     report.head = prev_hash
+    report.breaks += _head_kept(connection, expected_number - 1, prev_hash)
     report.breaks += _unchained(connection)
     return report
+
+
+def _head_kept(connection: Connection, number: int, hash_: str) -> list[Break]:
+    """The head the sync clock's row keeps (advanced by the statement that sealed the
+    last block) must be the last block: else blocks were taken off the end."""
+    clock = chain.table_of(SyncClock)
+    kept = connection.execute(
+        sa.select(clock.c.chain_number, clock.c.chain_hash).where(clock.c.id == chain.CLOCK_ID)
+    ).one()
+    if (kept.chain_number, kept.chain_hash) == (number, hash_):
+        return []
+    return [
+        Break(
+            f"block {kept.chain_number}",
+            f"the chain's head is block {kept.chain_number} and the last block found is "
+            f"{number}: blocks were removed from its end, or rewritten",
+        )
+    ]
 
 
 def _groups(connection: Connection) -> Iterator[list[Any]]:

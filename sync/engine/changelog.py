@@ -168,8 +168,9 @@ class Changelog:
         if exits:
             self.session.connection().execute(sa.insert(_table(SyncExit)), exits)
         _upsert_entries(self.session, rows)
-        number(self.session, base=base, count=count, exits=bool(exits))  # takes the clock
-        chain.clock_taken(self.session)
+        # Takes the clock, and seals the audit chain's block of what this wrote.
+        seal = chain.pending(self.session)
+        number(self.session, base=base, count=count, exits=bool(exits), seal=seal)
         self._pending.clear()
 
 
@@ -227,19 +228,22 @@ def _stand_in_base(count: int) -> int:
     return (secrets.randbelow(2**42 - 1) + 1) * STAND_IN_SPAN
 
 
-def number(session: Session, *, base: int, count: int, exits: bool) -> None:
+def number(
+    session: Session, *, base: int, count: int, exits: bool, seal: chain.Seal | None = None
+) -> None:
     """Take ``count`` numbers from the clock and give them, in order, to this
-    transaction's entries and exits written under stand-ins ``-(base + i)``. On
-    PostgreSQL in one statement (the clock's ``UPDATE … RETURNING`` a common table
-    expression of the renumbering ``UPDATE``), on SQLite in two. Locks the clock row
-    until the transaction ends (call it last)."""
+    transaction's entries and exits written under stand-ins ``-(base + i)``; and
+    ``seal`` the audit chain's block of what it wrote, whose head the clock row holds.
+    On PostgreSQL in one statement (the clock's ``UPDATE … RETURNING`` a common table
+    expression of the renumbering ``UPDATE`` and of the block's ``INSERT``), on SQLite
+    in a few. Locks the clock row until the transaction ends (call it last)."""
     tables = [_table(SyncEntry), *([_table(SyncExit)] if exits else [])]
     clock_table = _table(SyncClock)
     advance = (
         sa.update(clock_table)
         .where(clock_table.c.id == CLOCK_ID)
-        .values(seq=clock_table.c.seq + count)
-        .returning(clock_table.c.seq)
+        .values(seq=clock_table.c.seq + count, **(seal.advance(clock_table) if seal else {}))
+        .returning(clock_table.c.seq, *(seal.returning(clock_table) if seal else []))
     )
     if is_postgresql(session):
         clock_cte = advance.cte("clock")
@@ -248,11 +252,17 @@ def number(session: Session, *, base: int, count: int, exits: bool) -> None:
         statement = entries.add_cte(clock_cte)
         for other in others:  # run to completion by PostgreSQL, though nothing reads it
             statement = statement.add_cte(other.cte("exits_renumbered"))
+        if seal is not None:
+            statement = statement.add_cte(seal.block(clock_cte).cte("sealed"))
         session.execute(statement)
-        return
-    top = session.execute(advance).scalar_one()
-    for table in tables:
-        session.execute(_renumber(table, top, base, count))
+    else:
+        head = session.execute(advance).one()
+        for table in tables:
+            session.execute(_renumber(table, head.seq, base, count))
+        if seal is not None:
+            session.execute(seal.block_after(head))
+    if seal is not None:
+        chain.sealed(session)
 
 
 def _renumber(table: sa.Table, top: Any, base: int, count: int) -> sa.Update:

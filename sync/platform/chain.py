@@ -1,20 +1,22 @@
-"""The audit chain: each transaction that writes history seals one block, in commit order.
+"""The audit chain: what a transaction writes of history is sealed into blocks, in
+commit order.
 
 A row of a chained table (``schemas.audit.Chained``) is hashed when it is written:
 the SHA-256 of its table's name and its canonical content (every column but the
 hash, keys sorted; ``canonical``). Rows written through the ORM are hashed as they
 are flushed (``_hash_new_rows``); the versions a push writes by ``COPY`` are hashed
-by ``sync.engine.changelog`` with the same function. All carry the transaction's
-chain id (``tx_of``).
+by ``sync.engine.changelog`` with the same function. All carry the chain id of the
+block that will seal them (``tx_of``), and their hashes are kept in memory — and
+forgotten with a savepoint rolled back, as the rows are.
 
-When the transaction commits (``seal``, a ``before_commit`` hook, so that no writer
-can forget it), the hashes of its rows — kept in memory as they are made, and
-forgotten with a savepoint rolled back as the rows are — are sorted and digested, and one
-``AuditBlock`` is appended: number one past the head, the head's hash, and its own
-hash over both and the digest. The head is read under the sync clock's row lock,
-which every writer of the change log holds until its commit anyway: blocks are
-numbered in commit order with no gap and no fork, and the lock is held one short
-read and one insert longer (docs/audit.md).
+A block (``Seal``) is appended by the statement that advances the sync clock's row,
+which also holds the chain's head (its last number and hash): the change log's
+numbering seals what a push wrote in the very statement that takes its numbers
+(``Seal.advance``, ``Seal.block``), and whatever is left when the transaction
+commits is sealed then (``seal``, a ``before_commit`` hook, so that no writer can
+forget it). The row's lock, held by every writer of the change log until it
+commits, orders the blocks: no gap, no fork, and no lock or round trip of the
+chain's own (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel
 
@@ -37,6 +41,7 @@ from schemas.audit import AuditBlock, Chained
 from schemas.patrols import PatrolReview
 from schemas.registry import PersonalDataAccess, PersonMerge
 from schemas.sync import RecordVersion, SyncClock
+from schemas.types import UTCDateTime
 
 # The chained tables: every version of every field record, every patrol review, every
 # merge of people, every time personal data was taken out.
@@ -44,7 +49,7 @@ CHAINED: tuple[type[Chained], ...] = (RecordVersion, PatrolReview, PersonMerge, 
 FORM = "fieldsync-audit-1"  # names how rows and blocks are hashed
 GENESIS = "0" * 64  # the hash before the first block
 CLOCK_ID = 1
-_TX, _HASHES, _MARKS, _CLOCK = "audit_tx", "audit_hashes", "audit_marks", "audit_clock"
+_TX, _HASHES, _MARKS = "audit_tx", "audit_hashes", "audit_marks"
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -99,14 +104,14 @@ def _plain(value: Any) -> Any:
 
 
 def tx_of(session: Session) -> uuid.UUID:
-    """This transaction's chain id, which its chained rows carry and its block names."""
+    """The chain id the rows written now carry, and the block that seals them names."""
     tx: uuid.UUID = session.info.setdefault(_TX, uuid.uuid4())
     return tx
 
 
 def _hashes(session: Session) -> list[str]:
-    """The hashes of the chained rows this transaction wrote, in memory: the block is
-    made of them without reading anything back under the clock's lock."""
+    """The hashes of the chained rows written since the last seal, in memory: a block
+    is made of them without reading anything back under the clock's lock."""
     hashes: list[str] = session.info.setdefault(_HASHES, [])
     return hashes
 
@@ -118,12 +123,6 @@ def chained_row(session: Session, table: sa.Table, values: dict[str, Any]) -> di
     values["chain_hash"] = digest = row_hash(table, values)
     _hashes(session).append(digest)
     return values
-
-
-def clock_taken(session: Session) -> None:
-    """Say that this transaction holds the sync clock's row lock until it ends (the
-    change log's numbering took it): the seal need not take it again."""
-    session.info[_CLOCK] = True
 
 
 @event.listens_for(Session, "before_flush")
@@ -139,59 +138,153 @@ def _hash_new_rows(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "after_transaction_create")
 def _mark(session: Session, transaction: SessionTransaction) -> None:
-    """A savepoint remembers how many rows were hashed when it began..."""
+    """A savepoint remembers what was hashed, and not yet sealed, when it began..."""
     if transaction.nested:
-        session.info.setdefault(_MARKS, {})[id(transaction)] = len(_hashes(session))
+        marks = session.info.setdefault(_MARKS, {})
+        marks[id(transaction)] = (session.info.get(_TX), list(_hashes(session)))
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _unmark(session: Session, previous: SessionTransaction) -> None:
-    """...and forgets, when rolled back, the rows written since, as the database does."""
+    """...and goes back to it when rolled back, as the database does: the rows and any
+    block written since are gone."""
     if previous.nested:
-        session.info.pop(_CLOCK, None)  # a lock taken in it was let go with it
         mark = session.info.get(_MARKS, {}).pop(id(previous), None)
         if mark is not None:
-            del _hashes(session)[mark:]
+            tx, hashes = mark
+            session.info[_HASHES] = hashes
+            if tx is None:
+                session.info.pop(_TX, None)
+            else:
+                session.info[_TX] = tx
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A block to append: the chain id its rows carry, how many, and their digest."""
+
+    tx: uuid.UUID
+    entries: int
+    digest: str
+
+    def advance(self, clock: sa.Table) -> dict[str, Any]:
+        """The sync clock row's new chain head, as ``UPDATE … SET`` values: the number
+        one past it, the hash before, and the block's hash (``block_hash``, in SQL),
+        all of the head as the row lock found it."""
+        number = clock.c.chain_number + 1
+        text = (
+            sa.literal(f"{FORM}\n", sa.String())
+            .concat(sa.cast(number, sa.String()))
+            .concat("\n")
+            .concat(clock.c.chain_hash)
+            .concat(f"\n{self.tx}\n{self.entries}\n{self.digest}")
+        )
+        return {
+            "chain_number": number,
+            "chain_prev": clock.c.chain_hash,
+            "chain_hash": _Sha256Hex(text),
+        }
+
+    def returning(self, clock: sa.Table) -> list[sa.Column[Any]]:
+        """What the clock's ``UPDATE`` returns for ``block``."""
+        return [clock.c.chain_number, clock.c.chain_prev, clock.c.chain_hash]
+
+    def block_after(self, head: Any) -> sa.Insert:
+        """The block row, from the clock's new head as returned (a row)."""
+        row = sa.select(
+            sa.literal(head.chain_number, sa.BigInteger()).label("chain_number"),
+            sa.literal(head.chain_prev, sa.String()).label("chain_prev"),
+            sa.literal(head.chain_hash, sa.String()).label("chain_hash"),
+        ).subquery()
+        return self.block(row)
+
+    def block(self, head: Any) -> sa.Insert:
+        """The block row, from the clock's new head (a CTE of its ``UPDATE``)."""
+        blocks = table_of(AuditBlock)
+        return sa.insert(blocks).from_select(
+            ["number", "tx", "entries", "prev_hash", "hash", "sealed_at"],
+            sa.select(
+                head.c.chain_number,
+                sa.literal(self.tx, sa.Uuid()),
+                sa.literal(self.entries, sa.Integer()),
+                head.c.chain_prev,
+                head.c.chain_hash,
+                sa.literal(datetime.now(UTC), UTCDateTime()),
+            ),
+        )
+
+
+class _Sha256Hex(sa.sql.functions.FunctionElement[str]):
+    """The SHA-256 of a text (UTF-8) in hex, in SQL: PostgreSQL's own ``sha256``; on
+    SQLite the function ``sync.platform.database`` gives each connection."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(_Sha256Hex, "postgresql")
+def _sha256_postgresql(element: _Sha256Hex, compiler: Any, **kw: Any) -> str:
+    text = compiler.process(element.clauses, **kw)
+    return f"encode(sha256(convert_to({text}, 'UTF8')), 'hex')"
+
+
+@compiles(_Sha256Hex, "sqlite")
+def _sha256_sqlite(element: _Sha256Hex, compiler: Any, **kw: Any) -> str:
+    return f"fieldsync_sha256({compiler.process(element.clauses, **kw)})"
+
+
+def sha256_hex(text: str) -> str:
+    """What ``_Sha256Hex`` computes, in Python (SQLite's ``fieldsync_sha256``)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pending(session: Session) -> Seal | None:
+    """The block this transaction's rows written since the last seal would make;
+    None if there are none. They are sealed by ``advance``-ing the clock with it and
+    writing its ``block``, then ``sealed``."""
+    hashes = session.info.get(_HASHES)
+    if not hashes:
+        return None
+    return Seal(tx_of(session), len(hashes), digest_of(hashes))
+
+
+def sealed(session: Session) -> None:
+    """The rows written so far are sealed: those written next take a new chain id."""
+    session.info.pop(_TX, None)
+    session.info.pop(_HASHES, None)
 
 
 @event.listens_for(Session, "before_commit")
 def seal(session: Session) -> None:
-    """Append this transaction's block, if it wrote chained rows. Only the head is
-    read, under the sync clock's row lock (taken here if the transaction has not
-    taken it already), and the block inserted."""
+    """Append the block of what this transaction wrote and the change log did not seal
+    (a review's row, personal data taken out): one statement on PostgreSQL, which
+    takes the clock's row lock if the transaction has not, and advances its head."""
     if session.in_nested_transaction():
         return  # a savepoint released: the hook fires for those too
-    session.flush()  # what is still pending is hashed, and takes the chain id
-    hashes = session.info.get(_HASHES)
-    if not hashes:
+    session.flush()  # what is still pending is hashed
+    block = pending(session)
+    if block is None:
         return
-    tx = tx_of(session)
-    digest = digest_of(hashes)
-    connection = session.connection()
-    if not session.info.get(_CLOCK):  # else the change log took it already
-        clock = table_of(SyncClock)
-        connection.execute(sa.select(clock.c.seq).where(clock.c.id == CLOCK_ID).with_for_update())
-    blocks = table_of(AuditBlock)
-    head = connection.execute(
-        sa.select(blocks.c.number, blocks.c.hash).order_by(blocks.c.number.desc()).limit(1)
-    ).first()
-    number, prev_hash = (head.number + 1, head.hash) if head is not None else (1, GENESIS)
-    connection.execute(
-        sa.insert(blocks).values(
-            number=number,
-            tx=tx,
-            entries=len(hashes),
-            prev_hash=prev_hash,
-            hash=block_hash(number, prev_hash, tx, len(hashes), digest),
-            sealed_at=datetime.now(UTC),
-        )
+    clock = table_of(SyncClock)
+    advance = (
+        sa.update(clock)
+        .where(clock.c.id == CLOCK_ID)
+        .values(**block.advance(clock))
+        .returning(*block.returning(clock))
     )
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        head = advance.cte("head")
+        connection.execute(block.block(head).add_cte(head))
+    else:
+        connection.execute(block.block_after(connection.execute(advance).one()))
+    sealed(session)
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget(session: Session, transaction: SessionTransaction) -> None:
     """The session's own transaction ended (committed or rolled back; a savepoint's
-    end is not): the next one has a chain id and hashes of its own."""
+    end is not): the next one starts with nothing hashed."""
     if transaction.parent is None:
-        for key in (_TX, _HASHES, _MARKS, _CLOCK):
+        for key in (_TX, _HASHES, _MARKS):
             session.info.pop(key, None)

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel
 
 # Its hooks seal, as every transaction commits, the audit chain's block of what it wrote.
-import sync.platform.chain  # noqa: F401
+import sync.platform.chain
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = "fieldsync_write"
@@ -83,6 +83,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
+        # The audit chain's block hash, which PostgreSQL computes with its own sha256.
+        dbapi_connection.create_function(
+            "fieldsync_sha256", 1, sync.platform.chain.sha256_hex, deterministic=True
+        )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

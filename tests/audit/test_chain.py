@@ -260,3 +260,22 @@ def test_rows_a_savepoint_rolled_back_are_not_sealed(world: World, engine: Engin
 
     assert report.intact, report.summary()
     assert last == 2
+
+
+def test_the_last_blocks_taken_off_the_end_are_missed(
+    history: dict[str, Any], engine: Engine
+) -> None:
+    """Deleting the newest blocks and their rows leaves a chain that links: the head
+    the clock's row keeps still names the block that was last."""
+    last = sql(engine, "SELECT max(number) FROM audit_block")[0][0]
+    tx = sql(engine, "SELECT tx FROM audit_block WHERE number = :n", n=last)[0][0]
+    for table in chain.TABLES:
+        sql(engine, f"DELETE FROM {table} WHERE chain_tx = :tx", tx=tx)  # noqa: S608
+    sql(engine, "DELETE FROM audit_block WHERE number = :n", n=last)
+
+    named = [str(b) for b in check(engine).breaks]
+
+    assert named == [
+        f"block {last}: the chain's head is block {last} and the last block found is "
+        f"{last - 1}: blocks were removed from its end, or rewritten"
+    ]
