@@ -14,6 +14,7 @@ from api.limits import RequestLimits
 from api.routes import (
     agreements,
     attachments,
+    audit,
     auth,
     conflicts,
     devices,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         agreements,
         people,
         attachments,
+        audit,
     ):
         api.include_router(module.router)
     api.include_router(health.router, include_in_schema=False)

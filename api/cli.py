@@ -82,9 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the tamper-evident history").add_subparsers(
         required=True, metavar="ACTION"
     )
-    audit.add_parser(
+    verify = audit.add_parser(
         "verify", help="walk the audit chain on the database and say where it breaks"
-    ).set_defaults(run=_audit_verify)
+    )
+    verify.add_argument(
+        "--anchors",
+        metavar="FILE",
+        help="also check the anchors of this anchor file (one kept out of the office)",
+    )
+    verify.set_defaults(run=_audit_verify)
+    audit.add_parser(
+        "anchor", help="sign the chain's head with FIELDSYNC_AUDIT_SIGNING_KEY, keep it, print it"
+    ).set_defaults(run=_audit_anchor)
+    audit.add_parser(
+        "keygen", help="make a signing key for FIELDSYNC_AUDIT_SIGNING_KEY, and its public key"
+    ).set_defaults(run=_audit_keygen)
 
     people = commands.add_parser("users", help="users").add_subparsers(
         required=True, metavar="ACTION"
@@ -224,18 +236,51 @@ def _changes_retry(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_verify(_args: argparse.Namespace) -> int:
+def _audit_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the chain is intact, 1 where it breaks (each break printed)."""
+    from pathlib import Path
+
+    from sync.audit import anchors
     from sync.audit.verify import verify
 
+    kept_out = list(anchors.read_file(Path(args.anchors))) if args.anchors else []
     engine = create_db_engine(get_settings().database_url)
     try:
         with engine.connect() as connection:
-            report = verify(connection)
+            report = verify(connection, kept_out)
     finally:
         engine.dispose()
     print(report.summary())
     return 0 if report.intact else 1
+
+
+def _audit_anchor(_args: argparse.Namespace) -> int:
+    """Sign the chain's head; the line printed is what to send out of the office."""
+    from sync.audit import anchors
+
+    settings = get_settings()
+    secret = settings.audit_signing_key
+    engine = create_db_engine(settings.database_url)
+    try:
+        key = anchors.signing_key(secret.get_secret_value() if secret else None)
+        with transaction(engine) as session:
+            made = anchors.anchor(session, key, settings.anchor_file())
+    except anchors.AnchorRefused as refused:
+        print(f"fieldsync: {refused}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(anchors.line_of(made))
+    return 0
+
+
+def _audit_keygen(_args: argparse.Namespace) -> int:
+    from sync.audit import anchors
+
+    seed, public_key = anchors.keygen()
+    print(f"FIELDSYNC_AUDIT_SIGNING_KEY={seed}")
+    print(f"# public key (give it to the verifiers): {public_key}")
+    return 0
 
 
 def _retry_too_new(engine: sa.Engine, *, quiet: bool) -> None:

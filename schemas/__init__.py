@@ -16,7 +16,7 @@ from schemas.accounts import (
     UserSector,
 )
 from schemas.attachments import Attachment, AttachmentLink, AttachmentOwed, AttachmentUpload
-from schemas.audit import AuditBlock
+from schemas.audit import AuditAnchor, AuditBlock
 from schemas.patrols import PatrolReview
 from schemas.records import (
     Agreement,
@@ -48,6 +48,7 @@ __all__ = [
     "AttachmentOwed",
     "AttachmentUpload",
     "Attendance",
+    "AuditAnchor",
     "AuditBlock",
     "Community",
     "Conflict",

@@ -14,6 +14,8 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from schemas.types import UTCDateTime
@@ -39,3 +41,32 @@ class AuditBlock(SQLModel, table=True):
     prev_hash: str = Field(sa_type=sa.String(64))
     hash: str = Field(sa_type=sa.String(64))
     sealed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditAnchor(SQLModel, table=True):
+    """The chain's head on a day, signed with the office's Ed25519 key
+    (``fieldsync audit anchor``): a chain rewritten from before it no longer reaches
+    the hash the office signed and sent out."""
+
+    __tablename__ = "audit_anchor"
+
+    id: int | None = Field(default=None, primary_key=True)
+    block: int = Field(sa_type=sa.BigInteger)
+    hash: str = Field(sa_type=sa.String(64))
+    anchored_at: datetime = Field(sa_type=UTCDateTime)
+    public_key: str = Field(sa_type=sa.String(64))
+    signature: str = Field(sa_type=sa.String(128))
+
+
+class AnchorRead(BaseModel):
+    """An anchor as ``GET /audit/anchors`` answers it: what was signed, and by which key."""
+
+    block: int = PydanticField(description="The number of the chain's last block then.")
+    hash: str = PydanticField(description="That block's hash (SHA-256, hex).")
+    anchored_at: datetime
+    public_key: str = PydanticField(description="The Ed25519 public key, base64 (32 bytes).")
+    signature: str = PydanticField(
+        description="The Ed25519 signature (base64, 64 bytes) of the anchor's statement: "
+        'the JSON {"anchored_at", "block", "form", "hash", "public_key"}, keys sorted, '
+        'no spaces, "form" being "fieldsync-audit-1".'
+    )

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from schemas.audit import AuditBlock
+from schemas.audit import AnchorRead, AuditAnchor, AuditBlock
 from schemas.sync import SyncClock
+from sync.audit import anchors
 from sync.platform import chain
 
 # Blocks are checked a group at a time, a group holding about this many rows: a
@@ -44,6 +45,7 @@ class Break:
 class Report:
     blocks: int = 0
     entries: int = 0
+    anchors: int = 0
     head: str = chain.GENESIS
     breaks: list[Break] = field(default_factory=list)
 
@@ -55,16 +57,21 @@ class Report:
         if self.intact:
             return (
                 f"the audit chain is intact: {self.blocks} blocks, {self.entries} entries, "
-                f"head {self.head}"
+                f"{self.anchors} anchors met, head {self.head}"
             )
         lines = [f"the audit chain is BROKEN in {len(self.breaks)} places:"]
         lines += [f"  {problem}" for problem in self.breaks]
         return "\n".join(lines)
 
 
-def verify(connection: Connection) -> Report:
-    """The whole chain, checked."""
+def verify(connection: Connection, anchors: Iterable[AnchorRead] = ()) -> Report:
+    """The whole chain, checked; and the anchors kept in the database and ``anchors``
+    (those of an anchor file kept out of the office): each signed by its key, each
+    naming a block that still has the hash that was signed."""
     report = Report()
+    signed = [*_kept_anchors(connection), *anchors]
+    anchored = {made.block for made in signed}
+    found: dict[int, str] = {}
     expected_number, prev_hash = 1, chain.GENESIS
     for group in _groups(connection):
         rows = _rows_of(connection, [block.tx for block in group])
@@ -93,13 +100,37 @@ def verify(connection: Connection) -> Report:
                         "its entries do not hash to what it sealed (edited, added or removed)",
                     )
                 )
+            if block.number in anchored:
+                found[block.number] = block.hash
             report.blocks += 1
             report.entries += len(hashes)
             expected_number, prev_hash = block.number + 1, block.hash
     report.head = prev_hash
     report.breaks += _head_kept(connection, expected_number - 1, prev_hash)
+    report.breaks += _anchors_met(signed, found)
+    report.anchors = len(signed)
     report.breaks += _unchained(connection)
     return report
+
+
+def _kept_anchors(connection: Connection) -> list[AnchorRead]:
+    table = chain.table_of(AuditAnchor)
+    rows = connection.execute(sa.select(table).order_by(table.c.id)).mappings()
+    return [AnchorRead.model_validate(dict(row)) for row in rows]
+
+
+def _anchors_met(signed: list[AnchorRead], found: dict[int, str]) -> list[Break]:
+    breaks = []
+    for made in signed:
+        where = f"the anchor of {made.anchored_at:%Y-%m-%d %H:%M} UTC (block {made.block})"
+        if not anchors.signed(made):
+            breaks.append(Break(where, "its signature is not its key's: it was altered"))
+        elif made.block not in found:
+            breaks.append(Break(where, "that block is not in the chain any more"))
+        elif found[made.block] != made.hash:
+            rewritten = "that block no longer has the hash the office signed: the chain was "
+            breaks.append(Break(where, rewritten + "rewritten from before it"))
+    return breaks
 
 
 def _head_kept(connection: Connection, number: int, hash_: str) -> list[Break]:

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     # collector; or text, for a person at a terminal.
     log_format: Literal["json", "text"] = "json"
 
+    # The audit chain's anchors (docs/audit.md): the office's Ed25519 key that signs
+    # the chain's head (base64 of its 32-byte seed; ``fieldsync audit keygen`` makes
+    # one), and the append-only file each anchor is added to (empty: beside an SQLite
+    # file, or ./audit-anchors.jsonl).
+    audit_signing_key: SecretStr | None = None
+    audit_anchor_file: str = ""
+
     # Argon2id cost. The defaults are argon2-cffi's (RFC 9106 low-memory profile);
     # tests lower them, production should not.
     argon2_time_cost: int = Field(default=3, ge=1)
@@ -146,6 +153,17 @@ class Settings(BaseSettings):
         if self.console_cookie_secure is not None:
             return self.console_cookie_secure
         return self.env is not Environment.development
+
+    def anchor_file(self) -> Path:
+        """``audit_anchor_file``, or its default beside an SQLite file, else in the
+        working folder."""
+        if self.audit_anchor_file:
+            return Path(self.audit_anchor_file)
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            database = Path(url.database).resolve()
+            return database.parent / f"{database.stem}-audit-anchors.jsonl"
+        return Path.cwd() / "audit-anchors.jsonl"
 
     def attachments_location(self) -> str:
         """``attachments_url``, or its default: ``<database>-attachments`` beside an
