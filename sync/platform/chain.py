@@ -272,8 +272,10 @@ def seal(session: Session) -> None:
         .values(**block.advance(clock))
         .returning(*block.returning(clock))
     )
+    from sync.platform.database import is_postgresql  # which imports this module
+
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if is_postgresql(session):
         head = advance.cte("head")
         connection.execute(block.block(head).add_cte(head))
     else:
