@@ -47,9 +47,9 @@ from bench.generator import EPOCH, CommunityPlace, Record, TrailWalker, reviewed
 from bench.rows import Renderer, spot_check, stored_state, table_of
 from bench.workload import SectorPlace, stories
 from schemas import RecordVersion, SyncEntry
+from schemas.sync import CLOCK_ID
 from schemas.types import utcnow
 from sync.catalog import CATALOG
-from sync.engine.changelog import CLOCK_ID
 from sync.platform.database import create_db_engine
 
 CHUNK = 5_000

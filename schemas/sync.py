@@ -64,6 +64,9 @@ class Resolution(StrEnum):
 # ---------------------------------------------------------------- tables
 
 
+CLOCK_ID = 1  # the id of the clock's one row
+
+
 class SyncClock(SQLModel, table=True):
     """The one row that orders every change. ``epoch`` names this database's history:
     a cursor of another epoch cannot be served."""

@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlmodel import Session
 
 from schemas.audit import AnchorRead, AuditAnchor
-from schemas.sync import SyncClock
 from sync.platform import chain
 
 
@@ -76,19 +75,16 @@ def statement(block: int, hash_: str, anchored_at: str, public_key: str) -> byte
 
 def anchor(session: Session, key: Ed25519PrivateKey, file: Path) -> AnchorRead:
     """Sign the chain's head now; append it to ``file``, keep it, and return it."""
-    clock = chain.table_of(SyncClock)
-    head = session.execute(
-        sa.select(clock.c.chain_number, clock.c.chain_hash).where(clock.c.id == chain.CLOCK_ID)
-    ).one()
-    if head.chain_number == 0:
+    number, hash_ = chain.head(session)
+    if number == 0:
         raise AnchorRefused("nothing is chained yet: there is no head to anchor")
     at = datetime.now(UTC)
     public_key = public_key_of(key)
     stamp = at.isoformat(timespec="microseconds")
-    signature = _b64(key.sign(statement(head.chain_number, head.chain_hash, stamp, public_key)))
+    signature = _b64(key.sign(statement(number, hash_, stamp, public_key)))
     made = AnchorRead(
-        block=head.chain_number,
-        hash=head.chain_hash,
+        block=number,
+        hash=hash_,
         anchored_at=at,
         public_key=public_key,
         signature=signature,
@@ -119,11 +115,11 @@ def signed(made: AnchorRead) -> bool:
     return True
 
 
-def held(session: Session, *, limit: int) -> list[AnchorRead]:
-    """The anchors kept, newest first."""
+def held(bind: Session | sa.Connection, *, limit: int | None = None) -> list[AnchorRead]:
+    """The anchors kept, newest first (at most ``limit``)."""
     table = chain.table_of(AuditAnchor)
-    rows = session.execute(sa.select(table).order_by(table.c.id.desc()).limit(limit)).mappings()
-    return [AnchorRead.model_validate(dict(row)) for row in rows]
+    query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
+    return [AnchorRead.model_validate(dict(row)) for row in bind.execute(query).mappings()]
 
 
 def read_file(file: Path) -> Iterable[AnchorRead]:

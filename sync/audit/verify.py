@@ -20,8 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from schemas.audit import AnchorRead, AuditAnchor, AuditBlock
-from schemas.sync import SyncClock
+from schemas.audit import AnchorRead, AuditBlock
 from sync.audit import anchors
 from sync.platform import chain
 
@@ -64,12 +63,12 @@ class Report:
         return "\n".join(lines)
 
 
-def verify(connection: Connection, anchors: Iterable[AnchorRead] = ()) -> Report:
-    """The whole chain, checked; and the anchors kept in the database and ``anchors``
+def verify(connection: Connection, kept_out: Iterable[AnchorRead] = ()) -> Report:
+    """The whole chain, checked; and the anchors kept in the database and ``kept_out``
     (those of an anchor file kept out of the office): each signed by its key, each
     naming a block that still has the hash that was signed."""
     report = Report()
-    signed = [*_kept_anchors(connection), *anchors]
+    signed = [*anchors.held(connection), *kept_out]
     anchored = {made.block for made in signed}
     found: dict[int, str] = {}
     expected_number, prev_hash = 1, chain.GENESIS
@@ -113,12 +112,6 @@ def verify(connection: Connection, anchors: Iterable[AnchorRead] = ()) -> Report
     return report
 
 
-def _kept_anchors(connection: Connection) -> list[AnchorRead]:
-    table = chain.table_of(AuditAnchor)
-    rows = connection.execute(sa.select(table).order_by(table.c.id)).mappings()
-    return [AnchorRead.model_validate(dict(row)) for row in rows]
-
-
 def _anchors_met(signed: list[AnchorRead], found: dict[int, str]) -> list[Break]:
     breaks = []
     for made in signed:
@@ -136,16 +129,13 @@ def _anchors_met(signed: list[AnchorRead], found: dict[int, str]) -> list[Break]
 def _head_kept(connection: Connection, number: int, hash_: str) -> list[Break]:
     """The head the sync clock's row keeps (advanced by the statement that sealed the
     last block) must be the last block: else blocks were taken off the end."""
-    clock = chain.table_of(SyncClock)
-    kept = connection.execute(
-        sa.select(clock.c.chain_number, clock.c.chain_hash).where(clock.c.id == chain.CLOCK_ID)
-    ).one()
-    if (kept.chain_number, kept.chain_hash) == (number, hash_):
+    kept, kept_hash = chain.head(connection)
+    if (kept, kept_hash) == (number, hash_):
         return []
     return [
         Break(
-            f"block {kept.chain_number}",
-            f"the chain's head is block {kept.chain_number} and the last block found is "
+            f"block {kept}",
+            f"the chain's head is block {kept} and the last block found is "
             f"{number}: blocks were removed from its end, or rewritten",
         )
     ]

@@ -34,12 +34,12 @@ from sqlmodel import Session, select
 
 from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
 from schemas.records import SyncedColumns
+from schemas.sync import CLOCK_ID
 from sync.engine import files, records
 from sync.engine.entities import EntitySpec
 from sync.platform import chain
 from sync.platform.database import insert_rows, is_postgresql, one_of, upsert
 
-CLOCK_ID = 1
 # The reason of the version a record takes when the record it hangs from moves scope
 # (a patrol's observations, moved with it to another sector).
 MOVED_WITH_PARENT = "moved_with_parent"

@@ -40,7 +40,7 @@ from sqlmodel import Session, SQLModel
 from schemas.audit import AuditBlock, Chained
 from schemas.patrols import PatrolReview
 from schemas.registry import PersonalDataAccess, PersonMerge
-from schemas.sync import RecordVersion, SyncClock
+from schemas.sync import CLOCK_ID, RecordVersion, SyncClock
 from schemas.types import UTCDateTime
 
 # The chained tables: every version of every field record, every patrol review, every
@@ -48,7 +48,6 @@ from schemas.types import UTCDateTime
 CHAINED: tuple[type[Chained], ...] = (RecordVersion, PatrolReview, PersonMerge, PersonalDataAccess)
 FORM = "fieldsync-audit-1"  # names how rows and blocks are hashed
 GENESIS = "0" * 64  # the hash before the first block
-CLOCK_ID = 1
 _TX, _HASHES, _MARKS = "audit_tx", "audit_hashes", "audit_marks"
 
 
@@ -101,6 +100,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     return value
+
+
+def head(bind: Session | sa.Connection) -> tuple[int, str]:
+    """The chain's head as the sync clock's row keeps it: the last block's number (0
+    before the first) and hash."""
+    clock = table_of(SyncClock)
+    row = bind.execute(
+        sa.select(clock.c.chain_number, clock.c.chain_hash).where(clock.c.id == CLOCK_ID)
+    ).one()
+    return row.chain_number, row.chain_hash
 
 
 def tx_of(session: Session) -> uuid.UUID:

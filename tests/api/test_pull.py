@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from schemas.records import PatrolFields
+from schemas.sync import CLOCK_ID
 from sync.engine import cursor as cursors
 from sync.engine import pull as pulling
-from sync.engine.changelog import CLOCK_ID
 from sync.platform.settings import Settings
 from tests.conftest import Caller, World, assert_problem, make_settings
 
