@@ -20,6 +20,24 @@ from sqlmodel import Field, SQLModel
 
 from schemas.types import UTCDateTime
 
+PSEUDONYMISED: dict[str, frozenset[str]] = {
+    "person": frozenset(
+        {"given_names", "paternal_surname", "maternal_surname", "doc_number", "phone"}
+    ),
+    "household": frozenset({"location"}),
+    "training_session": frozenset({"facilitators"}),
+    "personal_data_access": frozenset({"filters"}),
+}
+"""What of a chained row is hashed as a pseudonym, never as itself, so that a verifier
+outside the office can check the hash without seeing it: the personal data of the
+field records (names, document numbers, phones, home locations, and facilitators, who
+may be named) and what was searched for when personal data was taken out."""
+
+LINKED = frozenset({("person", "doc_number"), ("person", "phone")})
+"""Pseudonyms that are the same wherever the value is, so that a verifier can see two
+people registered with one document number. Every other pseudonym is also keyed by
+its record, so that one common surname is not one pseudonym to count."""
+
 
 class Chained(SQLModel):
     """The columns a chained table adds to its own."""
@@ -37,6 +55,12 @@ class AuditBlock(SQLModel, table=True):
         primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
     )
     tx: uuid.UUID = Field(unique=True)
+    # How its rows and itself are hashed (``sync.platform.chain.FORMS``).
+    form: str = Field(
+        default="fieldsync-audit-2",
+        sa_type=sa.String(32),
+        sa_column_kwargs={"server_default": "fieldsync-audit-1"},
+    )
     entries: int
     prev_hash: str = Field(sa_type=sa.String(64))
     hash: str = Field(sa_type=sa.String(64))

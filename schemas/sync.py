@@ -81,6 +81,9 @@ class SyncClock(SQLModel, table=True):
     chain_number: int = Field(default=0, sa_type=sa.BigInteger)
     chain_hash: str = Field(default="0" * 64, sa_type=sa.String(64))
     chain_prev: str = Field(default="0" * 64, sa_type=sa.String(64))
+    # The key of the pseudonyms personal data is hashed as (hex, 32 bytes), drawn by
+    # migration 0019: it stays with the data it hides (docs/audit.md).
+    pseudonym_key: str | None = Field(default=None, sa_type=sa.String(64))
 
 
 # Entries with no scope key: the reference data everyone pulls (observation categories).

@@ -71,8 +71,8 @@ def downgrade() -> None:
 
 def _genesis(bind: sa.Connection) -> None:
     """The rows held before the chain, chained into block 1 (if there are any)."""
-    from schemas.audit import AuditBlock
-    from sync.platform import chain  # hashed as the service hashes them
+    from schemas.types import UTCDateTime
+    from sync.platform import chain  # hashed as the service hashed them then: FORM_1
 
     tx = uuid.uuid4()
     hashes: list[str] = []
@@ -92,7 +92,7 @@ def _genesis(bind: sa.Connection) -> None:
             updates = []
             for row in rows:
                 row["chain_tx"] = tx
-                digest = chain.row_hash(model, row)
+                digest = chain.row_hash(model, row, form=chain.FORM_1)
                 hashes.append(digest)
                 updates.append({**{f"k_{c.key}": row[c.key] for c in key}, "h": digest})
             bind.execute(
@@ -103,9 +103,17 @@ def _genesis(bind: sa.Connection) -> None:
             )
             last = tuple(rows[-1][c.key] for c in key)
     if hashes:
-        blocks = chain.table_of(AuditBlock)
+        blocks = sa.table(
+            "audit_block",
+            sa.column("number", sa.BigInteger()),
+            sa.column("tx", sa.Uuid()),
+            sa.column("entries", sa.Integer()),
+            sa.column("prev_hash", sa.String()),
+            sa.column("hash", sa.String()),
+            sa.column("sealed_at", UTCDateTime()),
+        )
         digest = chain.digest_of(hashes)
-        head = chain.block_hash(1, chain.GENESIS, tx, len(hashes), digest)
+        head = chain.block_hash(1, chain.GENESIS, tx, len(hashes), digest, form=chain.FORM_1)
         bind.execute(
             sa.insert(blocks).values(
                 number=1,

@@ -61,21 +61,28 @@ def public_key_of(key: Ed25519PrivateKey) -> str:
     return _b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
+STATEMENT_FORM = "fieldsync-audit-1"
+"""Names the anchor's statement (below); it is not the form rows are hashed by."""
+
+
 def statement(block: int, hash_: str, anchored_at: str, public_key: str) -> bytes:
     """What an anchor's signature covers."""
     document = {
         "anchored_at": anchored_at,
         "block": block,
-        "form": chain.FORM,
+        "form": STATEMENT_FORM,
         "hash": hash_,
         "public_key": public_key,
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-def anchor(session: Session, key: Ed25519PrivateKey, file: Path) -> AnchorRead:
-    """Sign the chain's head now; append it to ``file``, keep it, and return it."""
-    number, hash_ = chain.head(session)
+def anchor(
+    session: Session, key: Ed25519PrivateKey, file: Path, *, head: tuple[int, str] | None = None
+) -> AnchorRead:
+    """Sign the chain's head now (or ``head``, a block and its hash as read in an
+    earlier snapshot); append it to ``file``, keep it, and return it."""
+    number, hash_ = head or chain.head(session)
     if number == 0:
         raise AnchorRefused("nothing is chained yet: there is no head to anchor")
     at = datetime.now(UTC)

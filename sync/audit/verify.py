@@ -71,9 +71,14 @@ def verify(connection: Connection, kept_out: Iterable[AnchorRead] = ()) -> Repor
     signed = [*anchors.held(connection), *kept_out]
     anchored = {made.block for made in signed}
     found: dict[int, str] = {}
+    secret = chain.pseudonym_key(connection)
+
+    def key() -> bytes:
+        return secret
+
     expected_number, prev_hash = 1, chain.GENESIS
-    for group in _groups(connection):
-        rows = _rows_of(connection, [block.tx for block in group])
+    for group in groups(connection):
+        rows = rows_of(connection, [block.tx for block in group])
         for block in group:
             where = f"block {block.number}"
             if block.number != expected_number:
@@ -84,13 +89,20 @@ def verify(connection: Connection, kept_out: Iterable[AnchorRead] = ()) -> Repor
                 report.breaks.append(
                     Break(where, "it does not follow the block before it (re-ordered or replaced)")
                 )
-            hashes = _check_rows(rows.get(block.tx, []), report)
+            if block.form not in chain.FORMS:
+                report.breaks.append(Break(where, "it names a form of hashing unknown here"))
+            hashes = _check_rows(rows.get(block.tx, []), report, key=key, form=block.form)
             if len(hashes) != block.entries:
                 report.breaks.append(
                     Break(where, f"it sealed {block.entries} entries and {len(hashes)} are left")
                 )
             rehashed = chain.block_hash(
-                block.number, block.prev_hash, block.tx, len(hashes), chain.digest_of(hashes)
+                block.number,
+                block.prev_hash,
+                block.tx,
+                len(hashes),
+                chain.digest_of(hashes),
+                form=block.form,
             )
             if rehashed != block.hash:
                 report.breaks.append(
@@ -141,7 +153,7 @@ def _head_kept(connection: Connection, number: int, hash_: str) -> list[Break]:
     ]
 
 
-def _groups(connection: Connection) -> Iterator[list[Any]]:
+def groups(connection: Connection) -> Iterator[list[Any]]:
     """The blocks in number order, a group at a time."""
     table = chain.table_of(AuditBlock)
     group: list[Any] = []
@@ -156,7 +168,7 @@ def _groups(connection: Connection) -> Iterator[list[Any]]:
         yield group
 
 
-def _rows_of(
+def rows_of(
     connection: Connection, txs: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[str, dict[str, Any]]]]:
     """The chained rows of these transactions, by transaction."""
@@ -168,12 +180,15 @@ def _rows_of(
     return found
 
 
-def _check_rows(rows: list[tuple[str, dict[str, Any]]], report: Report) -> list[str]:
-    """Each row's hash, recomputed; a break for each whose content changed."""
+def _check_rows(
+    rows: list[tuple[str, dict[str, Any]]], report: Report, *, key: chain.Key, form: str
+) -> list[str]:
+    """Each row's hash, recomputed as its block's ``form`` hashes it; a break for each
+    whose content changed."""
     hashes = []
     for name, values in rows:
         table = chain.TABLES[name]
-        digest = chain.row_hash(table, values)
+        digest = chain.row_hash(table, values, key=key, form=form)
         if digest != values["chain_hash"]:
             report.breaks.append(
                 Break(_name(name, values), "its content changed since it was chained")

@@ -3,7 +3,9 @@ commit order.
 
 A row of a chained table (``schemas.audit.Chained``) is hashed when it is written:
 the SHA-256 of its table's name and its canonical content (every column but the
-hash, keys sorted; ``canonical``). Rows written through the ORM are hashed as they
+hash, keys sorted; ``canonical``), its personal data as pseudonyms (keyed hashes,
+``schemas.audit.PSEUDONYMISED``) so that a verifier's bundle can be checked
+outside the office without carrying it. Rows written through the ORM are hashed as they
 are flushed (``_hash_new_rows``); the versions a push writes by ``COPY`` are hashed
 by ``sync.engine.changelog`` with the same function. All carry the chain id of the
 block that will seal them (``tx_of``), and their hashes are kept in memory — and
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -37,7 +40,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel
 
-from schemas.audit import AuditBlock, Chained
+from schemas.audit import LINKED, PSEUDONYMISED, AuditBlock, Chained
 from schemas.patrols import PatrolReview
 from schemas.registry import PersonalDataAccess, PersonMerge
 from schemas.sync import CLOCK_ID, RecordVersion, SyncClock
@@ -46,9 +49,19 @@ from schemas.types import UTCDateTime
 # The chained tables: every version of every field record, every patrol review, every
 # merge of people, every time personal data was taken out.
 CHAINED: tuple[type[Chained], ...] = (RecordVersion, PatrolReview, PersonMerge, PersonalDataAccess)
-FORM = "fieldsync-audit-1"  # names how rows and blocks are hashed
+# The forms rows and blocks are hashed by; a block names its own, and its rows follow it.
+FORM_1 = "fieldsync-audit-1"  # every value as held (the blocks before migration 0019)
+FORM = "fieldsync-audit-2"  # personal data as its pseudonyms
+FORMS = (FORM_1, FORM)
 GENESIS = "0" * 64  # the hash before the first block
-_TX, _HASHES, _MARKS = "audit_tx", "audit_hashes", "audit_marks"
+_TX, _HASHES, _MARKS, _KEY = "audit_tx", "audit_hashes", "audit_marks", "audit_key"
+
+Key = Callable[[], bytes]
+"""The pseudonym key, asked for only when a row holds personal data."""
+
+
+class NoPseudonymKey(RuntimeError):
+    """The database has no pseudonym key: it was not migrated (``fieldsync db upgrade``)."""
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -58,16 +71,26 @@ def table_of(model: type[SQLModel]) -> sa.Table:
 TABLES: dict[str, sa.Table] = {table_of(model).name: table_of(model) for model in CHAINED}
 
 
-def canonical(table: sa.Table, values: Mapping[str, Any]) -> bytes:
+def canonical(
+    table: sa.Table, values: Mapping[str, Any], *, key: Key | None = None, form: str = FORM
+) -> bytes:
     """A row's content as the bytes it is hashed by: every column of ``table`` but
     ``chain_hash``, as JSON with sorted keys; ids as text, times in UTC to the
     microsecond. Null columns are left out, so that a nullable column added to a
-    chained table later leaves the rows hashed before it as they were."""
+    chained table later leaves the rows hashed before it as they were. In ``FORM``,
+    personal data is taken out and written as its pseudonym (``pseudonymised``): the
+    same bytes are what a verifier's bundle carries."""
     document = {
         column.key: _plain(value)
         for column in table.columns
         if column.key != "chain_hash" and (value := values.get(column.key)) is not None
     }
+    if form != FORM_1:
+        document = pseudonymised(table.name, document, key)
+    return _dumps(document)
+
+
+def _dumps(document: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
@@ -75,12 +98,59 @@ def canonical(table: sa.Table, values: Mapping[str, Any]) -> bytes:
         return text.encode()
 
 
-def row_hash(table: sa.Table, values: Mapping[str, Any]) -> str:
-    return hashlib.sha256(table.name.encode() + b"\n" + canonical(table, values)).hexdigest()
+def pseudonymised(name: str, document: dict[str, Any], key: Key | None) -> dict[str, Any]:
+    """``document``, a row of table ``name`` as plain JSON values, with its personal data
+    moved to ``pseudonyms``: each value's HMAC-SHA256 with the database's pseudonym
+    key, over the field's name, its record (unless ``LINKED``) and the value."""
+    in_fields = name == "record_version"  # a version's personal data is in its fields
+    entity = document["entity"] if in_fields else name
+    source: dict[str, Any] = (document.get("fields") or {}) if in_fields else document
+    hidden = {
+        field
+        for field in PSEUDONYMISED.get(entity, frozenset()) & source.keys()
+        if source[field] is not None  # a value not given hides nothing
+    }
+    if not hidden:
+        return document
+    if key is None:
+        raise NoPseudonymKey(f"a row of {name} holds personal data and no key was given")
+    secret = key()
+    scope_id = document["record_id"] if in_fields else document.get("id")
+    kept = {field: value for field, value in source.items() if field not in hidden}
+    shown = {**document, "fields": kept} if in_fields else kept
+    shown["pseudonyms"] = {
+        field: pseudonym(
+            secret,
+            f"{entity}.{field}" if (entity, field) in LINKED else f"{entity}.{field}\n{scope_id}",
+            source[field],
+        )
+        for field in sorted(hidden)
+    }
+    return shown
 
 
-def block_hash(number: int, prev_hash: str, tx: uuid.UUID, entries: int, digest: str) -> str:
-    text = f"{FORM}\n{number}\n{prev_hash}\n{tx}\n{entries}\n{digest}"
+def pseudonym(secret: bytes, scope: str, value: Any) -> str:
+    """The keyed hash a personal value is shown as: equal values in one ``scope`` have
+    equal pseudonyms; without the key, no value can be tried against one."""
+    message = scope.encode() + b"\n" + _dumps({"v": value})
+    return hmac.digest(secret, message, "sha256").hex()
+
+
+def content_hash(name: str, content: bytes) -> str:
+    """A row's hash, from its table's name and its ``canonical`` content."""
+    return hashlib.sha256(name.encode() + b"\n" + content).hexdigest()
+
+
+def row_hash(
+    table: sa.Table, values: Mapping[str, Any], *, key: Key | None = None, form: str = FORM
+) -> str:
+    return content_hash(table.name, canonical(table, values, key=key, form=form))
+
+
+def block_hash(
+    number: int, prev_hash: str, tx: uuid.UUID, entries: int, digest: str, *, form: str = FORM
+) -> str:
+    text = f"{form}\n{number}\n{prev_hash}\n{tx}\n{entries}\n{digest}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -112,6 +182,27 @@ def head(bind: Session | sa.Connection) -> tuple[int, str]:
     return row.chain_number, row.chain_hash
 
 
+def pseudonym_key(bind: Session | sa.Connection) -> bytes:
+    """The database's pseudonym key (migration 0019 draws it)."""
+    clock = table_of(SyncClock)
+    held = bind.execute(sa.select(clock.c.pseudonym_key).where(clock.c.id == CLOCK_ID)).scalar()
+    if not held:
+        raise NoPseudonymKey("the database has no pseudonym key: run `fieldsync db upgrade`")
+    return bytes.fromhex(held)
+
+
+def key_of(session: Session) -> Key:
+    """The pseudonym key of ``session``'s database, read once, when first asked for."""
+
+    def key() -> bytes:
+        held: bytes | None = session.info.get(_KEY)
+        if held is None:
+            held = session.info[_KEY] = pseudonym_key(session)
+        return held
+
+    return key
+
+
 def tx_of(session: Session) -> uuid.UUID:
     """The chain id the rows written now carry, and the block that seals them names."""
     tx: uuid.UUID = session.info.setdefault(_TX, uuid.uuid4())
@@ -129,7 +220,7 @@ def chained_row(session: Session, table: sa.Table, values: dict[str, Any]) -> di
     """``values``, a row about to be written to ``table`` other than by the ORM, with
     its chain id and hash."""
     values["chain_tx"] = tx_of(session)
-    values["chain_hash"] = digest = row_hash(table, values)
+    values["chain_hash"] = digest = row_hash(table, values, key=key_of(session))
     _hashes(session).append(digest)
     return values
 
@@ -141,7 +232,7 @@ def _hash_new_rows(session: Session, _context: Any, _instances: Any) -> None:
             table = table_of(type(instance))
             instance.chain_tx = tx_of(session)
             values = {column.key: getattr(instance, column.key) for column in table.columns}
-            instance.chain_hash = digest = row_hash(table, values)
+            instance.chain_hash = digest = row_hash(table, values, key=key_of(session))
             _hashes(session).append(digest)
 
 
@@ -211,10 +302,11 @@ class Seal:
         """The block row, from the clock's new head (a CTE of its ``UPDATE``)."""
         blocks = table_of(AuditBlock)
         return sa.insert(blocks).from_select(
-            ["number", "tx", "entries", "prev_hash", "hash", "sealed_at"],
+            ["number", "tx", "form", "entries", "prev_hash", "hash", "sealed_at"],
             sa.select(
                 head.c.chain_number,
                 sa.literal(self.tx, sa.Uuid()),
+                sa.literal(FORM, sa.String()),
                 sa.literal(self.entries, sa.Integer()),
                 head.c.chain_prev,
                 head.c.chain_hash,

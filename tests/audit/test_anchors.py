@@ -59,9 +59,16 @@ def rewrite_from(engine: Engine, first: int) -> None:
             sa.select(rows).where(rows.c.chain_tx == tx).limit(1)
         ).mappings().one())  # fmt: skip
         row["op"] = "update" if row["op"] != "update" else "create"
+        secret = chain.pseudonym_key(connection)
+
+        def pseudonym_key() -> bytes:
+            return secret
+
         key = [rows.c[name] == row[name] for name in ("entity", "record_id", "version")]
         connection.execute(
-            sa.update(rows).where(*key).values(op=row["op"], chain_hash=chain.row_hash(rows, row))
+            sa.update(rows)
+            .where(*key)
+            .values(op=row["op"], chain_hash=chain.row_hash(rows, row, key=pseudonym_key))
         )
         prev = (
             connection.execute(
@@ -77,9 +84,9 @@ def rewrite_from(engine: Engine, first: int) -> None:
                 for found in connection.execute(
                     sa.select(table).where(table.c.chain_tx == block.tx)
                 ).mappings():
-                    hashes.append(chain.row_hash(table, dict(found)))
+                    hashes.append(chain.row_hash(table, dict(found), key=pseudonym_key))
             new = chain.block_hash(block.number, prev, block.tx, len(hashes),
-                                   chain.digest_of(hashes))  # fmt: skip
+                                   chain.digest_of(hashes), form=block.form)  # fmt: skip
             connection.execute(
                 sa.update(blocks).where(blocks.c.number == block.number)
                 .values(prev_hash=prev, hash=new)
