@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
+from datetime import date
 
 import sqlalchemy as sa
 import uvicorn
@@ -28,6 +29,7 @@ from pydantic import ValidationError
 
 from api import logs
 from api.protocol import BoundedHeadersProtocol
+from schemas.records import Program
 from sync.accounts import users
 from sync.platform import migrate
 from sync.platform.database import create_db_engine, transaction
@@ -97,6 +99,22 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_parser(
         "keygen", help="make a signing key for FIELDSYNC_AUDIT_SIGNING_KEY, and its public key"
     ).set_defaults(run=_audit_keygen)
+    export = audit.add_parser(
+        "export",
+        help="write a verifier's bundle: the chain, its records pseudonymised, the anchors, "
+        "the office's figures and a standalone script that checks them",
+    )
+    export.add_argument("--from", dest="start", required=True, type=_day, metavar="YYYY-MM-DD")
+    export.add_argument("--to", dest="end", required=True, type=_day, metavar="YYYY-MM-DD")
+    export.add_argument(
+        "--program",
+        choices=[program.value for program in Program],
+        help="only this training programme's sessions and attendance are shown",
+    )
+    export.add_argument(
+        "--out", required=True, metavar="PATH", help="a new folder, or a zip if it ends in .zip"
+    )
+    export.set_defaults(run=_audit_export)
 
     people = commands.add_parser("users", help="users").add_subparsers(
         required=True, metavar="ACTION"
@@ -271,6 +289,51 @@ def _audit_anchor(_args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(anchors.line_of(made))
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    """Write the bundle; sign its last block when FIELDSYNC_AUDIT_SIGNING_KEY is set."""
+    from pathlib import Path
+
+    from sync.audit import anchors, bundle
+
+    settings = get_settings()
+    secret = settings.audit_signing_key
+    engine = create_db_engine(settings.database_url)
+    try:
+        key = anchors.signing_key(secret.get_secret_value()) if secret else None
+        made = bundle.export(
+            engine,
+            Path(args.out),
+            start=args.start,
+            end=args.end,
+            zone=settings.zone,
+            program=Program(args.program) if args.program else None,
+            signing_key=key,
+            anchor_file=settings.anchor_file(),
+        )
+    except (anchors.AnchorRefused, bundle.ExportRefused) as refused:
+        print(f"fieldsync: {refused}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"{made.path}: {made.blocks} blocks, {made.rows} rows ({made.withheld} withheld)")
+    if made.anchored is None:
+        print(
+            "fieldsync: FIELDSYNC_AUDIT_SIGNING_KEY is not set: the bundle's last block is "
+            "signed by no anchor, and its script will say so",
+            file=sys.stderr,
+        )
+    else:
+        print(f"signed: {anchors.line_of(made.anchored)}")
     return 0
 
 

@@ -10,7 +10,10 @@ conflicts (never fewer than 2).
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date
 from pathlib import Path
@@ -41,6 +44,7 @@ from schemas import (
     TrainingSession,
 )
 from sync.accounts import users
+from sync.audit import anchors
 from sync.platform.database import create_db_engine, transaction
 from sync.platform.settings import get_settings
 from tests.conftest import PASSWORD, SECRET_KEY, login, make_settings
@@ -106,11 +110,42 @@ def test_the_demo_builds_the_programme_with_its_figures_exact(backend: str, tmp_
         assert "2018-2020: 56 participants, 13 women (23.2%), 43 men" in said
         assert "demo-coordinadora" in said
         assert "demo-jefe" in said
+        check_the_verifiers_bundle_gives_the_demos_figures(url, tmp_path)
 
         # Again on the same database: refused, it holds field records now.
         again = run_command("demo", "--scale", SCALE, env=environment(url), folder=tmp_path)
         assert again.returncode == 2
         assert "already holds field records" in again.stdout
+
+
+def check_the_verifiers_bundle_gives_the_demos_figures(url: str, folder: Path) -> None:
+    """``fieldsync audit export`` of the programme's years, signed; its script, run by
+    a Python that sees nothing of this project, checks it and prints the figures."""
+    seed, public_key = anchors.keygen()
+    signing = {"FIELDSYNC_AUDIT_SIGNING_KEY": seed,
+               "FIELDSYNC_AUDIT_ANCHOR_FILE": str(folder / "anchors.jsonl")}  # fmt: skip
+    command = ("audit", "export", "--from", "2018-01-01", "--to", TODAY.isoformat(),
+               "--out", str(folder / "bundle"))  # fmt: skip
+    exported = run_command(*command, env=environment(url, **signing), folder=folder)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+
+    checked = subprocess.run(
+        [sys.executable, "-I", "-S", "verify_bundle.py", "--key", public_key],
+        cwd=folder / "bundle", capture_output=True, text=True, timeout=120, check=False,
+        env={"PATH": os.environ.get("PATH", "")},
+    )  # fmt: skip
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "VERIFIED: every hash checks" in checked.stdout
+    text = checked.stdout.split("counted from the records:\n", 1)[1]
+    found = json.JSONDecoder().raw_decode(text)[0]
+    coffee = found["training"]["coffee_production"]
+    assert (coffee["participants"], coffee["women"], coffee["men"]) == (56, 13, 43)
+    assert coffee["women_share"] == 0.232
+    assert found["agreements"]["agreements_in_force"] == 26
+    assert found["training"]["school_environmental_education"]["headcount_people"] == 66
+    assert found["patrols"]["patrols"] == 6
+    assert found["people"]["registered_twice"] == 2
 
 
 def check_families(connection: Connection, targets: Targets) -> None:
