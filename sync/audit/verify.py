@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from schemas.audit import AnchorRead, AuditBlock
 from sync.audit import anchors
+from sync.audit.changed import what_changed
 from sync.platform import chain
 
 # Blocks are checked a group at a time, a group holding about this many rows: a
@@ -91,7 +92,9 @@ def verify(connection: Connection, kept_out: Iterable[AnchorRead] = ()) -> Repor
                 )
             if block.form not in chain.FORMS:
                 report.breaks.append(Break(where, "it names a form of hashing unknown here"))
-            hashes = _check_rows(rows.get(block.tx, []), report, key=key, form=block.form)
+            hashes = _check_rows(
+                connection, rows.get(block.tx, []), report, key=key, form=block.form
+            )
             if len(hashes) != block.entries:
                 report.breaks.append(
                     Break(where, f"it sealed {block.entries} entries and {len(hashes)} are left")
@@ -181,18 +184,24 @@ def rows_of(
 
 
 def _check_rows(
-    rows: list[tuple[str, dict[str, Any]]], report: Report, *, key: chain.Key, form: str
+    connection: Connection,
+    rows: list[tuple[str, dict[str, Any]]],
+    report: Report,
+    *,
+    key: chain.Key,
+    form: str,
 ) -> list[str]:
     """Each row's hash, recomputed as its block's ``form`` hashes it; a break for each
-    whose content changed."""
+    whose content changed, saying what changed where the rest of the history tells."""
     hashes = []
     for name, values in rows:
         table = chain.TABLES[name]
         digest = chain.row_hash(table, values, key=key, form=form)
         if digest != values["chain_hash"]:
-            report.breaks.append(
-                Break(_name(name, values), "its content changed since it was chained")
-            )
+            what = "its content changed since it was chained"
+            if name == "record_version":
+                what += f" ({what_changed(connection, values)})"
+            report.breaks.append(Break(_name(name, values), what))
         hashes.append(digest)
     return hashes
 

@@ -279,3 +279,66 @@ def test_the_last_blocks_taken_off_the_end_are_missed(
         f"block {last}: the chain's head is block {last} and the last block found is "
         f"{last - 1}: blocks were removed from its end, or rewritten"
     ]
+
+
+def _edit_fields(engine: Engine, record_id: str, version: int, **changes: Any) -> None:
+    """Change fields of a version in place, as someone with the database would."""
+    table = chain.TABLES["record_version"]
+    where = (table.c.record_id == uuid.UUID(record_id), table.c.version == version)
+    with engine.begin() as connection:
+        row = connection.execute(sa.select(table.c.fields).where(*where)).one()
+        connection.execute(sa.update(table).where(*where).values(fields={**row.fields, **changes}))
+
+
+def test_verify_says_what_was_changed_where_the_rest_of_the_history_tells(
+    history: dict[str, Any], engine: Engine
+) -> None:
+    """Version 2 of the patrol wrote its comment; version 3 (the review) left it."""
+    _edit_fields(engine, history["patrol"], 2, comment="sol")
+
+    named = [str(b) for b in check(engine).breaks]
+
+    assert any(
+        f"patrol {history['patrol']} version 2: its content changed since it was chained "
+        "(changed: comment reads 'sol'; version 3, which did not change it, reads 'lluvia')" in b
+        for b in named
+    ), named
+
+
+def test_an_edited_last_version_is_compared_with_what_tablets_pull(
+    history: dict[str, Any], engine: Engine
+) -> None:
+    _edit_fields(engine, history["patrol"], 3, comment="sol")
+
+    named = [str(b) for b in check(engine).breaks]
+
+    assert any(
+        "version 3: its content changed since it was chained (changed: comment reads "
+        "'sol'; the record as tablets pull it reads 'lluvia')" in b
+        for b in named
+    ), named
+
+
+def test_a_personal_value_edited_is_named_and_never_shown(
+    history: dict[str, Any], engine: Engine
+) -> None:
+    _edit_fields(engine, history["jose"], 1, phone="999 000 111")
+
+    named = "\n".join(str(b) for b in check(engine).breaks)
+
+    assert "(changed: phone (personal data, not shown))" in named, named
+    assert "999 000 111" not in named
+
+
+def test_an_edit_its_history_cannot_place_is_still_named(
+    history: dict[str, Any], engine: Engine
+) -> None:
+    sql(engine, "UPDATE record_version SET op = 'delete' WHERE entity = 'patrol' AND version = 1")
+
+    named = [str(b) for b in check(engine).breaks]
+
+    assert any(
+        "version 1: its content changed since it was chained "
+        "(which column, its history does not tell)" in b
+        for b in named
+    ), named
