@@ -28,6 +28,7 @@ from schemas.records import Program
 from sync.audit import anchors, bundle, verify_bundle
 from sync.audit.verify import verify
 from sync.platform import chain
+from tests.audit.test_anchors import fieldsync, office  # noqa: F401  (a fixture)
 from tests.conftest import World
 from tests.patrol_support import PatrolTablet, at, walk
 from tests.people_support import Recorder
@@ -369,3 +370,27 @@ def test_history_hashed_before_pseudonyms_is_sealed_and_withheld_and_verifies(
     held = b"".join(path.read_bytes() for path in folder.iterdir() if path.suffix != ".py")
     assert DOCUMENT.encode() not in held
     assert b"Quispe" not in held
+
+
+def test_fieldsync_audit_export_signs_the_end_and_refuses_what_it_cannot_do(
+    field: dict[str, Any],
+    office: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: Any,
+) -> None:
+    from api import cli
+
+    out = tmp_path / "marzo"
+    args = ("audit", "export", "--from", "2026-03-01", "--to", "2026-03-31")
+
+    code, printed = fieldsync(*args, "--out", str(out), capsys=capsys)
+
+    assert code == 0
+    [made] = anchors.read_file(office)  # the bundle's end, signed and kept
+    assert f"signed: {anchors.line_of(made)}" in printed
+    assert check(out, "--key", made.public_key)[0] == 0
+    assert cli.main([*args, "--out", str(out)]) == 1
+    assert "exists already" in capsys.readouterr().err
+    backwards = ("audit", "export", "--from", "2026-03-31", "--to", "2026-03-01")
+    assert fieldsync(*backwards, "--out", str(tmp_path / "b"), capsys=capsys)[0] == 1
+    assert not (tmp_path / "b").exists()
