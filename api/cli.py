@@ -242,16 +242,20 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _changes_retry(_args: argparse.Namespace) -> int:
     engine = create_db_engine(get_settings().database_url)
     try:
-        if not migrate.is_at_head(engine):
-            print(
-                "fieldsync: the database is not migrated; run `fieldsync db upgrade`",
-                file=sys.stderr,
-            )
+        if _not_migrated(engine):
             return 1
         _retry_too_new(engine, quiet=False)
     finally:
         engine.dispose()
     return 0
+
+
+def _not_migrated(engine: sa.Engine) -> bool:
+    """Whether the database is behind the newest migration (and say so)."""
+    if migrate.is_at_head(engine):
+        return False
+    print("fieldsync: the database is not migrated; run `fieldsync db upgrade`", file=sys.stderr)
+    return True
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -264,6 +268,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     kept_out = list(anchors.read_file(Path(args.anchors))) if args.anchors else []
     engine = create_db_engine(get_settings().database_url)
     try:
+        if _not_migrated(engine):
+            return 1
         with engine.connect() as connection:
             report = verify(connection, kept_out)
     finally:
@@ -280,6 +286,8 @@ def _audit_anchor(_args: argparse.Namespace) -> int:
     secret = settings.audit_signing_key
     engine = create_db_engine(settings.database_url)
     try:
+        if _not_migrated(engine):
+            return 1
         key = anchors.signing_key(secret.get_secret_value() if secret else None)
         with transaction(engine) as session:
             made = anchors.anchor(session, key, settings.anchor_file())
@@ -309,6 +317,8 @@ def _audit_export(args: argparse.Namespace) -> int:
     secret = settings.audit_signing_key
     engine = create_db_engine(settings.database_url)
     try:
+        if _not_migrated(engine):
+            return 1
         key = anchors.signing_key(secret.get_secret_value()) if secret else None
         made = bundle.export(
             engine,

@@ -43,7 +43,9 @@ Record = Dict[str, Any]
 
 
 def _ed25519() -> Any:
-    """``ed25519.py``, the Ed25519 check beside this file."""
+    """``ed25519.py``, the Ed25519 check beside this file (read, never cached in the
+    bundle's folder: the script leaves the bundle as it found it)."""
+    sys.dont_write_bytecode = True
     spec = importlib.util.spec_from_file_location("ed25519", Path(__file__).with_name("ed25519.py"))
     if spec is None or spec.loader is None:
         raise SystemExit("ed25519.py must be beside this script")
@@ -142,6 +144,9 @@ class Bundle:
                     fields = held[2]  # a deletion keeps what the record said last
                 elif "pseudonyms" in values:  # the personal fields, as keyed hashes
                     fields["pseudonyms"] = values["pseudonyms"]
+                if values["entity"] == "track_segment" and "points" in fields:
+                    # a track's length is all that is counted of it: not its thousands of fixes
+                    fields["km_walked"] = _walked_km(fields.pop("points") or [])
                 self.latest[key] = (version, values["op"], fields)
 
     # ------------------------------------------------------------ the anchors
@@ -279,7 +284,7 @@ class Bundle:
         km = 0.0
         for segment in self.live("track_segment").values():
             if segment.get("patrol_id") in patrols:
-                km += _walked_km(segment.get("points") or [])
+                km += segment.get("km_walked", 0.0)
         by_status: Dict[str, int] = {}
         for fields in patrols.values():
             status = str(fields.get("status"))

@@ -394,3 +394,23 @@ def test_fieldsync_audit_export_signs_the_end_and_refuses_what_it_cannot_do(
     backwards = ("audit", "export", "--from", "2026-03-31", "--to", "2026-03-01")
     assert fieldsync(*backwards, "--out", str(tmp_path / "b"), capsys=capsys)[0] == 1
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("action", ["verify", "anchor", "export"])
+def test_fieldsync_audit_on_a_database_not_migrated_says_so(
+    action: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
+) -> None:
+    from api import cli
+    from sync.platform.settings import get_settings
+
+    monkeypatch.setenv("FIELDSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'nueva.db'}")
+    monkeypatch.setenv("FIELDSYNC_ENV", "development")
+    get_settings.cache_clear()
+    more = ["--from", "2026-03-01", "--to", "2026-03-31", "--out", str(tmp_path / "b")]
+    try:
+        code = cli.main(["audit", action, *(more if action == "export" else [])])
+    finally:
+        get_settings.cache_clear()
+
+    assert code == 1
+    assert "the database is not migrated; run `fieldsync db upgrade`" in capsys.readouterr().err
