@@ -97,6 +97,8 @@ def export(
         raise ExportRefused(f"{out} exists already: the export writes a new one")
     if end < start:
         raise ExportRefused("the period runs backwards: --to is before --from")
+    if not out.parent.is_dir():
+        raise ExportRefused(f"{out.parent} is not a folder: make it first")
     work = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent))
     try:
         with _snapshot(engine) as connection:

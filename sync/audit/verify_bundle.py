@@ -17,7 +17,8 @@ the office's signed anchors (``anchors.jsonl``) and the figures the office repor
    beside the figures the office reports.
 
 It prints what it found, and exits 0 only if every hash checks, the bundle ends at
-a signed block and every figure is the office's. It is copied into each bundle from
+a signed block and every figure is the office's; 1 if not; 2 if the bundle cannot
+be read at all. It is copied into each bundle from
 fieldsync's ``sync/audit`` and runs on Python 3.8 or later.
 """
 
@@ -29,8 +30,9 @@ import hashlib
 import importlib.util
 import json
 import math
+import re
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
@@ -274,7 +276,7 @@ class Bundle:
         patrols = {
             patrol_id: fields
             for patrol_id, fields in self.live("patrol").items()
-            if starts <= _instant(fields["started_at"]) < ends
+            if fields.get("started_at") and starts <= _instant(fields["started_at"]) < ends
         }
         hours = sum(
             (_instant(fields["ended_at"]) - _instant(fields["started_at"])).total_seconds()
@@ -311,8 +313,14 @@ class Bundle:
 
 
 def _instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """An ISO 8601 moment as Python 3.8's ``fromisoformat`` takes it: a ``Z`` as
+    ``+00:00``, a fraction of a second of any length as six digits."""
+    text = text.replace("Z", "+00:00")
+    found = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$", text)
+    if found is not None and found.group(2) is not None:
+        text = found.group(1) + "." + (found.group(2) + "000000")[:6] + found.group(3)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _walked_km(points: List[Record]) -> float:
@@ -360,14 +368,23 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("folder", nargs="?", default=str(Path(__file__).parent))
     parser.add_argument("--key", help="the office's public key (base64), as the office gave it")
     args = parser.parse_args(argv)
-    bundle = Bundle(Path(args.folder))
+    try:
+        return _check(Path(args.folder), args.key)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        # A file missing, or not what fieldsync writes: nothing can be said of the rest.
+        print(f"\nNOT VERIFIED: the bundle cannot be read ({type(error).__name__}: {error})")
+        return 2
+
+
+def _check(folder: Path, key: str | None) -> int:
+    bundle = Bundle(folder)
     manifest = bundle.manifest
     period = manifest["period"]
     print(f"fieldsync verifier's bundle, made {manifest['made_at']}")
     print(f"period {period['from']} to {period['to']} ({period['timezone']})", end="")
     print(f", programme {manifest['program']}" if manifest.get("program") else "")
     bundle.check_chain()
-    bundle.check_anchors(args.key)
+    bundle.check_anchors(key)
     print(f"\n{bundle.blocks} blocks, {bundle.rows} rows, head {bundle.head[1]}")
     for reason, count in sorted(bundle.withheld.items()):
         print(f"  {count} rows withheld ({reason}): sealed, their content not shown")

@@ -414,3 +414,37 @@ def test_fieldsync_audit_on_a_database_not_migrated_says_so(
 
     assert code == 1
     assert "the database is not migrated; run `fieldsync db upgrade`" in capsys.readouterr().err
+
+
+def test_a_bundle_missing_a_file_or_not_json_cannot_be_read_and_says_so(
+    field: dict[str, Any], engine: Engine, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    folder = export(engine, tmp_path / "bundle", key)
+    (folder / "blocks.jsonl").write_text("{not json\n")
+
+    code, printed = check(folder, "--key", public(key))
+
+    assert code == 2
+    assert "NOT VERIFIED: the bundle cannot be read (JSONDecodeError" in printed
+    (folder / "blocks.jsonl").unlink()
+    assert check(folder)[0] == 2
+
+
+def test_a_patrol_never_started_is_in_no_period(
+    world: World, engine: Engine, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    sector = world.sector("AM-01")["id"]
+    tablet = PatrolTablet(world.device(world.user("ranger", sector_ids=[sector])))
+    tablet.patrol(sector_id=sector, started_at=None, ended_at=None, status="draft")
+
+    code, printed = check(export(engine, tmp_path / "bundle", key), "--key", public(key))
+
+    assert code == 0, printed
+    assert figures(printed)["patrols"]["patrols"] == 0
+
+
+def test_an_export_into_a_folder_that_is_not_there_is_refused(
+    field: dict[str, Any], engine: Engine, tmp_path: Path
+) -> None:
+    with pytest.raises(bundle.ExportRefused, match="is not a folder"):
+        export(engine, tmp_path / "no" / "bundle", None)
