@@ -131,7 +131,7 @@ def held(bind: Session | sa.Connection, *, limit: int | None = None) -> list[Anc
 
 def read_file(file: Path) -> Iterable[AnchorRead]:
     """The anchors of an anchor file, oldest first."""
-    for line in file.read_text().splitlines():
+    for line in file.read_text(encoding="utf-8").splitlines():
         if line.strip():
             yield AnchorRead.model_validate_json(line)
 

@@ -132,7 +132,8 @@ def export(
             "head": {"block": head[0], "hash": head[1]},
             "office_figures": claims,
         }
-        (work / "bundle.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False)
+        (work / "bundle.json").write_text(manifest_text, encoding="utf-8")
         here = Path(__file__).parent
         for name in SCRIPTS:
             shutil.copyfile(here / name, work / name)
