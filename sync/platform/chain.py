@@ -205,7 +205,9 @@ def key_of(session: Session) -> Key:
 
 def tx_of(session: Session) -> uuid.UUID:
     """The chain id the rows written now carry, and the block that seals them names."""
-    tx: uuid.UUID = session.info.setdefault(_TX, uuid.uuid4())
+    tx: uuid.UUID | None = session.info.get(_TX)
+    if tx is None:  # not ``setdefault``: a new id (a system call) for every row written
+        tx = session.info[_TX] = uuid.uuid4()
     return tx
 
 
