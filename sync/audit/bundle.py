@@ -161,11 +161,7 @@ def _write_chain(
 ) -> tuple[int, int, int]:
     """``blocks.jsonl`` and ``rows.jsonl``, blocks 1 to ``last``; how many blocks,
     rows, and rows withheld."""
-    secret = chain.pseudonym_key(connection)
-
-    def key() -> bytes:
-        return secret
-
+    key = chain.key_read(connection)
     others = _other_sessions(connection, program)
     blocks = rows = withheld = 0
     with (

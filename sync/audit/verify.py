@@ -72,11 +72,7 @@ def verify(connection: Connection, kept_out: Iterable[AnchorRead] = ()) -> Repor
     signed = [*anchors.held(connection), *kept_out]
     anchored = {made.block for made in signed}
     found: dict[int, str] = {}
-    secret = chain.pseudonym_key(connection)
-
-    def key() -> bytes:
-        return secret
-
+    key = chain.key_read(connection)
     expected_number, prev_hash = 1, chain.GENESIS
     for group in groups(connection):
         rows = rows_of(connection, [block.tx for block in group])

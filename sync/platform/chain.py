@@ -191,6 +191,12 @@ def pseudonym_key(bind: Session | sa.Connection) -> bytes:
     return bytes.fromhex(held)
 
 
+def key_read(bind: Session | sa.Connection) -> Key:
+    """The pseudonym key, read now: for those who will hash many rows (verify, export)."""
+    secret = pseudonym_key(bind)
+    return lambda: secret
+
+
 def key_of(session: Session) -> Key:
     """The pseudonym key of ``session``'s database, read once, when first asked for."""
 

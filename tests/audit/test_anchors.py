@@ -59,11 +59,7 @@ def rewrite_from(engine: Engine, first: int) -> None:
             sa.select(rows).where(rows.c.chain_tx == tx).limit(1)
         ).mappings().one())  # fmt: skip
         row["op"] = "update" if row["op"] != "update" else "create"
-        secret = chain.pseudonym_key(connection)
-
-        def pseudonym_key() -> bytes:
-            return secret
-
+        pseudonym_key = chain.key_read(connection)
         key = [rows.c[name] == row[name] for name in ("entity", "record_id", "version")]
         connection.execute(
             sa.update(rows)
