@@ -19,7 +19,7 @@ import logging.config
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import date
 
@@ -34,7 +34,7 @@ from sync.accounts import users
 from sync.platform import migrate
 from sync.platform.database import create_db_engine, transaction
 from sync.platform.errors import FieldsyncError
-from sync.platform.settings import SettingsError, get_settings
+from sync.platform.settings import Settings, SettingsError, get_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -258,6 +258,29 @@ def _not_migrated(engine: sa.Engine) -> bool:
     return True
 
 
+def _audit(command: Callable[[Settings, sa.Engine], int]) -> int:
+    """Run an audit ``command`` on the settings' database: exit 1 where the database is
+    not migrated, or the command is refused (the reason printed)."""
+    from sync.audit import anchors, bundle
+
+    settings = get_settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        if _not_migrated(engine):
+            return 1
+        return command(settings, engine)
+    except (anchors.AnchorRefused, bundle.ExportRefused) as refused:
+        print(f"fieldsync: {refused}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
+def _signing_secret(settings: Settings) -> str | None:
+    secret = settings.audit_signing_key
+    return secret.get_secret_value() if secret else None
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the chain is intact, 1 where it breaks (each break printed)."""
     from pathlib import Path
@@ -266,38 +289,28 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from sync.audit.verify import verify
 
     kept_out = list(anchors.read_file(Path(args.anchors))) if args.anchors else []
-    engine = create_db_engine(get_settings().database_url)
-    try:
-        if _not_migrated(engine):
-            return 1
+
+    def check(_settings: Settings, engine: sa.Engine) -> int:
         with engine.connect() as connection:
             report = verify(connection, kept_out)
-    finally:
-        engine.dispose()
-    print(report.summary())
-    return 0 if report.intact else 1
+        print(report.summary())
+        return 0 if report.intact else 1
+
+    return _audit(check)
 
 
 def _audit_anchor(_args: argparse.Namespace) -> int:
     """Sign the chain's head; the line printed is what to send out of the office."""
     from sync.audit import anchors
 
-    settings = get_settings()
-    secret = settings.audit_signing_key
-    engine = create_db_engine(settings.database_url)
-    try:
-        if _not_migrated(engine):
-            return 1
-        key = anchors.signing_key(secret.get_secret_value() if secret else None)
+    def sign(settings: Settings, engine: sa.Engine) -> int:
+        key = anchors.signing_key(_signing_secret(settings))
         with transaction(engine) as session:
             made = anchors.anchor(session, key, settings.anchor_file())
-    except anchors.AnchorRefused as refused:
-        print(f"fieldsync: {refused}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
-    print(anchors.line_of(made))
-    return 0
+        print(anchors.line_of(made))
+        return 0
+
+    return _audit(sign)
 
 
 def _day(text: str) -> date:
@@ -313,13 +326,8 @@ def _audit_export(args: argparse.Namespace) -> int:
 
     from sync.audit import anchors, bundle
 
-    settings = get_settings()
-    secret = settings.audit_signing_key
-    engine = create_db_engine(settings.database_url)
-    try:
-        if _not_migrated(engine):
-            return 1
-        key = anchors.signing_key(secret.get_secret_value()) if secret else None
+    def write(settings: Settings, engine: sa.Engine) -> int:
+        secret = _signing_secret(settings)
         made = bundle.export(
             engine,
             Path(args.out),
@@ -327,24 +335,21 @@ def _audit_export(args: argparse.Namespace) -> int:
             end=args.end,
             zone=settings.zone,
             program=Program(args.program) if args.program else None,
-            signing_key=key,
+            signing_key=anchors.signing_key(secret) if secret else None,
             anchor_file=settings.anchor_file(),
         )
-    except (anchors.AnchorRefused, bundle.ExportRefused) as refused:
-        print(f"fieldsync: {refused}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
-    print(f"{made.path}: {made.blocks} blocks, {made.rows} rows ({made.withheld} withheld)")
-    if made.anchored is None:
-        print(
-            "fieldsync: FIELDSYNC_AUDIT_SIGNING_KEY is not set: the bundle's last block is "
-            "signed by no anchor, and its script will say so",
-            file=sys.stderr,
-        )
-    else:
-        print(f"signed: {anchors.line_of(made.anchored)}")
-    return 0
+        print(f"{made.path}: {made.blocks} blocks, {made.rows} rows ({made.withheld} withheld)")
+        if made.anchored is None:
+            print(
+                "fieldsync: FIELDSYNC_AUDIT_SIGNING_KEY is not set: the bundle's last block "
+                "is signed by no anchor, and its script will say so",
+                file=sys.stderr,
+            )
+        else:
+            print(f"signed: {anchors.line_of(made.anchored)}")
+        return 0
+
+    return _audit(write)
 
 
 def _audit_keygen(_args: argparse.Namespace) -> int:
