@@ -17,7 +17,7 @@ import functools
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +152,27 @@ def batch_of(tablet: Tablet, changes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def patrol_batches(
+    load: Load, sector_id: str, number: int
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Each batch pusher ``number`` sends: an update of each patrol its last batch
+    created (up to ``load.updates``), then ``load.creates`` new patrols."""
+    seq = 0
+    previous: list[str] = []
+    for batch_number in range(load.batches):
+        changes = []
+        for patrol_id in previous[: load.updates]:
+            seq += 1
+            changes.append(patrol_update(seq, patrol_id, 1, f"b{batch_number}"))
+        creates = []
+        for _ in range(load.creates):
+            seq += 1
+            creates.append(patrol_create(seq, sector_id, f"d{number}b{batch_number}"))
+        changes.extend(creates)
+        previous = [c["id"] for c in creates]
+        yield batch_number, changes
+
+
 def client_for(
     server: Server, tablet: Tablet, timeout: float = HTTP_TIMEOUT_SECONDS
 ) -> httpx.Client:
@@ -233,22 +254,8 @@ def test_a_puller_misses_no_change_while_pushes_commit_on_several_processes(
     def push_all(number: int) -> None:
         tablet = pushers[number]
         clients = [client_for(server, tablet) for server in servers]
-        seq = 0
-        previous: list[str] = []
         try:
-            for batch_number in range(load.batches):
-                changes = []
-                for patrol_id in previous[: load.updates]:
-                    seq += 1
-                    changes.append(patrol_update(seq, patrol_id, 1, f"b{batch_number}"))
-                creates = []
-                for _ in range(load.creates):
-                    seq += 1
-                    creates.append(
-                        patrol_create(seq, field_.sector_id, f"d{number}b{batch_number}")
-                    )
-                changes.extend(creates)
-                previous = [c["id"] for c in creates]
+            for batch_number, changes in patrol_batches(load, field_.sector_id, number):
                 client = clients[(number + batch_number) % len(clients)]
                 answer = client.post("/sync/push", json=batch_of(tablet, changes))
                 if answer.status_code != 200:
@@ -719,19 +726,10 @@ def test_the_audit_chain_grows_with_no_gap_or_fork_while_several_processes_commi
     done = threading.Event()
 
     def push_all(number: int) -> None:
-        tablet, seq = pushers[number], 0
-        previous: list[str] = []
+        tablet = pushers[number]
         clients = [client_for(server, tablet) for server in servers]
         try:
-            for batch_number in range(load.batches):
-                changes = []
-                for patrol_id in previous[: load.updates]:
-                    seq += 1
-                    changes.append(patrol_update(seq, patrol_id, 1, f"b{batch_number}"))
-                for _ in range(load.creates):
-                    seq += 1
-                    changes.append(patrol_create(seq, field_.sector_id, f"{number}/{seq}"))
-                previous = [c["id"] for c in changes if c["op"] == "create"]
+            for batch_number, changes in patrol_batches(load, field_.sector_id, number):
                 client = clients[(number + batch_number) % len(clients)]
                 answer = client.post("/sync/push", json=batch_of(tablet, changes))
                 if answer.status_code != 200:
