@@ -25,6 +25,11 @@ def check(engine: Engine) -> Report:
         return verify(connection)
 
 
+def breaks(engine: Engine) -> list[str]:
+    """Each break ``verify`` finds, as it prints it."""
+    return [str(found) for found in check(engine).breaks]
+
+
 def sql(engine: Engine, text: str, **params: Any) -> list[Any]:
     with engine.begin() as connection:
         result = connection.execute(sa.text(text), params)
@@ -115,7 +120,7 @@ def test_a_version_edited_with_its_hash_recomputed_still_breaks_its_block(
             .values(fields=row["fields"], chain_hash=chain.row_hash(table, row))
         )
 
-    named = [str(b) for b in check(engine).breaks]
+    named = breaks(engine)
 
     assert len(named) == 1, named
     assert "do not hash to what it sealed" in named[0]
@@ -131,7 +136,7 @@ def test_a_deleted_review_and_a_re_ordered_block_are_caught(
     sql(engine, "UPDATE audit_block SET number = :n WHERE number = :m", n=last, m=last - 1)
     sql(engine, "UPDATE audit_block SET number = :m WHERE number = -1", m=last - 1)
 
-    named = [str(b) for b in check(engine).breaks]
+    named = breaks(engine)
 
     assert any("sealed 2 entries and 1 are left" in b or "sealed 1 entries and 0" in b
                for b in named), named  # fmt: skip
@@ -156,7 +161,7 @@ def test_a_row_slipped_in_and_a_row_moved_to_another_block_are_caught(
         tx=first_tx,
     )
 
-    named = [str(b) for b in check(engine).breaks]
+    named = breaks(engine)
 
     assert any(f"person {jose} version 99: it is in no block" in b for b in named), named
     assert any(b.startswith("block 1:") and "sealed" in b for b in named), named
@@ -273,7 +278,7 @@ def test_the_last_blocks_taken_off_the_end_are_missed(
         sql(engine, f"DELETE FROM {table} WHERE chain_tx = :tx", tx=tx)  # noqa: S608
     sql(engine, "DELETE FROM audit_block WHERE number = :n", n=last)
 
-    named = [str(b) for b in check(engine).breaks]
+    named = breaks(engine)
 
     assert named == [
         f"block {last}: the chain's head is block {last} and the last block found is "
@@ -296,7 +301,7 @@ def test_verify_says_what_was_changed_where_the_rest_of_the_history_tells(
     """Version 2 of the patrol wrote its comment; version 3 (the review) left it."""
     _edit_fields(engine, history["patrol"], 2, comment="sol")
 
-    named = [str(b) for b in check(engine).breaks]
+    named = breaks(engine)
 
     assert any(
         f"patrol {history['patrol']} version 2: its content changed since it was chained "
@@ -310,7 +315,7 @@ def test_an_edited_last_version_is_compared_with_what_tablets_pull(
 ) -> None:
     _edit_fields(engine, history["patrol"], 3, comment="sol")
 
-    named = [str(b) for b in check(engine).breaks]
+    named = breaks(engine)
 
     assert any(
         "version 3: its content changed since it was chained (changed: comment reads "
@@ -324,7 +329,7 @@ def test_a_personal_value_edited_is_named_and_never_shown(
 ) -> None:
     _edit_fields(engine, history["jose"], 1, phone="999 000 111")
 
-    named = "\n".join(str(b) for b in check(engine).breaks)
+    named = "\n".join(breaks(engine))
 
     assert "(changed: phone (personal data, not shown))" in named, named
     assert "999 000 111" not in named
@@ -335,7 +340,7 @@ def test_an_edit_its_history_cannot_place_is_still_named(
 ) -> None:
     sql(engine, "UPDATE record_version SET op = 'delete' WHERE entity = 'patrol' AND version = 1")
 
-    named = [str(b) for b in check(engine).breaks]
+    named = breaks(engine)
 
     assert any(
         "version 1: its content changed since it was chained "
