@@ -448,3 +448,12 @@ def test_an_export_into_a_folder_that_is_not_there_is_refused(
 ) -> None:
     with pytest.raises(bundle.ExportRefused, match="is not a folder"):
         export(engine, tmp_path / "no" / "bundle", None)
+
+
+def test_every_field_the_console_hides_as_personal_leaves_only_as_a_pseudonym() -> None:
+    """The chain's list may be longer (names, facilitators), never shorter."""
+    from schemas.audit import PSEUDONYMISED
+    from sync.people.privacy import PERSONAL_FIELDS
+
+    for entity, personal in PERSONAL_FIELDS.items():
+        assert personal <= PSEUDONYMISED.get(entity, frozenset()), entity
