@@ -10,15 +10,26 @@ cannot set them.
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, NotRequired, Self
+from typing import Annotated, Any, ClassVar, NotRequired, Self
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 from typing_extensions import TypedDict
 
 from schemas.attachments import AttachmentType
+from schemas.track import MAX_POINTS, TrackPointJSON, read_points
 from schemas.types import JSONDocument, JSONText, UTCDateTime
 
 Text = Annotated[str, PydanticField(min_length=1, max_length=2000)]
@@ -42,6 +53,10 @@ class Fields(BaseModel):
 
     # Not-a-number and infinities are not JSON, and no field means them.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    # Fields whose validated value is already their JSON form, taken as they are
+    # instead of serialised again (``sync.engine.records.json_form``).
+    JSON_FORM: ClassVar[frozenset[str]] = frozenset()
 
 
 # ---------------------------------------------------------------- enumerations
@@ -146,14 +161,42 @@ class TrackPoint(TypedDict):
     alt_m: NotRequired[float | None]
 
 
-def _in_utc(points: list[TrackPoint]) -> list[TrackPoint]:
-    """Each point's time in UTC, and each point with all five keys, as the data model
-    lists them (an accuracy or altitude not sent is null)."""
+_TRACK = TypeAdapter(list[TrackPoint])
+
+
+def _in_utc(points: list[TrackPoint]) -> list[TrackPointJSON]:
+    """Points read by pydantic in their JSON form: each time in UTC, and each point
+    with all five keys, as the data model lists them (an accuracy or altitude not sent
+    is null)."""
     for point in points:
-        point["t"] = point["t"].astimezone(UTC)
+        try:
+            point["t"] = point["t"].astimezone(UTC)
+        except OverflowError:
+            raise ValueError("a point's time is out of range once in UTC") from None
         point.setdefault("accuracy_m", None)
         point.setdefault("alt_m", None)
+    read: list[TrackPointJSON] = _TRACK.dump_python(points, mode="json")
+    return read
+
+
+def _read_points(value: Any, pydantic: ValidatorFunctionWrapHandler) -> list[TrackPointJSON]:
+    """A track's points, read by ``schemas.track.read_points`` where it can vouch for
+    them, else by pydantic (``TrackPoint``), whose errors name the point and field."""
+    read = read_points(value)
+    return read if read is not None else _in_utc(pydantic(value))
+
+
+def _as_read(points: list[TrackPointJSON]) -> list[TrackPointJSON]:
     return points
+
+
+# Validated as ``TrackPoint``s, held and written in their JSON form.
+TrackPoints = Annotated[
+    list[TrackPoint],
+    PydanticField(min_length=1, max_length=MAX_POINTS),
+    WrapValidator(_read_points),
+    PlainSerializer(_as_read, return_type=list[TrackPointJSON]),
+]
 
 
 class GpsFix(StrEnum):
@@ -257,9 +300,9 @@ class PatrolFields(Fields):
 
 class TrackSegmentFields(Fields):
     patrol_id: uuid.UUID
-    points: Annotated[
-        list[TrackPoint], PydanticField(min_length=1, max_length=10_000), AfterValidator(_in_utc)
-    ]
+    JSON_FORM = frozenset({"points"})
+
+    points: TrackPoints
 
 
 class ObservationFields(Fields):

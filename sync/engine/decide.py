@@ -300,7 +300,7 @@ class Decider:
             raise Rejected.many(
                 [FieldProblem(f"fields.{p.field}", p.code, p.message) for p in invalid.problems]
             ) from invalid
-        return model, model.model_dump(mode="json")
+        return model, records.json_form(model)
 
     def _changed_by_others(
         self, row: Record, *, after_version: int, device_id: uuid.UUID

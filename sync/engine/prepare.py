@@ -140,7 +140,7 @@ def prepare(batch: PushRequest, catalog: Catalog) -> dict[uuid.UUID, Prepared]:
         ):
             try:
                 model = records.validated(spec, change.fields)
-                created = model, model.model_dump(mode="json")
+                created = model, records.json_form(model)
             except records.InvalidFields as invalid:
                 created = invalid
         prepared[sent.change_id] = Prepared(

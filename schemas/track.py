@@ -1,0 +1,73 @@
+"""A track's points read fast: the most numerous values a push carries.
+
+A ranger's tablet sends a fix a minute, so a day's patrol is hundreds of points, each
+a time, a position and two optional measures. Read by pydantic (``TrackPoint`` in
+``schemas.records``: a time parsed, kept as a datetime, turned to UTC, and written
+back as text), a point cost about 3.3 µs; a batch of the benchmark's workload spent a
+quarter of the server's CPU there. ``read_points`` reads them with msgspec's
+validator, in C, straight to their JSON form (times in UTC, all five keys), in about a
+third of that.
+
+It is a shortcut, never a second rulebook: it only vouches for points it reads exactly
+as pydantic would, and answers ``None`` for anything else — a point it refuses, a time
+with more than six digits of fraction (pydantic truncates them where msgspec rounds),
+one it cannot turn to UTC — which pydantic then reads, accepting what it accepts and
+refusing the rest with its own errors. ``tests/test_track_points.py`` holds the two
+readers to the same answers.
+"""
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from typing_extensions import TypedDict
+
+MAX_POINTS = 10_000
+# A fraction of a second longer than microseconds.
+_LONG_FRACTION = re.compile(r"\.\d{7}")
+
+
+class TrackPointJSON(TypedDict):
+    """A point as it is stored and pulled: its time in UTC (RFC 3339, ``Z``)."""
+
+    t: str
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    alt_m: float | None
+
+
+class _Point(msgspec.Struct, forbid_unknown_fields=True):
+    t: Annotated[datetime, msgspec.Meta(tz=True)]
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    alt_m: float | None = None
+
+
+_POINTS = list[_Point]
+
+
+def read_points(value: Any) -> list[TrackPointJSON] | None:
+    """``value`` read as a track's points, in their JSON form; ``None`` if this reader
+    cannot vouch for it (pydantic's reading decides)."""
+    if type(value) is not list or not 1 <= len(value) <= MAX_POINTS:
+        return None
+    try:
+        points = msgspec.convert(value, _POINTS)
+    except msgspec.ValidationError:
+        return None
+    for sent, point in zip(value, points, strict=True):
+        t = sent["t"]
+        # The shortest time with seven digits of fraction: 2026-03-09T07:34:02.1234567Z
+        if type(t) is not str or (len(t) >= 28 and _LONG_FRACTION.search(t)):
+            return None
+        try:
+            point.t = point.t.astimezone(UTC)
+        except OverflowError:  # year 1 with an offset east of Greenwich
+            return None
+    # Each point as a dictionary of all five keys, its time written as pydantic
+    # writes one in UTC (``2026-03-09T12:34:02Z``, microseconds as six digits).
+    read: list[TrackPointJSON] = msgspec.to_builtins(points)
+    return read
