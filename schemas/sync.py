@@ -181,7 +181,10 @@ class SyncChange(SQLModel, table=True):
     content_hash: str = Field(sa_type=sa.String(64))
     status: str = Field(sa_type=sa.String(16))
     result: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
-    change: dict[str, Any] = Field(default_factory=dict, sa_type=JSONText)
+    # The change as the device sent it, for a change the server may decide again or an
+    # admin must read: rejected, deferred, merged, in conflict. JSON's null for one
+    # applied as sent, which its version (``record_version``) holds, validated.
+    change: dict[str, Any] | None = Field(default=None, sa_type=JSONText, nullable=False)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -123,7 +123,7 @@ def _retry(session: Session, catalog: Catalog, change_id: uuid.UUID, now: dateti
     # Taking turns with the device's pushes, then reading the change as it stands now.
     session.exec(select(Device.id).where(Device.id == device_id).with_for_update()).one()
     kept = session.exec(select(SyncChange).where(SyncChange.change_id == change_id)).one()
-    if kept.status != str(Status.rejected) or not _too_new(kept.result):
+    if kept.status != str(Status.rejected) or not _too_new(kept.result) or kept.change is None:
         return None
     if kept.change.get("schema_version", versions.OLDEST) > versions.CURRENT:
         return TOO_NEW

@@ -147,6 +147,7 @@ def test_an_observation_of_version_1_is_upcast_applied_and_pulled_in_version_2(
     assert "accuracy_m" not in pulled
     # What the tablet sent is kept as sent; what was decided is in version 2.
     kept = stored(engine, made["change_id"])
+    assert kept.change is not None
     assert (kept.change["schema_version"], kept.change["fields"]["accuracy_m"]) == (1, 4.5)
     with Session(engine) as session:
         row = session.get(Observation, uuid.UUID(record_id))
