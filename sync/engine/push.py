@@ -136,8 +136,8 @@ def push(
     while True:
         one_by_one = attempt == ATTEMPTS
         try:
-            with session.begin_nested():
-                once = Batch(session, catalog, now=now, batch_id=batch.batch_id, prepared=prepared)
+            once = Batch(session, catalog, now=now, batch_id=batch.batch_id, prepared=prepared)
+            with session.begin_nested(), once:
                 return once.run(principal, batch, device, one_by_one=one_by_one)
         except DBAPIError as error:
             if one_by_one or unavailable(error):
@@ -145,6 +145,10 @@ def push(
             # A lost race is decided again; anything else goes one change at a time at
             # once, so that the change the database refuses is rejected alone.
             attempt = attempt + 1 if _lost_race(error) else ATTEMPTS
+
+
+def _nobody(entity: str, record_id: uuid.UUID) -> None:
+    """Told of a record's arrival once the batch is over: nothing to wake."""
 
 
 def _lost_race(error: DBAPIError) -> bool:
@@ -177,6 +181,17 @@ class Batch:
 
     def _arrived(self, entity: str, record_id: uuid.UUID) -> None:
         self.waker.wake(entity, record_id)
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Unlink the decider from the batch it tells of arrivals. The two refer to each
+        other, so everything the batch read and made (the body's changes, their records,
+        their versions) would otherwise wait for the garbage collector's next full
+        collection, which a server under load makes rarely (``api.app``): held so, the
+        batches of a few minutes doubled a worker's memory."""
+        self.decider.arrived = _nobody
 
     def run(
         self, principal: Principal, batch: PushRequest, device: Device, *, one_by_one: bool

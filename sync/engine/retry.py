@@ -130,7 +130,6 @@ def _retry(session: Session, catalog: Catalog, change_id: uuid.UUID, now: dateti
     principal = pusher(session, kept.user_id, kept.device_id)
     if principal is None:
         return None
-    batch = Batch(session, catalog, now=now, batch_id=kept.batch_id)
     waiting = Waiting(
         change_id=kept.change_id,
         device_id=kept.device_id,
@@ -140,7 +139,8 @@ def _retry(session: Session, catalog: Catalog, change_id: uuid.UUID, now: dateti
         change=kept.change,
         result=kept.result,
     )
-    result = batch.decide_again(principal, waiting)
+    with Batch(session, catalog, now=now, batch_id=kept.batch_id) as batch:
+        result = batch.decide_again(principal, waiting)
     return str(result.status)
 
 
