@@ -150,6 +150,7 @@ class Changelog:
         count = len(pending) + len(left)
         base = _stand_in_base(count)
         rows: list[dict[str, Any]] = []
+        made: list[dict[str, Any]] = []  # of records this transaction made
         exits: list[dict[str, Any]] = []
         for entry in pending:
             keys = left.get(entry.key)
@@ -164,10 +165,17 @@ class Changelog:
                         "updated_at": entry.updated_at,
                     }
                 )
-            rows.append(_entry_row(entry, -(base + len(rows) + len(exits))))
+            row = _entry_row(entry, -(base + len(rows) + len(made) + len(exits)))
+            (made if entry.new else rows).append(row)
         if exits:
             self.session.connection().execute(sa.insert(_table(SyncExit)), exits)
-        _upsert_entries(self.session, rows)
+        # A record made by this transaction has no entry yet (its own row's insert
+        # would have failed): its entry is inserted, by COPY on PostgreSQL, which
+        # costs a third of an upsert's statement run for each.
+        if made:
+            insert_rows(self.session.connection(), _table(SyncEntry), made)
+        if rows:
+            _upsert_entries(self.session, rows)
         # Takes the clock, and seals the audit chain's block of what this wrote.
         seal = chain.pending(self.session)
         number(self.session, base=base, count=count, exits=bool(exits), seal=seal)
