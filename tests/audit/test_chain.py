@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sync.audit.verify import Report, verify
 from sync.platform import chain
 from tests.conftest import Caller, World
-from tests.patrol_support import PatrolTablet, at
+from tests.patrol_support import PatrolTablet, at, walk
 from tests.people_support import Recorder
 from tests.sync_support import change, push
 from tests.test_migrations import fresh_engine  # noqa: F401  (a fixture)
@@ -38,14 +38,17 @@ def sql(engine: Engine, text: str, **params: Any) -> list[Any]:
 
 @pytest.fixture
 def history(world: World) -> dict[str, Any]:
-    """A patrol pushed, edited and reviewed; families pushed, two people merged; a
+    """A patrol pushed with its track, edited and reviewed; families pushed, two people merged; a
     coordinator who took personal data out."""
     sector = world.sector("AM-01")["id"]
     community = world.community(sector, "Nueva Alianza")["id"]
     lead = world.user("ranger_lead", sector_ids=[sector])
     tablet = PatrolTablet(world.device(world.user("ranger", sector_ids=[sector])))
     patrol = tablet.patrol(
-        sector_id=sector, started_at=at("2026-03-02T08:00:00-05:00"), ended_at=None
+        sector_id=sector,
+        started_at=at("2026-03-02T08:00:00-05:00"),
+        ended_at=None,
+        segments=[walk(at("2026-03-02T08:05:00-05:00"), -5.9, -77.3, minutes=10, step_m=40)],
     )
     tablet.seq += 1
     push(tablet.device, change("patrol", patrol, "update", tablet.seq, {"comment": "lluvia"},
