@@ -182,8 +182,9 @@ class SyncChange(SQLModel, table=True):
     status: str = Field(sa_type=sa.String(16))
     result: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
     # The change as the device sent it, for a change the server may decide again or an
-    # admin must read: rejected, deferred, merged, in conflict. JSON's null for one
-    # applied as sent, which its version (``record_version``) holds, validated.
+    # admin must read: rejected, deferred, merged, in conflict, or upcast from an older
+    # version of the data model. JSON's null for one applied as sent, which its version
+    # (``record_version``) holds, validated (``sync.engine.store``).
     change: dict[str, Any] | None = Field(default=None, sa_type=JSONText, nullable=False)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
