@@ -568,9 +568,10 @@ TRAIL_POINTS = 10_000
 @dataclass(frozen=True)
 class Trail:
     """A long walk through a sector, made once by ``Walker``'s own steps: the paths
-    rangers keep to. Each point is kept as the JSON text of its position, accuracy
-    and altitude (what follows its time: ``","lat":-5.7,…,"alt_m":1100.5},``), and
-    with the seconds walked since the point before."""
+    rangers keep to. Each point is kept as the JSON text of its accuracy, altitude and
+    position, keys sorted as the server stores them, up to its time
+    (``{"accuracy_m":4.2,…,"lon":-77.1,"t":"``), and with the seconds walked since the
+    point before."""
 
     pieces: list[str]
     seconds: list[int]
@@ -589,7 +590,7 @@ def trail(box: Box) -> Trail:
         before = walker.clock
         point = walker.step(rng)
         del point["t"]
-        pieces.append('",' + orjson.dumps(point).decode()[1:] + ",")
+        pieces.append(orjson.dumps(point, option=orjson.OPT_SORT_KEYS).decode()[:-1] + ',"t":"')
         seconds.append(int((walker.clock - before).total_seconds()))
         lats.append(point["lat"])
         lons.append(point["lon"])
@@ -598,8 +599,9 @@ def trail(box: Box) -> Trail:
 
 @cache
 def _times_of_day() -> tuple[str, ...]:
-    """``HH:MM:SSZ`` of every second of a day (5 MB, made once per process)."""
-    return tuple(f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86_400))
+    """``HH:MM:SSZ"},``, the end of a point, at every second of a day (6 MB, made once
+    per process)."""
+    return tuple(f'{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z"}},' for s in range(86_400))
 
 
 @dataclass(frozen=True)
@@ -655,16 +657,14 @@ class TrailWalker(Walker):
         since = int((clock - midnight).total_seconds())
         moments = list(itertools.accumulate(seconds, initial=since))[1:]
         if moments[-1] >= 86_400:  # past midnight (UTC): each time with its own day
-            stamps = [
-                f'{{"t":"{midnight + timedelta(seconds=s):%Y-%m-%dT%H:%M:%S}Z' for s in moments
-            ]
-            parts = [part for pair in zip(stamps, pieces, strict=True) for part in pair]
+            stamps = [f'{midnight + timedelta(seconds=s):%Y-%m-%dT%H:%M:%S}Z"}},' for s in moments]
+            parts = [part for pair in zip(pieces, stamps, strict=True) for part in pair]
         else:
             of_day = _times_of_day()
-            day = f'{{"t":"{midnight:%Y-%m-%d}T'
+            day = f"{midnight:%Y-%m-%d}T"
             parts = [day] * (3 * count)
-            parts[1::3] = [of_day[s] for s in moments]
-            parts[2::3] = pieces
+            parts[0::3] = pieces
+            parts[2::3] = [of_day[s] for s in moments]
         body = "".join(parts)
         self.clock += timedelta(seconds=moments[-1] - since)
         last = window.stop - 1 if self.forward else self.start

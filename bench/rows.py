@@ -223,7 +223,7 @@ def _is_model(annotation: Any) -> bool:
 @cache
 def _form(model: Any) -> _Form:
     """The form of a pydantic model, or of a ``TypedDict`` (a track's points, whose
-    keys not sent are null: ``schemas.records._in_utc``)."""
+    keys not sent are null and whose keys are sorted: ``schemas.records._in_utc``)."""
     if is_typeddict(model):
         hints = get_type_hints(model, include_extras=True)
         return _Form(
@@ -233,7 +233,7 @@ def _form(model: Any) -> _Form:
                     _REQUIRED if name in model.__required_keys__ else None,
                     *_kind(_bare(_required(hint))),
                 )
-                for name, hint in hints.items()
+                for name, hint in sorted(hints.items())
             )
         )
     fields = []

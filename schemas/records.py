@@ -29,7 +29,7 @@ from sqlmodel import Field, SQLModel
 from typing_extensions import TypedDict
 
 from schemas.attachments import AttachmentType
-from schemas.track import MAX_POINTS, TrackPointJSON, read_points
+from schemas.track import MAX_POINTS, POINT_KEYS, TrackPointJSON, read_points
 from schemas.types import JSONDocument, JSONText, UTCDateTime
 
 Text = Annotated[str, PydanticField(min_length=1, max_length=2000)]
@@ -166,8 +166,7 @@ _TRACK = TypeAdapter(list[TrackPoint])
 
 def _in_utc(points: list[TrackPoint]) -> list[TrackPointJSON]:
     """Points read by pydantic in their JSON form: each time in UTC, and each point
-    with all five keys, as the data model lists them (an accuracy or altitude not sent
-    is null)."""
+    with all five keys in sorted order (an accuracy or altitude not sent is null)."""
     for point in points:
         try:
             point["t"] = point["t"].astimezone(UTC)
@@ -175,8 +174,8 @@ def _in_utc(points: list[TrackPoint]) -> list[TrackPointJSON]:
             raise ValueError("a point's time is out of range once in UTC") from None
         point.setdefault("accuracy_m", None)
         point.setdefault("alt_m", None)
-    read: list[TrackPointJSON] = _TRACK.dump_python(points, mode="json")
-    return read
+    dumped = _TRACK.dump_python(points, mode="json")
+    return [{key: point[key] for key in POINT_KEYS} for point in dumped]  # type: ignore[misc]
 
 
 def _read_points(value: Any, pydantic: ValidatorFunctionWrapHandler) -> list[TrackPointJSON]:

@@ -29,24 +29,32 @@ _LONG_FRACTION = re.compile(r"\.\d{7}")
 
 
 class TrackPointJSON(TypedDict):
-    """A point as it is stored and pulled: its time in UTC (RFC 3339, ``Z``)."""
+    """A point as it is stored and pulled: its time in UTC (RFC 3339, ``Z``), its keys
+    in sorted order. A segment's points are one JSON text in every document a push
+    writes of it, the audit chain's hash among them, which sorts keys
+    (``sync.platform.spliced``): in this order, the record's own column is that text too."""
 
-    t: str
-    lat: float
-    lon: float
     accuracy_m: float | None
     alt_m: float | None
+    lat: float
+    lon: float
+    t: str
+
+
+# A point's keys, as its JSON form holds them.
+POINT_KEYS = tuple(TrackPointJSON.__annotations__)
 
 
 # Untracked by the garbage collector (it holds no container, so it can be in no
 # cycle): a batch makes tens of thousands, and each tracked one made collections of
 # a server's heap longer (1.5 → 1.2 µs a point with half a million objects live).
-class _Point(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    t: Annotated[datetime, msgspec.Meta(tz=True)]
-    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
-    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+# Its fields in ``TrackPointJSON``'s order, which ``to_builtins`` keeps.
+class _Point(msgspec.Struct, forbid_unknown_fields=True, gc=False, kw_only=True):
     accuracy_m: Annotated[float, msgspec.Meta(ge=0)] | None = None
     alt_m: float | None = None
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    t: Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 _POINTS = list[_Point]
@@ -70,7 +78,7 @@ def read_points(value: Any) -> list[TrackPointJSON] | None:
             point.t = point.t.astimezone(UTC)
         except OverflowError:  # year 1 with an offset east of Greenwich
             return None
-    # Each point as a dictionary of all five keys, its time written as pydantic
-    # writes one in UTC (``2026-03-09T12:34:02Z``, microseconds as six digits).
+    # Each point as a dictionary of all five keys in sorted order, its time written as
+    # pydantic writes one in UTC (``2026-03-09T12:34:02Z``, microseconds as six digits).
     read: list[TrackPointJSON] = msgspec.to_builtins(points)
     return read

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -471,6 +472,11 @@ def test_a_trail_walk_is_a_walk_a_minute_a_point_inside_its_sector(hour: int) ->
     assert [len(track) for track in tracks] == [100, 100, 100]
     stored = TrackSegmentFields.model_validate({"patrol_id": uuid.uuid4(), "points": points})
     assert stored.model_dump(mode="json")["points"] == points  # as the server keeps them
+    for track in tracks:  # and written as the server writes them, keys in sorted order
+        read = TrackSegmentFields.model_validate(
+            {"patrol_id": uuid.uuid4(), "points": track.points()}
+        )
+        assert orjson.dumps(read.model_dump(mode="json")["points"]).decode() == track.json
     for point in points:
         assert box.contains(point["lat"], point["lon"])
     times = [datetime.fromisoformat(point["t"]) for point in points]

@@ -361,6 +361,7 @@ class Decider:
         *,
         reason: str | None = None,
     ) -> None:
+        shown = records.written(row.spec, state)
         self.ws.add_version(
             row,
             Version(row.version, actor.device_id, frozenset(changed)),
@@ -368,7 +369,7 @@ class Decider:
             record_id=row.id,
             version=row.version,
             op=op,
-            fields=state,
+            fields=shown,
             changed=changed,
             user_id=actor.principal.user_id,
             device_id=actor.device_id,
@@ -377,7 +378,7 @@ class Decider:
             recorded_at=change.recorded_at,
             now=self.now,
         )
-        self.ws.touch(entry_of(row.spec, row.values, state, new=row.new))
+        self.ws.touch(entry_of(row.spec, row.values, shown, new=row.new))
 
     def _open_conflict(
         self,

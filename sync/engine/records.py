@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from schemas.records import Fields, SyncedColumns
 from sync.engine.entities import EntitySpec
 from sync.platform.errors import FieldProblem
+from sync.platform.spliced import Spliced
 
 SNAPSHOT_META = ("created_at", "created_by", "device_id", "recorded_at")
 
@@ -64,6 +65,17 @@ def validated(spec: EntitySpec, state: Mapping[str, Any]) -> Fields:
                 for problem in error.errors()
             ]
         ) from error
+
+
+def written(spec: EntitySpec, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` as a version and a pull entry write it: each field validated straight
+    to its JSON form (``Fields.JSON_FORM``: a track's points) written as JSON once, and
+    spliced into both documents and the version's hash (``sync.platform.spliced``),
+    where each dumped a segment's hundred points again."""
+    ready = spec.fields.JSON_FORM & state.keys()
+    if not ready:
+        return state
+    return {**state, **{name: Spliced(state[name]) for name in ready}}
 
 
 def state_of(spec: EntitySpec, row: SyncedColumns) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from schemas.patrols import PatrolReview
 from schemas.registry import PersonalDataAccess, PersonMerge
 from schemas.sync import CLOCK_ID, RecordVersion, SyncClock
 from schemas.types import UTCDateTime
+from sync.platform import spliced
 
 # The chained tables: every version of every field record, every patrol review, every
 # merge of people, every time personal data was taken out.
@@ -91,10 +92,18 @@ def canonical(
 
 
 def _dumps(document: Mapping[str, Any]) -> bytes:
+    """``document`` as JSON with sorted keys; a value written once for several documents
+    (``sync.platform.spliced``, its text sorted too) spliced in as its text."""
     try:
-        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS, default=spliced.orjson_default)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
-        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(
+            document,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=spliced.stdlib_default,
+        )
         return text.encode()
 
 

@@ -31,6 +31,7 @@ from sqlmodel import Session, SQLModel
 
 # Its hooks seal, as every transaction commits, the audit chain's block of what it wrote.
 import sync.platform.chain
+from sync.platform import spliced
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = "fieldsync_write"
@@ -39,11 +40,12 @@ WRITE = "fieldsync_write"
 def json_text(value: Any) -> str:
     """A JSON column's value as text: orjson, several times faster than the standard
     library on the documents a push writes; the standard library for what orjson
-    refuses (integers beyond 64 bits)."""
+    refuses (integers beyond 64 bits). A value written once for several documents
+    (``sync.platform.spliced``) is spliced in as its text."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value, default=spliced.orjson_default).decode()
     except TypeError:
-        return json.dumps(value)
+        return json.dumps(value, default=spliced.stdlib_default)
 
 
 def create_db_engine(
