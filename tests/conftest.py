@@ -22,7 +22,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -34,6 +33,7 @@ from sync.accounts.users import COMMUNITY_ROLES, SECTOR_ROLES
 from sync.platform import migrate
 from sync.platform.database import create_db_engine, transaction
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.databases import backends, fresh_database
 
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"

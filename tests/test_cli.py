@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.app import create_app
 from sync.platform import migrate
 from sync.platform.database import create_db_engine
+from tests.asgi import TestClient
 from tests.conftest import PASSWORD, SECRET_KEY, make_settings
 from tests.databases import fresh_database
 

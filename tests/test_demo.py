@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection, Engine
 
 from api.app import create_app
@@ -47,6 +46,7 @@ from sync.accounts import users
 from sync.audit import anchors
 from sync.platform.database import create_db_engine, transaction
 from sync.platform.settings import get_settings
+from tests.asgi import TestClient
 from tests.conftest import PASSWORD, SECRET_KEY, login, make_settings
 from tests.databases import fresh_database
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis.errors import Unsatisfiable
@@ -36,6 +35,7 @@ from sqlalchemy.engine import Engine
 from api.app import API_PREFIX, create_app
 from schemas.enums import Role
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import World, make_settings
 
 EXAMPLES = int(os.environ.get("FIELDSYNC_FUZZ_EXAMPLES", "6"))

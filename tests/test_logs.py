@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from api import logs
+from tests.asgi import TestClient
 from tests.conftest import World
 from tests.servers import Deployment, deployment_fixture
 

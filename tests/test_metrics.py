@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,6 +30,7 @@ from schemas.sync import ChangeResult, PushResponse, Status
 from sync.platform.database import create_db_engine
 from sync.platform.settings import Settings
 from tests.api.test_record_attachments import photo, ref, upload
+from tests.asgi import TestClient
 from tests.conftest import World, assert_problem, make_settings
 from tests.servers import Deployment, Server, deployment_fixture
 from tests.sync_support import Tablet

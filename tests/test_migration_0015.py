@@ -9,11 +9,11 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from sync.platform import migrate
+from tests.asgi import TestClient
 from tests.conftest import World, make_settings
 from tests.sync_support import change, pull_all, push
 from tests.test_migrations import fresh_engine  # noqa: F401  (a fixture)

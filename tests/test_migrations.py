@@ -93,9 +93,8 @@ def test_reviews_made_before_0006_are_recovered_from_the_version_history(
     """Review a patrol three times through the API, drop ``patrol_review`` (back to
     0005), upgrade again: the reviews are rebuilt from the patrol's versions. Only the
     latest comment was kept (on the patrol) before 0006; earlier ones are lost."""
-    from fastapi.testclient import TestClient
-
     from api.app import create_app
+    from tests.asgi import TestClient
     from tests.conftest import World, make_settings
     from tests.patrol_support import PatrolTablet, at
     from tests.sync_support import change, push

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
@@ -28,6 +27,7 @@ from api.app import create_app
 from schemas import LoginFailure, RefreshFamily
 from sync.accounts import security
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import (
     PASSWORD,
     Caller,

@@ -16,13 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from sync.platform.database import create_db_engine
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import World, assert_problem
 from tests.sync_support import change
 

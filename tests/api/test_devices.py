@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select, update
 
@@ -21,6 +20,7 @@ from api.app import create_app
 from schemas import Device, EnrollmentFailure
 from sync.accounts import security
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, assert_problem, login, make_settings
 
 CODE_FORMAT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$")

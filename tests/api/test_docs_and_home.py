@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
+
+from tests.asgi import TestClient
 
 ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 

@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select, update
 
 from schemas import Device
 from schemas.types import utcnow
 from sync.platform.database import is_postgresql, open_session
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, all_at_once
 from tests.sync_support import Tablet, pull_all
 

@@ -11,11 +11,11 @@ import uuid
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.body import MAX_JSON_DEPTH, nested_deeper_than, parse_json
 from schemas.enums import Role
 from schemas.queries import MAX_OFFSET
+from tests.asgi import TestClient
 from tests.conftest import World, assert_problem
 from tests.sync_support import change
 

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.app import create_app
 from sync.platform import migrate
 from sync.platform.database import create_db_engine
+from tests.asgi import TestClient
 from tests.conftest import assert_problem, make_settings
 
 API_PATHS = [

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
@@ -20,6 +19,7 @@ from schemas.sync import CLOCK_ID
 from sync.engine import cursor as cursors
 from sync.engine import pull as pulling
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, assert_problem, make_settings
 
 RECORDED_AT = "2026-11-02T09:31:07-05:00"

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -23,6 +22,7 @@ from schemas import Conflict, RecordVersion, SyncChange
 from schemas.sync import Change
 from sync.engine.prepare import document_of
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, all_at_once, assert_problem, make_settings
 
 RECORDED_AT = "2026-11-02T09:31:07-05:00"

@@ -10,11 +10,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from api.app import create_app
 from api.limits import RequestLimits
+from tests.asgi import TestClient
 from tests.conftest import World, assert_problem, make_settings
 
 MiB = 1024 * 1024

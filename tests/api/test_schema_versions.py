@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
@@ -22,6 +21,7 @@ from sync.catalog import CATALOG
 from sync.engine import versions
 from sync.engine.retry import retry_too_new
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, app_for, assert_problem, make_settings
 from tests.sync_support import change, pull_all, push
 from tests.test_cli import COMMAND_TIMEOUT_SECONDS, base_environment, fieldsync_command

@@ -8,8 +8,8 @@ import hashlib
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
+from tests.asgi import TestClient
 from tests.conftest import World, login
 
 ALWAYS = {

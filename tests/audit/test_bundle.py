@@ -336,10 +336,9 @@ def test_history_hashed_before_pseudonyms_is_sealed_and_withheld_and_verifies(
 ) -> None:
     """Migration 0017 chains people in the first form, values as held; 0019 keeps that
     block as it is. The office still verifies it; a bundle shows it only as hashes."""
-    from fastapi.testclient import TestClient
-
     from api.app import create_app
     from sync.platform import migrate
+    from tests.asgi import TestClient
     from tests.conftest import make_settings
 
     migrate.upgrade(fresh_engine)

@@ -209,10 +209,9 @@ def test_history_held_before_the_chain_is_chained_into_a_first_block(
 ) -> None:
     """Migration 0017 on a database with history: downgraded past it (the chain gone)
     and upgraded again, all that is held is block 1, and the chain is intact."""
-    from fastapi.testclient import TestClient
-
     from api.app import create_app
     from sync.platform import migrate
+    from tests.asgi import TestClient
     from tests.conftest import make_settings
 
     migrate.upgrade(fresh_engine)

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
@@ -25,6 +24,7 @@ from schemas.sync import Status
 from schemas.types import utcnow
 from sync.accounts import security
 from sync.client import AuthFailed, DeviceClient, NotEnrolled, SyncError, Unreachable
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, make_settings
 
 BASE_URL = "http://testserver/api/v1"

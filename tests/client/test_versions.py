@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from schemas.versions import CURRENT
 from sync.client import AppTooOld, DeviceClient
 from sync.client.store import SCHEMA_VERSION
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, app_for, make_settings
 
 CATEGORY = {"key": "wildlife.sighting", "name_es": "Avistamiento", "name_en": "Sighting"}

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
+from tests.asgi import TestClient
 from tests.conftest import PASSWORD, Caller, World
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -34,7 +34,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, event, example, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
@@ -43,6 +42,7 @@ from sqlmodel import SQLModel
 
 import sync.engine.push
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.conftest import Caller, World, _empty, assert_problem
 from tests.sync_support import pull_all, push
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
@@ -37,6 +36,7 @@ from sqlmodel import Session, SQLModel, select
 from schemas import Conflict, RecordVersion, SyncEntry
 from sync.client import DeviceClient, Unreachable
 from sync.platform.settings import Settings
+from tests.asgi import TestClient
 from tests.client.test_client import BASE_URL, Flaky
 from tests.conftest import World
 
