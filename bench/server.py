@@ -2,7 +2,8 @@
 
 The benchmark and the real-server tests (``tests/servers.py``) start servers the same
 way: the installed ``fieldsync`` command in its own process group (so that stopping
-it stops its workers too), its output in a log file, ready once ``/readyz`` says so.
+it stops its workers too), its output in a log file, ready once ``/readyz`` says so
+and every worker has started.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ def start_server(
     server = Server(process, port, log)
     try:
         wait_until_ready(server)
+        wait_for_workers(server, workers)
     except ServerFailed:
         server.stop()
         raise
@@ -144,6 +146,22 @@ def start_server(
 def wait_until_ready(server: Server, timeout: float = READY_TIMEOUT_SECONDS) -> None:
     """Until ``/readyz`` answers 200; ``ServerFailed`` if the server exits or time runs out."""
     wait_until_answering(server, "/readyz", timeout=timeout, failed=ServerFailed, name="server")
+
+
+# What uvicorn logs as each worker has started, just before it takes connections.
+STARTED = "Application startup complete."
+
+
+def wait_for_workers(server: Server, workers: int, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    """Until every one of ``workers`` has started. ``/readyz`` is answered by the first
+    worker up; on a busy machine another may still be importing, and until it accepts,
+    the first takes every connection (a test or a run of the bench that needs them all
+    would see one)."""
+    deadline = time.monotonic() + timeout
+    while server.log.read_text(errors="replace").count(STARTED) < workers:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise ServerFailed(f"not all {workers} workers started:\n{server.output()}")
+        time.sleep(0.1)
 
 
 def wait_until_answering(
