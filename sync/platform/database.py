@@ -5,7 +5,8 @@ WAL (readers never block the writer), ``synchronous=FULL`` (a commit is on disk
 before it is acknowledged), foreign keys on, and a busy timeout. pysqlite's own
 transaction handling is turned off and we emit ``BEGIN`` ourselves, so that a
 writing transaction can take the write lock up front (``BEGIN IMMEDIATE``)
-instead of failing with ``SQLITE_BUSY`` when it upgrades from a read.
+instead of failing with ``SQLITE_BUSY`` when it upgrades from a read; the server's
+writers queue for that lock, first come first served (``sync.platform.writers``).
 
 Everything else that differs between the two is asked of the helpers at the end of
 this module (``is_postgresql``, ``upsert``, ``one_of``, ``json_array_contains``,
@@ -16,6 +17,7 @@ from ``sqlalchemy.dialects``.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,7 +33,7 @@ from sqlmodel import Session, SQLModel
 
 # Its hooks seal, as every transaction commits, the audit chain's block of what it wrote.
 import sync.platform.chain
-from sync.platform import spliced
+from sync.platform import spliced, writers
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = "fieldsync_write"
@@ -59,10 +61,14 @@ def create_db_engine(
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed,
-            connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_ms / 1000},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": sqlite_busy_timeout_ms / 1000,
+                **writers.connect_args(parsed.database),
+            },
             **kwargs,
         )
-        _configure_sqlite(engine, sqlite_busy_timeout_ms)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms, parsed.database)
         return engine
     if parsed.get_backend_name() == "postgresql":
         # The change clock relies on READ COMMITTED (an UPDATE that waited on the clock
@@ -75,10 +81,12 @@ def create_db_engine(
     )
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, database: str | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        if isinstance(dbapi_connection, writers.QueuedConnection) and database:
+            dbapi_connection.turns = writers.turns_of(database)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
@@ -92,8 +100,30 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        writes = connection.get_execution_options().get(WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        if connection.get_execution_options().get(WRITE, False):
+            _begin_writing(connection)
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def _begin_writing(connection: Connection) -> None:
+    """``BEGIN IMMEDIATE``, once it is this connection's turn among the server's writers
+    (``sync.platform.writers``), waited for as long as the connection's busy timeout."""
+    raw: Any = connection.connection.dbapi_connection
+    if isinstance(raw, writers.QueuedConnection):
+        patience_ms = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        try:
+            raw.take_turn(patience_ms / 1000)
+        except writers.TurnNotTaken:
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            ) from None
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        if isinstance(raw, writers.QueuedConnection):
+            raw.give_turn_back()
+        raise
 
 
 # SQLSTATEs that say the database cannot be reached now, not that it refused what was
