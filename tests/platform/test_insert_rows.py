@@ -1,6 +1,6 @@
-"""``insert_rows``: what COPY writes on PostgreSQL is what an INSERT writes, and a
-unique key it breaks is raised as SQLAlchemy raises it (the push retries a lost race
-by that)."""
+"""``insert_rows``: what COPY writes on PostgreSQL is what an INSERT writes, read back
+and stored value by stored value; and a unique key it breaks is raised as SQLAlchemy
+raises it (the push retries a lost race by that)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,26 @@ def test_rows_inserted_read_back_as_an_insert_writes_them(engine: Engine, count:
     assert [{**r, "record_id": None} for r in copied] == [
         {**r, "record_id": None} for r in inserted
     ]
+
+
+def _stored(engine: Engine, record_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    """The rows of ``record_id`` as the database holds them, every column as text."""
+    shown = [sa.cast(c, sa.Text) for c in TABLE.columns if c.name != "record_id"]
+    query = sa.select(*shown).where(TABLE.c.record_id == record_id).order_by(TABLE.c.version)
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(query)]
+
+
+@pytest.mark.parametrize("count", [3, 3 * COPY_FROM])
+def test_rows_are_stored_as_an_insert_stores_them(engine: Engine, count: int) -> None:
+    ours, theirs = uuid.uuid4(), uuid.uuid4()
+    rows = [_version(ours, n, reason="fusión" if n == 2 else None) for n in range(1, count + 1)]
+    with engine.begin() as connection:
+        insert_rows(connection, TABLE, rows)
+        connection.execute(sa.insert(TABLE), [{**r, "record_id": theirs} for r in rows])
+
+    assert _stored(engine, ours) == _stored(engine, theirs)
+    assert len(_stored(engine, ours)) == count
 
 
 def test_a_broken_unique_key_is_an_integrity_error_and_nothing_stays(engine: Engine) -> None:
