@@ -13,8 +13,8 @@ whose turn it is waits on an advisory lock of the operating system (``flock``) o
 beside the database (``<database>-writers``, always empty), which the kernel hands on the
 moment it is let go, and lets go by itself if the process dies. Only then does the
 transaction begin (``BEGIN IMMEDIATE``). The turn is given back when the connection
-commits, rolls back or closes (``QueuedConnection``: every way SQLAlchemy and the pool end
-a transaction goes through one of the three).
+commits (as the commit begins), rolls back or closes (``QueuedConnection``: every way
+SQLAlchemy and the pool end a transaction goes through one of the three).
 
 The queue only orders the waiting; SQLite's own lock still decides who writes. A writer
 that does not queue — another program, the ``sqlite3`` shell — is waited for by the busy
@@ -147,10 +147,12 @@ class QueuedConnection(sqlite3.Connection):
             self.turns.give_back(held)
 
     def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self.give_turn_back()
+        # Given back as the commit begins: SQLite lets go of its lock once the commit is
+        # on disk, then, every thousand pages written, copies the log into the database
+        # (its checkpoint, 10 ms or so after a push), which the next writer need not
+        # wait for. Until SQLite lets go, that writer waits in its busy handler.
+        self.give_turn_back()
+        super().commit()
 
     def rollback(self) -> None:
         try:
