@@ -25,12 +25,18 @@ as SQLite refuses a lock it waited for too long (``database is locked``).
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
 import time
 from collections import deque
 from typing import Any
+
+log = logging.getLogger("fieldsync")
+
+# The turn of a process whose writers could not open the lock file (see ``take``).
+NO_FILE = -1
 
 
 class TurnNotTaken(Exception):
@@ -45,6 +51,7 @@ class Turns:
         self._changed = threading.Condition()
         self._taken = False
         self._waiting: deque[object] = deque()
+        self._warned = False
 
     def take(self, patience_s: float) -> int:
         """Wait for this thread's turn, at most ``patience_s``; the descriptor of the
@@ -65,12 +72,24 @@ class Turns:
             self._taken = True
         try:
             return _lock_file(self.lock_path, deadline - time.monotonic())
+        except OSError as error:
+            # Say a file another account made and this one cannot read: the processes
+            # are left to SQLite's lock, which still decides, as before the queue.
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "SQLite's writers of %s do not queue between processes: %s",
+                    self.lock_path,
+                    error,
+                )
+            return NO_FILE
         except BaseException:
             self._hand_on()
             raise
 
     def give_back(self, descriptor: int) -> None:
-        os.close(descriptor)  # lets go of the file's lock
+        if descriptor != NO_FILE:
+            os.close(descriptor)  # lets go of the file's lock
         self._hand_on()
 
     def _hand_on(self) -> None:
@@ -82,7 +101,9 @@ class Turns:
 def _lock_file(path: str, patience_s: float) -> int:
     """``path`` opened and locked (``flock``), waiting for another process to let go of
     it at most ``patience_s``."""
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Read only: an flock needs no more, so the file made by one account (an operator's
+    # command) can be locked by another (the server's).
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return descriptor

@@ -204,6 +204,26 @@ def test_a_turn_that_came_too_late_is_let_go(
     turns.give_back(descriptor)
 
 
+def test_a_lock_file_that_cannot_be_opened_leaves_the_writers_to_sqlite(
+    engine: Engine, database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Say a file made by another account: writes go on, in turn within the process,
+    and the operators are told once."""
+
+    def refused(path: str, patience_s: float) -> int:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(writers, "_lock_file", refused)
+    monkeypatch.setattr(writers.turns_of(database), "_warned", False)
+    for _ in range(3):
+        with _writing(engine) as connection, connection.begin():
+            connection.exec_driver_sql("PRAGMA user_version = 7")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA user_version").scalar() == 7
+    warned = [r for r in caplog.records if "do not queue between processes" in r.getMessage()]
+    assert len(warned) == 1
+
+
 def test_a_database_in_memory_has_no_queue() -> None:
     engine = create_db_engine("sqlite://")
     try:
