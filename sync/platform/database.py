@@ -110,19 +110,20 @@ def _begin_writing(connection: Connection) -> None:
     """``BEGIN IMMEDIATE``, once it is this connection's turn among the server's writers
     (``sync.platform.writers``), waited for as long as the connection's busy timeout."""
     raw: Any = connection.connection.dbapi_connection
-    if isinstance(raw, writers.QueuedConnection):
-        patience_ms = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-        try:
-            raw.take_turn(patience_ms / 1000)
-        except writers.TurnNotTaken:
-            raise sa.exc.OperationalError(
-                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
-            ) from None
+    if not isinstance(raw, writers.QueuedConnection):  # a database in memory
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    patience_ms = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    try:
+        raw.take_turn(patience_ms / 1000)
+    except writers.TurnNotTaken:
+        raise sa.exc.OperationalError(
+            "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+        ) from None
     try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     except BaseException:
-        if isinstance(raw, writers.QueuedConnection):
-            raw.give_turn_back()
+        raw.give_turn_back()
         raise
 
 
