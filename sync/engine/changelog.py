@@ -141,7 +141,9 @@ class Changelog:
         # until commit, every other writer waits.
         if left:
             _conflicts_follow(self.session, [e for e in pending if e.key in left])
-        files.relink(self.session, ((e.entity, e.record_id, e.deleted, e.fields) for e in pending))
+        files.relink(
+            self.session, ((e.entity, e.record_id, e.deleted, e.new, e.fields) for e in pending)
+        )
         # The entries (and exits) are written now, under stand-in numbers below zero
         # that are this transaction's own, and renumbered from the clock by one
         # statement: from the clock until commit, every other writer waits, and the

@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from schemas import Attachment, AttachmentLink, AttachmentOwed
 from schemas.sync import Change
-from sync.platform.database import insert_new, one_of
+from sync.platform.database import insert_new, insert_rows, one_of
 
 FIELD = "attachments"
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -104,17 +104,20 @@ class Owed:
 
 
 def relink(
-    session: Session, entries: Iterable[tuple[str, uuid.UUID, bool, Mapping[str, Any]]]
+    session: Session, entries: Iterable[tuple[str, uuid.UUID, bool, bool, Mapping[str, Any]]]
 ) -> None:
-    """Rewrite the links of the records in ``entries`` (entity, id, deleted, state):
-    a live record links the files its state names; a deleted one, none. Records
-    whose state has no files field are left alone."""
+    """Rewrite the links of the records in ``entries`` (entity, id, deleted, new,
+    state): a live record links the files its state names; a deleted one, none.
+    Records whose state has no files field are left alone, and the links of records
+    made by this transaction (``new``, as ``Changelog.publish`` tells) are not looked
+    for: it has written none yet."""
     cleared: dict[str, list[uuid.UUID]] = {}
     links: list[dict[str, Any]] = []
-    for entity, record_id, deleted, state in entries:
+    for entity, record_id, deleted, new, state in entries:
         if not deleted and FIELD not in state:
             continue
-        cleared.setdefault(entity, []).append(record_id)
+        if not new:
+            cleared.setdefault(entity, []).append(record_id)
         if not deleted:
             hashes = {ref["sha256"] for ref in named(state)}
             links += [{"entity": entity, "record_id": record_id, "sha256": h} for h in hashes]
@@ -126,5 +129,4 @@ def relink(
                 table.c.entity == entity, one_of(session, table.c.record_id, record_ids)
             )
         )
-    if links:
-        connection.execute(sa.insert(table), links)
+    insert_rows(connection, table, links)

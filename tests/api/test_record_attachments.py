@@ -235,6 +235,47 @@ def test_a_household_photo_is_for_the_people_side_of_its_community_only(
         assert_problem(outsider.get(f"/attachments/{sha}"), 404, "not_found")
 
 
+def test_the_files_of_records_made_in_one_large_batch_are_readable_as_its_last_change_left_them(
+    place: Place,
+) -> None:
+    """Enough records that their links are written by ``COPY`` on PostgreSQL; records
+    made by the batch have no links to clear, made, changed and deleted alike."""
+    files = [photo(64) for _ in range(3)]
+    for data in files:
+        upload(place.tablet, data)
+    kept, dropped, deleted = (ref(data)["sha256"] for data in files)
+    ids = [str(uuid.uuid4()) for _ in range(60)]
+    changes = [
+        change("patrol", patrol_id, "create", seq, patrol_fields(place.sector, attachments=[named]))
+        for seq, (patrol_id, named) in enumerate(
+            zip(ids, [ref(files[0])] * 58 + [ref(files[1]), ref(files[2])], strict=True), start=1
+        )
+    ]
+    changes += [
+        change("patrol", ids[58], "update", 61, {"attachments": [ref(files[0])]}, base_version=1),
+        change("patrol", ids[59], "delete", 62, base_version=1),
+    ]
+
+    results = push(place.tablet, *changes)["results"]
+
+    assert [r["status"] for r in results] == ["applied"] * 62
+    assert place.lead.get(f"/attachments/{kept}").status_code == 200
+    for gone in (dropped, deleted):  # named by no live record: the uploader's alone
+        assert_problem(place.lead.get(f"/attachments/{gone}"), 404, "not_found")
+        assert place.ranger.get(f"/attachments/{gone}").status_code == 200
+    # Later changes clear the links the batch wrote.
+    again = push(
+        place.tablet,
+        *[
+            change("patrol", patrol_id, "update", 63 + n, {"attachments": []}, base_version=1)
+            for n, patrol_id in enumerate(ids[:58])
+        ],
+        change("patrol", ids[58], "update", 121, {"attachments": []}, base_version=2),
+    )["results"]
+    assert {r["status"] for r in again} == {"applied"}
+    assert_problem(place.lead.get(f"/attachments/{kept}"), 404, "not_found")
+
+
 def test_two_devices_changing_the_files_of_one_record_conflict_on_the_whole_list(
     place: Place, world: World
 ) -> None:
