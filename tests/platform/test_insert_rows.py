@@ -1,6 +1,7 @@
-"""``insert_rows``: what COPY writes on PostgreSQL is what an INSERT writes, read back
-and stored value by stored value; and a unique key it breaks is raised as SQLAlchemy
-raises it (the push retries a lost race by that)."""
+"""``insert_rows``: what COPY writes on PostgreSQL (in its binary format) is what an
+INSERT writes, read back and stored value by stored value, for every type of column the
+push writes; and a unique key it breaks is raised as SQLAlchemy raises it (the push
+retries a lost race by that)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from schemas import RecordVersion
+from schemas import Observation, RecordVersion, SyncEntry
 from sync.platform.database import COPY_FROM, insert_rows
+from tests.conftest import World
 
 TABLE: sa.Table = RecordVersion.__table__  # type: ignore[attr-defined]
 MOMENT = datetime(2026, 12, 6, 15, 30, tzinfo=UTC)
@@ -91,3 +93,131 @@ def test_a_broken_unique_key_is_an_integrity_error_and_nothing_stays(engine: Eng
         insert_rows(connection, TABLE, rows)
 
     assert len(_read(engine, record_id)) == 1
+
+
+def _stored_rows(
+    engine: Engine, table: sa.Table, key: str, ids: list[uuid.UUID], *, but: str | None = None
+) -> list[Any]:
+    """``table``'s rows of ``ids`` (in that order), every column as stored text but
+    ``key`` and ``but``."""
+    shown = [sa.cast(c, sa.Text) for c in table.columns if c.name not in (key, but)]
+    with engine.connect() as connection:
+        rows = {
+            row[0]: tuple(row[1:])
+            for row in connection.execute(
+                sa.select(table.c[key], *shown).where(table.c[key].in_(ids))
+            )
+        }
+    return [rows[i] for i in ids]
+
+
+def _entry(number: int) -> dict[str, Any]:
+    return {
+        "entity": "observation",
+        "record_id": uuid.uuid4(),
+        "change_seq": -(2**40 + number),  # a bigint
+        "version": number,
+        "deleted": number % 2 == 0,
+        "sector_id": uuid.uuid4() if number % 3 else None,
+        "community_id": None,
+        "fields": {} if number % 2 == 0 else {"notes": "Motosierra al norte", "lat": -5.81},
+        "updated_at": MOMENT + timedelta(microseconds=number),
+    }
+
+
+def _observation(number: int, sector_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "version": number,
+        "created_at": MOMENT,
+        "updated_at": MOMENT,
+        "recorded_at": None if number % 2 else MOMENT - timedelta(days=number),
+        "created_by": None,
+        "device_id": uuid.uuid4(),
+        "deleted_at": None,
+        "patrol_id": uuid.uuid4(),
+        "sector_id": sector_id,
+        "category_key": "threat.logging",
+        "observed_at": MOMENT - timedelta(hours=number),
+        "lat": -5.8123456789 + number / 1e7,  # a double, to its last digit
+        "lon": -77 if number == 1 else -77.3,  # an integer in a float column
+        "attributes": {"trees": number, "species": ["cedro", "tornillo"]},
+        "notes": None if number % 2 else "Ñandú «cerca» del río",
+        "action_taken": "observed",
+        "attachments": [],
+        "gps": None,
+    }
+
+
+@pytest.mark.parametrize("count", [3, 3 * COPY_FROM])
+def test_pull_entries_are_stored_as_an_insert_stores_them(engine: Engine, count: int) -> None:
+    table: sa.Table = SyncEntry.__table__  # type: ignore[attr-defined]
+    ours = [_entry(n) for n in range(1, count + 1)]
+    theirs = [
+        {**r, "record_id": uuid.uuid4(), "change_seq": r["change_seq"] - 10_000} for r in ours
+    ]
+    with engine.begin() as connection:
+        insert_rows(connection, table, ours)
+        connection.execute(sa.insert(table), theirs)
+
+    def stored(rows: list[dict[str, Any]]) -> list[Any]:  # change_seq differs on purpose
+        ids = [r["record_id"] for r in rows]
+        return _stored_rows(engine, table, "record_id", ids, but="change_seq")
+
+    assert stored(ours) == stored(theirs)
+
+
+@pytest.mark.parametrize("count", [3, 3 * COPY_FROM])
+def test_records_are_stored_as_an_insert_stores_them(
+    engine: Engine, world: World, count: int
+) -> None:
+    table: sa.Table = Observation.__table__  # type: ignore[attr-defined]
+    sector_id = uuid.UUID(world.sector()["id"])
+    ours = [_observation(n, sector_id) for n in range(1, count + 1)]
+    theirs = [{**r, "id": uuid.uuid4()} for r in ours]
+    with engine.begin() as connection:
+        insert_rows(connection, table, ours)
+        connection.execute(sa.insert(table), theirs)
+
+    assert _stored_rows(engine, table, "id", [r["id"] for r in ours]) == _stored_rows(
+        engine, table, "id", [r["id"] for r in theirs]
+    )
+
+
+@pytest.fixture
+def copying(engine: Engine) -> Engine:
+    """The engine, where ``insert_rows`` writes by ``COPY``: PostgreSQL's."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's; SQLite takes the rows by INSERT")
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("version", 2**31), ("version", -(2**31) - 1), ("change_seq", 2**63), ("change_seq", 2**70)],
+)
+def test_an_integer_its_column_cannot_hold_is_a_data_error_never_wrapped_around(
+    copying: Engine, column: str, value: int
+) -> None:
+    table: sa.Table = SyncEntry.__table__  # type: ignore[attr-defined]
+    rows = [_entry(n) for n in range(1, COPY_FROM + 1)]
+    rows[-1][column] = value
+
+    with pytest.raises(sa.exc.DataError), copying.begin() as connection:
+        insert_rows(connection, table, rows)
+
+    with copying.connect() as connection:
+        ids = [r["record_id"] for r in rows]
+        assert connection.execute(sa.select(table).where(table.c.record_id.in_(ids))).all() == []
+
+
+def test_ids_given_as_text_are_stored_as_the_same_ids(copying: Engine) -> None:
+    table: sa.Table = SyncEntry.__table__  # type: ignore[attr-defined]
+    rows = [_entry(n) for n in range(1, COPY_FROM + 1)]
+    given = [{**r, "sector_id": str(uuid.uuid4())} for r in rows]
+    with copying.begin() as connection:
+        insert_rows(connection, table, given)
+
+    ids = [r["record_id"] for r in rows]
+    stored = _stored_rows(copying, table, "record_id", ids, but="change_seq")
+    assert [row[3] for row in stored] == [r["sector_id"] for r in given]
