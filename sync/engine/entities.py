@@ -39,6 +39,11 @@ class ScopeKind(StrEnum):
         return f"{self.value}_id"
 
 
+# Each kind of scope with the column that carries it, made once: iterating an enum and
+# reading a property of each member is a microsecond a change.
+_SCOPE_FIELDS = tuple((kind, kind.field) for kind in ScopeKind)
+
+
 @dataclass(frozen=True)
 class Parent:
     """A record this one hangs from, named by ``field``; ``scope`` when the child takes
@@ -157,7 +162,7 @@ class EntitySpec:
 
     def scope_keys(self, value: uuid.UUID | None) -> dict[str, uuid.UUID | None]:
         """A scope key as the columns that carry it (pull entries, conflicts)."""
-        return {kind.field: value if kind is self.scope else None for kind in ScopeKind}
+        return {field: value if kind is self.scope else None for kind, field in _SCOPE_FIELDS}
 
 
 class Catalog(Mapping[str, EntitySpec]):

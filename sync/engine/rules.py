@@ -11,6 +11,7 @@ arrived yet.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -212,4 +213,12 @@ class Rules:
 
 def as_uuid(value: Any) -> uuid.UUID:
     """A UUID, from its validated text form or as it is."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return value if isinstance(value, uuid.UUID) else _uuid_of(str(value))
+
+
+# A record's parents and scope are read from its text several times a change, and the
+# same patrol or session is named by many changes of a batch: a UUID made from text is
+# 0.8 µs, one remembered 0.1. UUIDs never change, so the processes' threads share them.
+@functools.lru_cache(maxsize=4096)
+def _uuid_of(text: str) -> uuid.UUID:
+    return uuid.UUID(text)
