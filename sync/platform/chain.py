@@ -24,6 +24,7 @@ chain's own (docs/audit.md).
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -81,10 +82,12 @@ def canonical(
     chained table later leaves the rows hashed before it as they were. In ``FORM``,
     personal data is taken out and written as its pseudonym (``pseudonymised``): the
     same bytes are what a verifier's bundle carries."""
+    # orjson writes ids, dates and enums as ``_plain`` would, in C; times it would write
+    # in another form, so they are written here.
     document = {
-        column.key: _plain(value)
-        for column in table.columns
-        if column.key != "chain_hash" and (value := values.get(column.key)) is not None
+        name: _when(value) if isinstance(value, datetime) else value
+        for name in _hashed_columns(table)
+        if (value := values.get(name)) is not None
     }
     if form != FORM_1:
         document = pseudonymised(table.name, document, key)
@@ -102,9 +105,19 @@ def _dumps(document: Mapping[str, Any]) -> bytes:
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
-            default=spliced.stdlib_default,
+            default=_stdlib_default,
         )
         return text.encode()
+
+
+def _stdlib_default(value: Any) -> Any:
+    """What the standard library's writer cannot write, as orjson writes it."""
+    return value.value if type(value) is spliced.Spliced else _plain(value)
+
+
+@functools.cache
+def _hashed_columns(table: sa.Table) -> tuple[str, ...]:
+    return tuple(column.key for column in table.columns if column.key != "chain_hash")
 
 
 def pseudonymised(name: str, document: dict[str, Any], key: Key | None) -> dict[str, Any]:
@@ -172,13 +185,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).isoformat(timespec="microseconds")
+        return _when(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
     return value
+
+
+def _when(value: datetime) -> str:
+    """A time in UTC to the microsecond; one without an offset is taken as UTC."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def head(bind: Session | sa.Connection) -> tuple[int, str]:
