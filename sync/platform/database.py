@@ -272,7 +272,7 @@ def insert_rows(connection: Connection, table: sa.Table, rows: list[dict[str, An
             connection.execute(sa.insert(table), rows)
         return
     convert = [_copy_value(column, connection.dialect) for column in columns]
-    types = _copy_types(table, tuple(names), connection.dialect)
+    types = _copy_types(table, tuple(names))
     if types:
         convert = [
             _in_range(to, _INTEGER_BITS[oid]) if oid in _INTEGER_BITS else to
@@ -334,13 +334,16 @@ def _in_range(convert: Any, bits: int) -> Any:
 _TYPE_NAMES = {"float": "float8"}
 
 
+_POSTGRESQL: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
 @functools.cache
-def _copy_types(table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect) -> list[int] | None:
+def _copy_types(table: sa.Table, names: tuple[str, ...]) -> list[int] | None:
     """The PostgreSQL types of ``table``'s columns ``names``, for a binary ``COPY``;
     ``None`` if one is a type psycopg does not know by name (then ``COPY`` in text)."""
     found = []
     for name in names:
-        written = table.c[name].type.compile(dialect=dialect).lower().split("(")[0].strip()
+        written = table.c[name].type.compile(dialect=_POSTGRESQL).lower().split("(")[0].strip()
         info = psycopg.postgres.types.get(_TYPE_NAMES.get(written, written))
         if info is None:
             return None
