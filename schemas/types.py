@@ -18,6 +18,9 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+NAIVE = "naive datetime given to a UTC column; attach a timezone"
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """A point in time, stored as UTC and always read back timezone-aware.
 
@@ -32,9 +35,25 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; attach a timezone")
+            raise ValueError(NAIVE)
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, the time as the text ``sa.DateTime`` stores (``2026-03-09
+        12:34:02.000000``) in one step: through ``process_bind_param`` and then the
+        dialect's format string, it was 2.4 µs, and a push writes about ten a change."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(NAIVE)
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
