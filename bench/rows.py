@@ -40,7 +40,7 @@ from typing_extensions import is_typeddict
 from bench.generator import Record, Track
 from schemas import RecordVersion, SyncEntry
 from schemas.records import Moment
-from schemas.types import UTCDateTime
+from schemas.types import UTCDateTime, sqlite_time
 from sync.catalog import CATALOG
 from sync.engine import records
 from sync.engine.entities import EntitySpec, ScopeKind
@@ -334,15 +334,10 @@ def _copy_text(value: str) -> str:
     return value
 
 
-def _sqlite_time(value: datetime) -> str:
-    """As SQLAlchemy stores a ``UTCDateTime`` in SQLite: naive UTC, microseconds."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 def _sqlite_moment(value: str) -> str:
     if len(value) == 20 and value[19] == "Z":
         return f"{value[:10]} {value[11:19]}.000000"
-    return _sqlite_time(datetime.fromisoformat(value))
+    return sqlite_time(datetime.fromisoformat(value))
 
 
 Render = Callable[[Any], Any]
@@ -403,7 +398,7 @@ class Renderer:
         self.null: Any = "\\N" if postgresql else None
         # Integers as the driver takes them, and times: PostgreSQL reads ISO 8601.
         self.number: Render = str if postgresql else _same
-        self.time: Render = datetime.isoformat if postgresql else _sqlite_time
+        self.time: Render = datetime.isoformat if postgresql else sqlite_time
         self.line: Callable[[list[Any]], Any] = _copy_line if postgresql else tuple
         self.now_stored = self.time(now)
         self._tables: dict[str, _Table] = {}
