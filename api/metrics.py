@@ -5,6 +5,9 @@
   streamed exports in memory), outside the error middleware so that a 500 is counted.
 - Sync's business: changes pushed by status (``record_push``), pull pages and records
   (``record_pull``), bytes of uploads taken (``record_upload``), called by the routes.
+- SQLite's write turns (``sync.platform.writers``): how long writers waited for the one
+  write lock and held it, and the holders' CPU while they held it (``record_write_turn``,
+  told by the writers themselves).
 - The fleet's backlog, read from the database at each scrape (``DatabaseGauges``), so it
   is right whatever the number of server processes on the database.
 
@@ -41,6 +44,7 @@ from api.middleware import HTTPMiddleware, wrap_outermost
 from api.route_template import route_template
 from schemas.sync import PushResponse
 from sync.engine.backlog import count_backlog
+from sync.platform import writers
 from sync.platform.database import transaction, unavailable
 
 log = logging.getLogger("fieldsync")
@@ -92,6 +96,37 @@ UPLOAD_BYTES = Counter(
     "Bytes of attachment uploads (tus PATCH) taken.",
     registry=REGISTRY,
 )
+
+# From a brief write (a millisecond) to a batch of 1,000 changes queued behind others.
+WRITE_TURN_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+WRITE_TURN_WAITED = Histogram(
+    "fieldsync_sqlite_write_wait_seconds",
+    "Time a writer waited for its turn at SQLite's one write lock.",
+    buckets=WRITE_TURN_BUCKETS,
+    registry=REGISTRY,
+)
+WRITE_TURN_HELD = Histogram(
+    "fieldsync_sqlite_write_held_seconds",
+    "Time a writer held its turn at SQLite's write lock, until its commit began.",
+    buckets=WRITE_TURN_BUCKETS,
+    registry=REGISTRY,
+)
+WRITE_TURN_CPU = Counter(
+    "fieldsync_sqlite_write_held_cpu_seconds",
+    "CPU time the writers' threads spent while holding their turns (Python and SQLite).",
+    registry=REGISTRY,
+)
+
+
+def record_write_turn(turn: writers.Turn) -> None:
+    """Count one SQLite write turn, once given back."""
+    WRITE_TURN_WAITED.observe(turn.waited_s)
+    WRITE_TURN_HELD.observe(turn.held_s)
+    if turn.cpu_s is not None:
+        WRITE_TURN_CPU.inc(turn.cpu_s)
+
+
+writers.on_turn = record_write_turn
 
 
 def record_push(response: PushResponse) -> None:

@@ -129,6 +129,9 @@ def peer_rows(each: Any, row: Any) -> None:
         f"≤ {TARGETS['server_cpu_us_per_change']}",
     )
     row("  PostgreSQL's CPU a change, µs", each("push.cpu.postgres_us_per_change", _number))
+    row("  SQLite's lock held a push, ms", each("push.write_turns.held_ms_per_push", _number))
+    row("    the holder's CPU in it, ms", each("push.write_turns.cpu_ms_per_push", _number))
+    row("    share of the push's time", each("push.write_turns.held_share_of_push", _share))
     row("peer (express-pouchdb), records/s", each("peer.records_per_s", _number))
     row("peer batch p50, ms", each("peer.latency_ms.p50", _number))
     row("peer batch p95, ms", each("peer.latency_ms.p95", _number))

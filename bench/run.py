@@ -66,7 +66,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench import attachments, clock, console, review
+from bench import attachments, clock, console, review, turns
 from bench import fleet as fleets
 from bench import peer as peers
 from bench.load import LoadFailed, LoadProcess
@@ -435,6 +435,7 @@ def served(
             "FIELDSYNC_SECRET_KEY": secrets.token_urlsafe(48),
             # Runs of an hour must not need token refreshes; lifetimes cost nothing.
             "FIELDSYNC_ACCESS_TOKEN_MINUTES": "1440",
+            **turns.SERVER_ENV,
             **(env or {}),
             **config.server_env,
         }
@@ -615,6 +616,8 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     pace = max((figures["warm_up"]["latency_ms"]["max"] or 1) / 1000, 0.001)
     batches = min(config.batches, max(2, int(config.push_seconds / pace)))
     say(f"  push: {config.devices} devices x {batches} batches of {config.batch} (gzip)")
+    sqlite = made.backend == "sqlite"
+    before = turns.read(made.server.base_url) if sqlite else None
     with made.memory.during("push"), push_cpu(made) as cpu:
         report = made.load.call(
             "push",
@@ -628,6 +631,12 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     report["cpu"] = cpu.of(report)
     say(f"  push: {_push_line(report)}")
     say(f"  push: {_cpu_line(report['cpu'])}")
+    if before is not None:
+        after = turns.read(made.server.base_url)
+        report["write_turns"] = turns.summary(
+            before, after, seconds=report["seconds"], pushes=report["batches"]
+        )
+        say(f"  push: {turns.line(report['write_turns'])}")
     say("  floor: the same rows by plain INSERT … ON CONFLICT DO NOTHING")
     with made.memory.during("floor"):
         floor = made.load.call(

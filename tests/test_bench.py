@@ -113,8 +113,14 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert cpu["client_us_per_change"] > 0
     if backend == "sqlite":
         assert cpu["postgres_s"] is cpu["postgres_us_per_change"] is None
+        # Every push took a turn at SQLite's write lock, counted by the server itself.
+        turns = push_report["write_turns"]
+        assert turns["turns"] >= turns["pushes"] == push_report["batches"]
+        assert 0 < turns["cpu_ms_per_push"] <= turns["held_ms_per_push"]
+        assert 0 < turns["held_share_of_push"] <= 1
     else:  # None where PostgreSQL's processes are not on this machine (a container)
         assert (cpu["postgres_s"] is None) == (cpu["postgres_processes"] == 0)
+        assert "write_turns" not in push_report
     assert "peer" not in figures
     assert "vs_peer" not in push_report
     if backend == "sqlite":  # one writer: no run of several server processes
@@ -985,6 +991,11 @@ def test_the_table_puts_the_peer_beside_our_push_as_a_ratio() -> None:
         "push": {
             "records_per_s": 2000.0,
             "vs_peer": 0.126,
+            "write_turns": {
+                "held_ms_per_push": 158.3,
+                "cpu_ms_per_push": 131.2,
+                "held_share_of_push": 0.97,
+            },
             "cpu": {
                 "server_us_per_change": 290.4,
                 "postgres_us_per_change": 135.0,
@@ -1010,6 +1021,9 @@ def test_the_table_puts_the_peer_beside_our_push_as_a_ratio() -> None:
     assert rows["peer CPU a record, µs"] == ["55", "-"]
     assert rows["server CPU a pushed change, µs"] == ["290", "-", "≤", "60"]
     assert rows["PostgreSQL's CPU a change, µs"] == ["135", "-"]
+    assert rows["SQLite's lock held a push, ms"] == ["158", "-"]
+    assert rows["the holder's CPU in it, ms"] == ["131", "-"]
+    assert rows["share of the push's time"] == ["97%", "-"]
     assert rows["load process CPU a record, µs"] == [
         "12",
         "/",

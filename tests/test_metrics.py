@@ -332,3 +332,33 @@ def test_the_workers_of_one_server_are_summed_in_every_scrape(two_workers: Serve
         }
         assert samples[("fieldsync_http_requests_total", "/healthz", "200")] == sent
         assert samples[("fieldsync_deferred_changes", None, None)] == 0
+
+
+def test_sqlite_write_turns_are_timed_as_pushes_take_them(world: World, backend: str) -> None:
+    """Every push on SQLite takes a turn at the one write lock: how long it waited for
+    it, how long it held it and the holder's CPU meanwhile are counted; PostgreSQL has
+    no such lock, so nothing is counted there."""
+    sector = world.sector()
+    tablet = Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
+    root = TestClient(world.client.app, base_url=ROOT)
+    before = scrape(root)
+
+    for _ in range(3):
+        tablet.send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
+
+    after = scrape(root)
+
+    def grew(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    turns = grew("fieldsync_sqlite_write_held_seconds_count")
+    if backend == "postgresql":
+        assert turns == 0
+        return
+    assert turns >= 3  # a push's each, and whatever brief writes came with them
+    assert grew("fieldsync_sqlite_write_wait_seconds_count") == turns
+    held, cpu = (
+        grew("fieldsync_sqlite_write_held_seconds_sum"),
+        grew("fieldsync_sqlite_write_held_cpu_seconds_total"),
+    )
+    assert 0 < cpu <= held

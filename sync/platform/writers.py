@@ -16,6 +16,10 @@ transaction begin (``BEGIN IMMEDIATE``). The turn is given back when the connect
 commits (as the commit begins), rolls back or closes (``QueuedConnection``: every way
 SQLAlchemy and the pool end a transaction goes through one of the three).
 
+How long writers wait for their turn and hold it, and how much of the holding is the
+holder's own CPU, is told to ``on_turn`` (``api.metrics`` counts it for Prometheus): a
+write turn held most of the time says that SQLite's one writer is what bounds pushes.
+
 The queue only orders the waiting; SQLite's own lock still decides who writes. A writer
 that does not queue — another program, the ``sqlite3`` shell — is waited for by the busy
 timeout as before, and a turn not had within the connection's busy timeout is refused
@@ -31,6 +35,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("fieldsync")
@@ -41,6 +47,21 @@ NO_FILE = -1
 
 class TurnNotTaken(Exception):
     """No turn came within the patience given."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One writer's turn, once given back."""
+
+    waited_s: float  # from asking for it to having it
+    held_s: float  # from having it to giving it back (as the commit begins)
+    # The holding thread's CPU while it held the turn (Python and SQLite's own work);
+    # None when another thread gave it back (a connection closed by the pool).
+    cpu_s: float | None
+
+
+# Told of every turn given back; set once per process (``api.metrics``).
+on_turn: Callable[[Turn], None] | None = None
 
 
 class Turns:
@@ -157,15 +178,31 @@ class QueuedConnection(sqlite3.Connection):
 
     turns: Turns | None = None
     _held: int | None = None
+    # When the turn held was asked for and had, and the thread's CPU time then.
+    _asked = _had = _cpu = 0.0
+    _holder = 0
 
     def take_turn(self, patience_s: float) -> None:
         if self.turns is not None and self._held is None:
+            self._asked = time.monotonic()
             self._held = self.turns.take(patience_s)
+            self._had, self._cpu = time.monotonic(), time.thread_time()
+            self._holder = threading.get_ident()
 
     def give_turn_back(self) -> None:
         held, self._held = self._held, None
-        if held is not None and self.turns is not None:
-            self.turns.give_back(held)
+        if held is None or self.turns is None:
+            return
+        same_thread = threading.get_ident() == self._holder
+        turn = Turn(
+            waited_s=self._had - self._asked,
+            held_s=time.monotonic() - self._had,
+            cpu_s=time.thread_time() - self._cpu if same_thread else None,
+        )
+        self.turns.give_back(held)
+        observer = on_turn
+        if observer is not None:
+            observer(turn)
 
     def commit(self) -> None:
         # Given back as the commit begins: SQLite lets go of its lock once the commit is

@@ -115,6 +115,54 @@ def test_a_writer_that_gave_up_leaves_its_place_to_the_next(engine: Engine, data
     assert came == ["patient"]
 
 
+def test_each_turn_says_how_long_it_was_waited_for_and_held_and_the_holders_cpu(
+    engine: Engine, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    told: list[writers.Turn] = []
+    monkeypatch.setattr(writers, "on_turn", told.append)
+    first = _writing(engine)
+    first.begin()
+    busy_until = time.thread_time() + 0.05
+    while time.thread_time() < busy_until:  # CPU spent holding the turn
+        pass
+
+    def second() -> None:
+        with _writing(engine) as connection, connection.begin():
+            pass
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    _queued(database, 1)
+    time.sleep(0.1)  # the second writer waits at least this long
+    first.commit()
+    waiting.join(10)
+    first.close()
+
+    assert len(told) == 2
+    held, waited = told
+    assert held.cpu_s is not None
+    assert held.cpu_s >= 0.05
+    assert held.held_s >= 0.1 + held.cpu_s - 0.01  # the busy loop, then the sleep
+    assert waited.waited_s >= 0.1
+    assert waited.cpu_s is not None
+    assert waited.cpu_s <= waited.held_s
+
+
+def test_a_turn_given_back_by_another_thread_has_no_cpu_figure(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    told: list[writers.Turn] = []
+    monkeypatch.setattr(writers, "on_turn", told.append)
+    connection = _writing(engine)
+    connection.begin()
+    closing = threading.Thread(target=connection.close)
+    closing.start()
+    closing.join(10)
+    [turn] = told
+    assert turn.cpu_s is None
+    assert turn.held_s >= 0
+
+
 def _hold_a_turn(database: str, holding: ProcessEvent, done: ProcessEvent) -> None:
     engine = create_db_engine(f"sqlite:///{database}")
     with _writing(engine) as connection, connection.begin():
