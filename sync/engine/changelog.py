@@ -154,12 +154,13 @@ class Changelog:
         rows: list[dict[str, Any]] = []
         made: list[dict[str, Any]] = []  # of records this transaction made
         exits: list[dict[str, Any]] = []
+        at = 0  # the next row's place in this publish's run of numbers
         for entry in pending:
             keys = left.get(entry.key)
-            if keys is not None:
+            if keys is not None:  # numbered just before the record's entry
                 exits.append(
                     {
-                        "change_seq": -(base + len(rows) + len(exits)),
+                        "change_seq": -(base + at),
                         "entity": entry.entity,
                         "record_id": entry.record_id,
                         "version": entry.version,
@@ -167,7 +168,9 @@ class Changelog:
                         "updated_at": entry.updated_at,
                     }
                 )
-            row = _entry_row(entry, -(base + len(rows) + len(made) + len(exits)))
+                at += 1
+            row = _entry_row(entry, -(base + at))
+            at += 1
             (made if entry.new else rows).append(row)
         if exits:
             self.session.connection().execute(sa.insert(_table(SyncExit)), exits)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from schemas import Patrol, RecordVersion, SyncExit
+from schemas import Patrol, RecordVersion, SyncEntry, SyncExit
 from sync.engine.changelog import MOVED_WITH_PARENT
 from tests.api.test_fleet_lag import health_of
 from tests.api.test_push import patrol_fields, segment_fields, session_fields
@@ -469,6 +469,47 @@ def test_a_patrol_moved_in_the_batch_that_made_its_observation_takes_it_along(
             )
         ).all()
     assert exits == []  # made and moved before any tablet could hold it in A
+
+
+def test_a_move_after_a_create_in_one_batch_numbers_every_entry_and_exit_apart(
+    world: World, engine: Engine, category: str
+) -> None:
+    """The exit of a record that moves takes a number of its own, just before its
+    entry's, whatever the batch made before it: a number shared with another entry
+    could be skipped by a pull whose page ended between the two."""
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    both = Holder(world, world.user("ranger", sector_ids=[a["id"], b["id"]]))
+    moving = _patrol_with_track(here, a["id"], category)["patrol"]
+    here.pull()
+    made = str(uuid.uuid4())
+    with Session(engine) as session:
+        before = max(session.exec(select(SyncEntry.change_seq)).all())
+
+    answer = push(
+        both.tablet.device,
+        wire_change("patrol", made, "create", 1, patrol_fields(a["id"])),
+        wire_change("patrol", moving, "update", 2, {"sector_id": b["id"]}, base_version=1),
+    )
+
+    assert [r["status"] for r in answer["results"]] == ["applied"] * 2
+    with Session(engine) as session:
+        entries = session.exec(
+            select(SyncEntry.change_seq, SyncEntry.record_id).where(SyncEntry.change_seq > before)
+        ).all()
+        exits = session.exec(
+            select(SyncExit.change_seq, SyncExit.record_id).where(SyncExit.change_seq > before)
+        ).all()
+    numbers = sorted(seq for seq, _ in [*entries, *exits])
+    # The new patrol, the moved one, its track and observation; the exits of these three.
+    assert numbers == list(range(before + 1, before + 8))
+    exit_of = {record_id: seq for seq, record_id in exits}
+    entry_of = {record_id: seq for seq, record_id in entries}
+    assert {record_id: entry_of[record_id] - 1 for record_id in exit_of} == exit_of
+    # Pulled one change a page, the old sector's tablet still hears the patrol leave.
+    here.pull(limit=1)
+    assert ("patrol", moving) not in here.held
+    assert ("patrol", made) in here.held
 
 
 # ---------------------------------------------------------------- a property of moves
