@@ -1,16 +1,20 @@
 """The change log: versions of records, the clock that orders changes, pull entries.
 
-Every writing transaction that changes records ends with ``publish()``: it writes
-the pull entry of each changed record under a stand-in number of its own, then, as
-its last statement, takes ``n`` numbers from the clock (``UPDATE … RETURNING``) and
-gives them to its entries in order (on PostgreSQL both in one statement). The clock
-row stays locked until the transaction commits, so a later transaction gets its
-numbers only after this one is durable: **change sequence order is commit order**,
-on PostgreSQL with any number of server processes, and on SQLite (one writer at a
-time) by construction. A pull that sees number N has therefore seen everything
-below N, and a cursor is never handed out past a change that could still commit
-before it. Stand-ins are never seen by anyone else: they are uncommitted, and gone
-by the commit.
+Every writing transaction that changes records ends with ``publish()``: it takes
+``n`` numbers from the clock (``UPDATE … RETURNING``) and gives them to the pull
+entries of the records it changed, in order. The clock row stays locked until the
+transaction commits, so a later transaction gets its numbers only after this one is
+durable: **change sequence order is commit order**, on PostgreSQL with any number of
+server processes, and on SQLite (one writer at a time) by construction. A pull that
+sees number N has therefore seen everything below N, and a cursor is never handed out
+past a change that could still commit before it.
+
+On PostgreSQL the clock is taken by the transaction's last statement, so that other
+writers wait for it as briefly as can be: the entries are written before, under
+stand-in numbers of the transaction's own, which that statement renumbers. Stand-ins
+are never seen by anyone else: they are uncommitted, and gone by the commit. On SQLite,
+where the whole transaction holds the one write lock anyway, the clock is taken first
+and the entries written under their own numbers.
 
 A record that changes scope (a patrol moved to another sector, a community to another
 sector) leaves an **exit** in its old scope (``sync_exit``), numbered just before its
@@ -144,13 +148,18 @@ class Changelog:
         files.relink(
             self.session, ((e.entity, e.record_id, e.deleted, e.new, e.fields) for e in pending)
         )
-        # The entries (and exits) are written now, under stand-in numbers below zero
-        # that are this transaction's own, and renumbered from the clock by one
-        # statement: from the clock until commit, every other writer waits, and the
-        # server's Python (which must win the GIL back after each statement) has no
-        # part of that wait.
         count = len(pending) + len(left)
-        base = _stand_in_base(count)
+        seal = chain.pending(self.session)
+        if is_postgresql(self.session):
+            # The entries (and exits) are written now, under stand-in numbers below
+            # zero that are this transaction's own, and renumbered from the clock by
+            # one statement: from the clock until commit, every other writer waits,
+            # and the server's Python (which must win the GIL back after each
+            # statement) has no part of that wait.
+            base = _stand_in_base(count)
+            first, step = -base, -1
+        else:
+            first, step = _take_numbers(self.session, count=count, seal=seal), 1
         rows: list[dict[str, Any]] = []
         made: list[dict[str, Any]] = []  # of records this transaction made
         exits: list[dict[str, Any]] = []
@@ -160,7 +169,7 @@ class Changelog:
             if keys is not None:  # numbered just before the record's entry
                 exits.append(
                     {
-                        "change_seq": -(base + at),
+                        "change_seq": first + step * at,
                         "entity": entry.entity,
                         "record_id": entry.record_id,
                         "version": entry.version,
@@ -169,7 +178,7 @@ class Changelog:
                     }
                 )
                 at += 1
-            row = _entry_row(entry, -(base + at))
+            row = _entry_row(entry, first + step * at)
             at += 1
             (made if entry.new else rows).append(row)
         if exits:
@@ -181,9 +190,9 @@ class Changelog:
             insert_rows(self.session.connection(), _table(SyncEntry), made)
         if rows:
             _upsert_entries(self.session, rows)
-        # Takes the clock, and seals the audit chain's block of what this wrote.
-        seal = chain.pending(self.session)
-        number(self.session, base=base, count=count, exits=bool(exits), seal=seal)
+        if is_postgresql(self.session):
+            # Takes the clock, and seals the audit chain's block of what this wrote.
+            number(self.session, base=base, count=count, exits=bool(exits), seal=seal)
         self._pending.clear()
 
 
@@ -244,38 +253,50 @@ def _stand_in_base(count: int) -> int:
 def number(
     session: Session, *, base: int, count: int, exits: bool, seal: chain.Seal | None = None
 ) -> None:
-    """Take ``count`` numbers from the clock and give them, in order, to this
+    """PostgreSQL: take ``count`` numbers from the clock and give them, in order, to this
     transaction's entries and exits written under stand-ins ``-(base + i)``; and
     ``seal`` the audit chain's block of what it wrote, whose head the clock row holds.
-    On PostgreSQL in one statement (the clock's ``UPDATE … RETURNING`` a common table
-    expression of the renumbering ``UPDATE`` and of the block's ``INSERT``), on SQLite
-    in a few. Locks the clock row until the transaction ends (call it last)."""
+    One statement: the clock's ``UPDATE … RETURNING`` a common table expression of the
+    renumbering ``UPDATE`` and of the block's ``INSERT``. Locks the clock row until the
+    transaction ends (call it last)."""
     tables = [_table(SyncEntry), *([_table(SyncExit)] if exits else [])]
+    clock_cte = _advance(count, seal).cte("clock")
+    top: Any = sa.select(clock_cte.c.seq).scalar_subquery()
+    entries, *others = (_renumber(table, top, base, count) for table in tables)
+    statement = entries.add_cte(clock_cte)
+    for other in others:  # run to completion by PostgreSQL, though nothing reads it
+        statement = statement.add_cte(other.cte("exits_renumbered"))
+    if seal is not None:
+        statement = statement.add_cte(seal.block(clock_cte).cte("sealed"))
+    session.execute(statement)
+    if seal is not None:
+        chain.sealed(session)
+
+
+def _take_numbers(session: Session, *, count: int, seal: chain.Seal | None) -> int:
+    """SQLite: the first of ``count`` numbers taken from the clock now, and ``seal``
+    written. Its writers take turns for their whole transaction (``BEGIN IMMEDIATE``),
+    so the clock can be taken before the entries are written, under their own numbers:
+    renumbering them rewrote every entry, its document with it, which took longer than
+    writing it (docs/performance.md)."""
+    head = session.execute(_advance(count, seal)).one()
+    if seal is not None:
+        session.execute(seal.block_after(head))
+        chain.sealed(session)
+    first: int = head.seq - count + 1
+    return first
+
+
+def _advance(count: int, seal: chain.Seal | None) -> sa.Update:
+    """The clock's ``UPDATE … RETURNING``: ``count`` numbers taken, and the chain's head
+    moved past ``seal``'s block."""
     clock_table = _table(SyncClock)
-    advance = (
+    return (
         sa.update(clock_table)
         .where(clock_table.c.id == CLOCK_ID)
         .values(seq=clock_table.c.seq + count, **(seal.advance(clock_table) if seal else {}))
         .returning(clock_table.c.seq, *(seal.returning(clock_table) if seal else []))
     )
-    if is_postgresql(session):
-        clock_cte = advance.cte("clock")
-        top: Any = sa.select(clock_cte.c.seq).scalar_subquery()
-        entries, *others = (_renumber(table, top, base, count) for table in tables)
-        statement = entries.add_cte(clock_cte)
-        for other in others:  # run to completion by PostgreSQL, though nothing reads it
-            statement = statement.add_cte(other.cte("exits_renumbered"))
-        if seal is not None:
-            statement = statement.add_cte(seal.block(clock_cte).cte("sealed"))
-        session.execute(statement)
-    else:
-        head = session.execute(advance).one()
-        for table in tables:
-            session.execute(_renumber(table, head.seq, base, count))
-        if seal is not None:
-            session.execute(seal.block_after(head))
-    if seal is not None:
-        chain.sealed(session)
 
 
 def _renumber(table: sa.Table, top: Any, base: int, count: int) -> sa.Update:
