@@ -163,7 +163,10 @@ class Page:
     """The changes of one answer, written as JSON while the rows are read.
 
     Full once it holds ``size`` changes or ``max_bytes`` of JSON; it always takes at
-    least one change, however large, so that a pull always moves on. ``sqlite`` says
+    least one change, however large, so that a pull always moves on, and it never ends
+    between two changes of one number, since the cursor it ends on would pass the second
+    by (a move's exit could share its number with an entry until 3165e67: such a page
+    holds one change more). ``sqlite`` says
     the stored JSON was written by Python's JSON writer, and may hold what JSON cannot
     (see ``_finite_json``); PostgreSQL's JSON types refuse it.
     """
@@ -188,11 +191,14 @@ class Page:
         return self.size - self.count
 
     def take(self, rows: Iterable[EntryRow], *, delete: bool) -> tuple[int | None, bool]:
-        """Write ``rows`` (at most ``room`` of them) until the page is full: the change
-        number of the last one written, and whether ``rows`` ran out before the page
-        filled (then the part of the pull they came from is done)."""
+        """Write ``rows`` (``room`` of them, and one more read to see whether it shares
+        the last one's number) until the page is full: the change number of the last
+        one written, and whether ``rows`` ran out (then the part of the pull they came
+        from is done)."""
         last = None
         for entity, record_id, version, deleted, fields, updated_at, change_seq in rows:
+            if self.full and change_seq != last:
+                return last, False
             gone = delete or deleted
             if not gone and versions.needs_downcast(entity, self.version):
                 fields = versions.downcast_json(entity, fields, self.version)
@@ -207,8 +213,6 @@ class Page:
             self.count += 1
             self.length += len(change)
             last = change_seq
-            if self.full:
-                return last, False
         return last, True
 
     def document(self, *, cursor: str, has_more: bool, last_seq: int | None) -> bytes:
@@ -470,7 +474,7 @@ def _take(
         where=where,
         after=after,
         upto=upto,
-        limit=page.room,
+        limit=page.room + 1,  # one more, to see that the page ends between two numbers
         postgresql=postgresql,
         exits=exits,
     )

@@ -512,6 +512,38 @@ def test_a_move_after_a_create_in_one_batch_numbers_every_entry_and_exit_apart(
     assert ("patrol", made) in here.held
 
 
+def test_a_pull_never_ends_a_page_between_an_exit_and_an_entry_of_one_number(
+    world: World, engine: Engine, category: str
+) -> None:
+    """Databases written before 3165e67 may hold an exit numbered as an entry: a page
+    of one change takes both, so that neither is passed by."""
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    both = Holder(world, world.user("ranger", sector_ids=[a["id"], b["id"]]))
+    moving = _patrol_with_track(here, a["id"], category)["patrol"]
+    here.pull()
+    made = str(uuid.uuid4())
+    assert both.send("patrol", made, "create", patrol_fields(a["id"]))["status"] == "applied"
+    moved = both.send("patrol", moving, "update", {"sector_id": b["id"]}, base_version=1)
+    assert moved["status"] == "applied"
+    with Session(engine) as session:  # numbered as the old publish numbered it
+        shared = session.exec(
+            select(SyncEntry.change_seq).where(SyncEntry.record_id == uuid.UUID(made))
+        ).one()
+        exit_row = session.exec(
+            select(SyncExit).where(SyncExit.record_id == uuid.UUID(moving))
+        ).one()
+        exit_row.change_seq = shared
+        session.add(exit_row)
+        session.commit()
+
+    pulled = here.pull(limit=1)
+
+    assert ("patrol", moving) not in here.held
+    assert ("patrol", made) in here.held
+    assert len(pulled) == len({(c["entity"], c["id"], c["op"]) for c in pulled})
+
+
 # ---------------------------------------------------------------- a property of moves
 
 PATROLS = 3
