@@ -410,14 +410,19 @@ def _as_is(value: Any) -> Any:
 def one_of(
     bind: Bind, column: sa.ColumnElement[Any], values: Iterable[Any]
 ) -> sa.ColumnElement[bool]:
-    """``column IN values``. On PostgreSQL, ``column = ANY(array)``: one parameter
-    however many the values, so the statement is compiled once and PostgreSQL parses
-    one short query, where an ``IN`` of a batch's 500 ids was 500 parameters rendered,
-    sent and planned for every batch (2.7 ms against 1.4 ms a lookup)."""
+    """``column IN values``, with one parameter however many the values, so that the
+    statement is compiled once and the database parses one short query, where an ``IN``
+    of a batch's 500 ids was 500 parameters rendered, sent and planned for every batch.
+    On PostgreSQL ``column = ANY(array)`` (2.7 ms against 1.4 ms a lookup); on SQLite
+    ``column IN (SELECT value FROM json_each(?))``, the values as the column stores them,
+    in a JSON array (3.0 ms against 2.2 ms, 500 ids in a table of 50,000)."""
     if is_postgresql(bind):
         array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
         return column == sa.any_(array)
-    return column.in_(list(values))
+    store = column.type.bind_processor(_SQLITE) or _as_is
+    stored = json_text([store(value) for value in values])
+    listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(sa.func.json_each(stored))
+    return column.in_(listed.scalar_subquery())
 
 
 def insert_new(bind: Bind, table: type[SQLModel] | sa.Table, *, key: Iterable[str]) -> sa.Insert:

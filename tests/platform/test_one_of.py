@@ -1,5 +1,6 @@
-"""``one_of``: ``IN`` on SQLite, ``= ANY(array)`` on PostgreSQL, the same rows either
-way, for uuids and text, none and many (more than SQLite's 999 parameters of old)."""
+"""``one_of``: ``IN`` a JSON array's values on SQLite, ``= ANY(array)`` on PostgreSQL,
+one parameter however many the values, the same rows either way, for uuids, text and
+numbers, none and many (more than SQLite's 999 parameters of old)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,16 @@ def test_one_of_finds_exactly_the_rows_asked_for(engine: Engine, asked: int) -> 
         by_text = connection.execute(
             sa.select(TABLE.c.record_id).where(one_of(connection, TABLE.c.entity, names))
         ).all()
-        sql = str(sa.select(TABLE.c.record_id).where(one_of(connection, TABLE.c.version, [1, 2])))
+        by_number = connection.execute(
+            sa.select(TABLE.c.record_id).where(
+                TABLE.c.record_id.in_(ids[:asked]), one_of(connection, TABLE.c.version, [1, 2])
+            )
+        ).scalars()
+        query = sa.select(TABLE.c.record_id).where(one_of(connection, TABLE.c.record_id, wanted))
+        compiled = query.compile(connection)
 
     assert set(found) == set(ids[:asked])
     assert by_text == []
-    assert ("ANY" in sql) == (engine.dialect.name == "postgresql")
+    assert set(by_number) == set(ids[:asked])
+    assert ("ANY" in str(compiled)) == (engine.dialect.name == "postgresql")
+    assert len(compiled.params) == 1  # one parameter, however many the values
