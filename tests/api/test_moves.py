@@ -471,18 +471,26 @@ def test_a_patrol_moved_in_the_batch_that_made_its_observation_takes_it_along(
     assert exits == []  # made and moved before any tablet could hold it in A
 
 
+def _a_move_and_a_create(
+    world: World, category: str
+) -> tuple[dict[str, Any], dict[str, Any], Holder, Holder, str, str]:
+    """Sectors A and B; a ranger of A holding a patrol with its track, about to be moved
+    to B by a ranger of both, who will also make a new patrol in A (its id)."""
+    a, b = world.sector("AM-A"), world.sector("AM-B")
+    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
+    both = Holder(world, world.user("ranger", sector_ids=[a["id"], b["id"]]))
+    moving = _patrol_with_track(here, a["id"], category)["patrol"]
+    here.pull()
+    return a, b, here, both, moving, str(uuid.uuid4())
+
+
 def test_a_move_after_a_create_in_one_batch_numbers_every_entry_and_exit_apart(
     world: World, engine: Engine, category: str
 ) -> None:
     """The exit of a record that moves takes a number of its own, just before its
     entry's, whatever the batch made before it: a number shared with another entry
     could be skipped by a pull whose page ended between the two."""
-    a, b = world.sector("AM-A"), world.sector("AM-B")
-    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
-    both = Holder(world, world.user("ranger", sector_ids=[a["id"], b["id"]]))
-    moving = _patrol_with_track(here, a["id"], category)["patrol"]
-    here.pull()
-    made = str(uuid.uuid4())
+    a, b, here, both, moving, made = _a_move_and_a_create(world, category)
     with Session(engine) as session:
         before = max(session.exec(select(SyncEntry.change_seq)).all())
 
@@ -517,12 +525,7 @@ def test_a_pull_never_ends_a_page_between_an_exit_and_an_entry_of_one_number(
 ) -> None:
     """Databases written before 3165e67 may hold an exit numbered as an entry: a page
     of one change takes both, so that neither is passed by."""
-    a, b = world.sector("AM-A"), world.sector("AM-B")
-    here = Holder(world, world.user("ranger", sector_ids=[a["id"]]))
-    both = Holder(world, world.user("ranger", sector_ids=[a["id"], b["id"]]))
-    moving = _patrol_with_track(here, a["id"], category)["patrol"]
-    here.pull()
-    made = str(uuid.uuid4())
+    a, b, here, both, moving, made = _a_move_and_a_create(world, category)
     assert both.send("patrol", made, "create", patrol_fields(a["id"]))["status"] == "applied"
     moved = both.send("patrol", moving, "update", {"sector_id": b["id"]}, base_version=1)
     assert moved["status"] == "applied"
