@@ -202,7 +202,10 @@ class QueuedConnection(sqlite3.Connection):
         self.turns.give_back(held)
         observer = on_turn
         if observer is not None:
-            observer(turn)
+            try:
+                observer(turn)
+            except Exception:  # a figure lost, never the commit it comes before
+                log.exception("a write turn could not be counted")
 
     def commit(self) -> None:
         # Given back as the commit begins: SQLite lets go of its lock once the commit is

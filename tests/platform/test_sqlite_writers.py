@@ -148,6 +148,20 @@ def test_each_turn_says_how_long_it_was_waited_for_and_held_and_the_holders_cpu(
     assert waited.cpu_s <= waited.held_s
 
 
+def test_a_turn_that_cannot_be_counted_still_commits(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_turn: writers.Turn) -> None:
+        raise OSError("the metrics folder is gone")
+
+    monkeypatch.setattr(writers, "on_turn", broken)
+    with _writing(engine) as connection, connection.begin():
+        connection.exec_driver_sql("PRAGMA user_version = 9")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA user_version").scalar() == 9
+    assert any("could not be counted" in r.getMessage() for r in caplog.records)
+
+
 def test_a_turn_given_back_by_another_thread_has_no_cpu_figure(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
