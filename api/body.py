@@ -89,11 +89,13 @@ DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
 LONG_NUMBER = b"0" * 20
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, *, reading: Callable[[Any], None] | None = None) -> Any:
     """The document in ``raw``; ``json.JSONDecodeError`` if it is not JSON as the
     protocol defines it (FastAPI and push answer that as ``400 malformed_json``):
     NaN, Infinity, a number too large for a float (1e999), a lone surrogate, bytes that
-    are not UTF-8, or more than ``MAX_JSON_DEPTH`` levels.
+    are not UTF-8, or more than ``MAX_JSON_DEPTH`` levels. ``reading`` is given the
+    document before its depth is checked (a push's track points, read as they are
+    parsed: ``schemas.track.read_sent_points``).
 
     orjson reads it, in C: the standard library's parser, and a walk of every value to
     refuse what it lets through, were a third of a push's CPU. A body with a run of 20
@@ -109,6 +111,8 @@ def parse_json(raw: bytes) -> Any:
             if "depth limit" in str(error):
                 raise _too_deep(text) from None
             raise json.JSONDecodeError(str(error).split(":")[0], text, error.pos) from None
+    if reading is not None:
+        reading(document)
     if nested_deeper_than(document, MAX_JSON_DEPTH):
         raise _too_deep(raw[:64].decode("utf-8", "replace"))
     return document
@@ -133,8 +137,9 @@ def _parse_exactly(raw: bytes) -> Any:
 
 def nested_deeper_than(document: Any, limit: int) -> bool:
     """Whether ``document`` has more than ``limit`` levels of arrays and objects. Level
-    by level, with no recursion; ``type() is`` because this runs over every track point
-    of a batch, and JSON makes exact dicts and lists."""
+    by level, with no recursion; ``type() is`` because JSON makes exact dicts and lists.
+    A track's points read already (``schemas.track.ReadPoints``, a list of flat objects
+    by its reader's word) are not walked."""
     level = [document] if type(document) is dict or type(document) is list else []
     for _ in range(limit):
         below = []

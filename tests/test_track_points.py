@@ -5,16 +5,24 @@ else it must leave to pydantic. These tests hold it to that, on points tablets s
 and on points made to find where the two readers part.
 """
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from api.body import parse_json
 from schemas.records import TrackPoint, TrackSegmentFields, _in_utc
-from schemas.track import read_points
+from schemas.sync import PushRequest
+from schemas.track import ReadPoints, read_points, read_sent_points
+from sync.catalog import CATALOG
+from sync.engine.prepare import prepare
+from tests.api.test_hardening import nested
+from tests.sync_support import change
 
 PATROL = "d28de1f2-7cd7-4819-988f-8fa5a2e1a6ff"
 PYDANTIC = TypeAdapter(list[TrackPoint])
@@ -172,3 +180,96 @@ def test_the_fast_reader_never_parts_from_pydantic(sent: list[dict[str, Any]]) -
         slow = by_pydantic(sent)
         assert fast == slow
         assert [list(p) for p in slow or []] == keys
+
+
+# ---------------------------------------------------------------- read as a push is parsed
+
+
+def push_body(*changes: dict[str, Any]) -> bytes:
+    return json.dumps({"protocol": 1, "device_id": PATROL, "changes": list(changes)}).encode()
+
+
+def segment(points: Any, **fields: Any) -> dict[str, Any]:
+    return change(
+        "track_segment", PATROL, "create", 1, {"patrol_id": PATROL, "points": points, **fields}
+    )
+
+
+def test_a_pushs_points_are_read_as_it_is_parsed_and_kept_as_sent() -> None:
+    sent = [point(accuracy_m=8.4), point(t="2026-03-09T07:35:02-05:00", alt_m=1093.2)]
+    body = push_body(segment(sent), change("patrol", PATROL, "create", 2, {"points": sent}))
+
+    document = parse_json(body, reading=read_sent_points)
+    plain = parse_json(body)
+
+    points = document["changes"][0]["fields"]["points"]
+    assert type(points) is ReadPoints
+    assert points == sent
+    assert points.read == read_points(sent)
+    assert read_points(points) is points.read
+    # Another record type's field of that name is not a track's.
+    assert type(document["changes"][1]["fields"]["points"]) is list
+    # Every writer of the change as sent writes it as it came.
+    assert orjson.dumps(document, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        plain, option=orjson.OPT_SORT_KEYS
+    )
+    assert json.dumps(document, sort_keys=True) == json.dumps(plain, sort_keys=True)
+    batch, same = PushRequest.model_validate(document), PushRequest.model_validate(plain)
+    assert batch.changes[0].fields["points"] is points
+    assert batch.model_dump(mode="json") == same.model_dump(mode="json")
+    # What a push keeps and hashes of each change, and the records it would make.
+    prepared, expected = prepare(batch, CATALOG), prepare(same, CATALOG)
+    for ours, theirs in zip(prepared.values(), expected.values(), strict=True):
+        assert (ours.text, ours.digest, ours.document) == (
+            theirs.text,
+            theirs.digest,
+            theirs.document,
+        )
+        assert ours.created == theirs.created
+    assert isinstance(prepared[batch.changes[0].change_id].created, tuple)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"points": [point(lat=json.loads(nested(80, "1")))]},  # deep inside a point
+        {"points": [point(), json.loads(nested(80))]},  # a point that is no point
+        {"points": [point()], "deep": json.loads(nested(80))},  # beside the points
+        {"points": json.loads(nested(80))},
+    ],
+    ids=["in-a-point", "in-the-list", "beside", "the-list-itself"],
+)
+def test_points_not_vouched_for_have_their_depth_checked(fields: dict[str, Any]) -> None:
+    body = push_body(change("track_segment", PATROL, "create", 1, {"patrol_id": PATROL, **fields}))
+
+    with pytest.raises(json.JSONDecodeError, match="nested"):
+        parse_json(body, reading=read_sent_points)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [segment([point()])],
+        {"changes": {"0": segment([point()])}},
+        {"changes": [None, 7, "track_segment", [segment([point()])]]},
+        {"changes": [{**segment([point()]), "fields": [point()]}]},
+        {"changes": [{**segment([point()]), "fields": {"points": {"t": 1}}}]},
+        {"changes": [segment([])]},
+        {"changes": [segment([point(lat=91)])]},
+    ],
+)
+def test_only_a_segments_points_its_reader_vouches_for_are_marked(document: Any) -> None:
+    before = json.dumps(document, sort_keys=True)
+
+    read_sent_points(document)
+
+    assert json.dumps(document, sort_keys=True) == before
+    assert "ReadPoints" not in repr(_types_in(document))
+
+
+def _types_in(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {type(value).__name__}.union(*map(_types_in, value.values()))
+    if isinstance(value, list):
+        return {type(value).__name__}.union(*map(_types_in, value))
+    return set()

@@ -25,6 +25,7 @@ from schemas.sync import (
     PushResponse,
     RejectedPage,
 )
+from schemas.track import read_sent_points
 from schemas.types import utcnow
 from sync.accounts import contact
 from sync.attachments import access
@@ -60,7 +61,7 @@ async def read_batch(request: Request, settings: SettingsDep) -> Batch:
 
 def _parse_batch(raw: bytes, max_batch: int) -> Batch:
     try:
-        document: Any = parse_json(raw)
+        document: Any = parse_json(raw, reading=read_sent_points)
     except ValueError as error:
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body",), "msg": f"not JSON: {error}"}]

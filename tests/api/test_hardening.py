@@ -110,6 +110,27 @@ def test_deep_nesting_inside_a_change_is_malformed_json_gzipped_too(world: World
     assert [c for c in pulled["changes"] if c["entity"] == "patrol"] == []
 
 
+def test_deep_nesting_inside_a_track_point_is_malformed_json(world: World) -> None:
+    """A segment's points are read before the depth check (``schemas.track``); those its
+    reader cannot vouch for are walked by it still."""
+    sector = world.sector()
+    ranger = world.user(Role.ranger, sector_ids=[sector["id"]])
+    tablet = world.device(ranger)
+    patrol_id = str(uuid.uuid4())
+    patrol = change("patrol", patrol_id, "create", 1, {"sector_id": sector["id"]})
+    point = {"t": "2026-03-09T07:34:02-05:00", "lat": -5.7, "lon": -77.2, "alt_m": []}
+    segment = change("track_segment", str(uuid.uuid4()), "create", 2)
+    segment["fields"] = {"patrol_id": patrol_id, "points": [point]}
+    body = json.dumps(
+        {"protocol": 1, "device_id": tablet.tokens["device_id"], "changes": [patrol, segment]}
+    ).replace('"alt_m": []', '"alt_m": ' + nested(300, "1"))
+
+    answer = tablet.post("/sync/push", content=body, headers=JSON)
+
+    assert_problem(answer, 400, "malformed_json")
+    assert tablet.get("/sync/pull").json()["last_seq"] is None
+
+
 @pytest.mark.parametrize("path", ["/auth/refresh", "/devices/enroll"])
 @pytest.mark.parametrize("levels", [450, 100_000])
 def test_a_deeply_nested_body_without_a_token_is_malformed_json(
