@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
+import orjson
 from typing_extensions import TypedDict
 
 MAX_POINTS = 10_000
@@ -66,6 +67,20 @@ class _Point(msgspec.Struct, forbid_unknown_fields=True, gc=False, kw_only=True)
 _POINTS = list[_Point]
 
 
+class PointsJSON(list[TrackPointJSON]):
+    """Points in their JSON form, with that form's text (``json_text``: keys sorted, no
+    spaces), written once as the push is parsed: the segment's own column, its version,
+    the version's hash and its pull entry all take this text (``sync.platform.spliced``,
+    ``sync.platform.database.json_text``) rather than write the points again, on
+    SQLite while its write lock is held."""
+
+    __slots__ = ("json_text",)
+
+    def __init__(self, points: list[TrackPointJSON]) -> None:
+        super().__init__(points)
+        self.json_text = orjson.dumps(points, option=orjson.OPT_SORT_KEYS)
+
+
 class ReadPoints(list[Any]):
     """A track's points as the device sent them (the list's items, hashed and kept as
     they came), and ``read``, what ``read_points`` read them as. Only ``read_sent_points``
@@ -73,7 +88,7 @@ class ReadPoints(list[Any]):
 
     __slots__ = ("read",)
 
-    def __init__(self, sent: list[Any], read: list[TrackPointJSON]) -> None:
+    def __init__(self, sent: list[Any], read: PointsJSON) -> None:
         super().__init__(sent)
         self.read = read
 
@@ -94,7 +109,7 @@ def read_sent_points(document: Any) -> None:
             continue
         read = read_points(points)
         if read is not None:
-            fields["points"] = ReadPoints(points, read)
+            fields["points"] = ReadPoints(points, PointsJSON(read))
 
 
 def read_points(value: Any) -> list[TrackPointJSON] | None:

@@ -18,9 +18,11 @@ from pydantic import TypeAdapter, ValidationError
 from api.body import parse_json
 from schemas.records import TrackPoint, TrackSegmentFields, _in_utc
 from schemas.sync import PushRequest
-from schemas.track import ReadPoints, read_points, read_sent_points
+from schemas.track import PointsJSON, ReadPoints, read_points, read_sent_points
 from sync.catalog import CATALOG
 from sync.engine.prepare import prepare
+from sync.platform.database import json_text
+from sync.platform.spliced import Spliced
 from tests.api.test_hardening import nested
 from tests.sync_support import change
 
@@ -207,6 +209,12 @@ def test_a_pushs_points_are_read_as_it_is_parsed_and_kept_as_sent() -> None:
     assert points == sent
     assert points.read == read_points(sent)
     assert read_points(points) is points.read
+    # Their JSON form's text, written once: what every document holding them splices in.
+    read = points.read
+    assert type(read) is PointsJSON
+    assert read.json_text == orjson.dumps(list(read), option=orjson.OPT_SORT_KEYS)
+    assert Spliced(read).text is read.json_text
+    assert json_text(read) == json_text(list(read)) == read.json_text.decode()
     # Another record type's field of that name is not a track's.
     assert type(document["changes"][1]["fields"]["points"]) is list
     # Every writer of the change as sent writes it as it came.
@@ -226,7 +234,9 @@ def test_a_pushs_points_are_read_as_it_is_parsed_and_kept_as_sent() -> None:
             theirs.document,
         )
         assert ours.created == theirs.created
-    assert isinstance(prepared[batch.changes[0].change_id].created, tuple)
+    created = prepared[batch.changes[0].change_id].created
+    assert isinstance(created, tuple)
+    assert created[1]["points"] is read  # the segment's state takes the reading as it is
 
 
 @pytest.mark.parametrize(

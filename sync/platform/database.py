@@ -39,6 +39,7 @@ from sqlmodel import Session, SQLModel
 
 # Its hooks seal, as every transaction commits, the audit chain's block of what it wrote.
 import sync.platform.chain
+from schemas.track import PointsJSON
 from sync.platform import spliced, writers
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -49,7 +50,10 @@ def json_text(value: Any) -> str:
     """A JSON column's value as text: orjson, several times faster than the standard
     library on the documents a push writes; the standard library for what orjson
     refuses (integers beyond 64 bits). A value written once for several documents
-    (``sync.platform.spliced``) is spliced in as its text."""
+    (``sync.platform.spliced``) is spliced in as its text, and a push's points come
+    with theirs (``schemas.track.PointsJSON``)."""
+    if type(value) is PointsJSON:
+        return value.json_text.decode()
     try:
         return orjson.dumps(value, default=spliced.orjson_default).decode()
     except TypeError:

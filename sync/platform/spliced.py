@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from schemas.track import PointsJSON
+
 
 class Spliced:
     """``value`` (JSON: a list or a dict of plain values) with its JSON text."""
@@ -26,7 +28,9 @@ class Spliced:
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        self.text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        # A push's points come with their text, written as the push was parsed.
+        made = value.json_text if type(value) is PointsJSON else None
+        self.text = made if made is not None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def orjson_default(value: Any) -> Any:
