@@ -194,10 +194,10 @@ class QueuedConnection(sqlite3.Connection):
         if held is None or self.turns is None:
             return
         same_thread = threading.get_ident() == self._holder
+        # The CPU clock is read inside the wall clock's span, at either end.
+        cpu_s = time.thread_time() - self._cpu if same_thread else None
         turn = Turn(
-            waited_s=self._had - self._asked,
-            held_s=time.monotonic() - self._had,
-            cpu_s=time.thread_time() - self._cpu if same_thread else None,
+            waited_s=self._had - self._asked, held_s=time.monotonic() - self._had, cpu_s=cpu_s
         )
         self.turns.give_back(held)
         observer = on_turn

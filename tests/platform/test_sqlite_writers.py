@@ -145,7 +145,8 @@ def test_each_turn_says_how_long_it_was_waited_for_and_held_and_the_holders_cpu(
     assert held.held_s >= 0.1 + held.cpu_s - 0.01  # the busy loop, then the sleep
     assert waited.waited_s >= 0.1
     assert waited.cpu_s is not None
-    assert waited.cpu_s <= waited.held_s
+    # Two clocks, read a few nanoseconds apart, of a turn a tenth of a millisecond long.
+    assert waited.cpu_s <= waited.held_s + 1e-5
 
 
 def test_a_turn_that_cannot_be_counted_still_commits(
