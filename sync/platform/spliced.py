@@ -29,8 +29,10 @@ class Spliced:
     def __init__(self, value: Any) -> None:
         self.value = value
         # A push's points come with their text, written as the push was parsed.
-        made = value.json_text if type(value) is PointsJSON else None
-        self.text = made if made is not None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if type(value) is PointsJSON:
+            self.text = value.json_text
+        else:
+            self.text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def orjson_default(value: Any) -> Any:
