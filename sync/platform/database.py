@@ -20,8 +20,9 @@ import functools
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -280,7 +281,7 @@ def insert_rows(connection: Connection, table: sa.Table, rows: list[dict[str, An
     if connection.dialect.name == "sqlite":
         _insert_by_driver(connection, table, names, rows)
         return
-    convert = [_bound_value(column, connection.dialect) for column in columns]
+    convert = [_once_a_value(_bound_value(column, connection.dialect)) for column in columns]
     types = _copy_types(table, tuple(names))
     if types:
         convert = [
@@ -369,7 +370,8 @@ def _insert_by_driver(
     """SQLite: ``rows`` by the driver's own ``executemany``, each value made as
     SQLAlchemy's ``INSERT`` makes it (``_bound_value``), without its handling of every
     row's parameters: a fifth of the time 500 kept changes took, under the write lock."""
-    statement, order, convert = _sqlite_insert(table, tuple(names))
+    statement, order, made = _sqlite_insert(table, tuple(names))
+    convert = [_once_a_value(to) for to in made]
     values = [
         tuple([to(row[name]) for to, name in zip(convert, order, strict=True)]) for row in rows
     ]
@@ -411,6 +413,29 @@ def _bound_value(column: sa.Column[Any], dialect: sa.Dialect) -> Any:
 
 def _as_is(value: Any) -> Any:
     return value
+
+
+def _once_a_value(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert``, made once for each time object of one insert's rows: a push's rows
+    share one (its ``now``: when every record, version, entry and kept change was
+    made), and a time's conversion (1.8 µs) was a fifth of a row's making, under
+    SQLite's write lock. Known by identity, so that two equal times in other zones are
+    each converted, and kept with its object, so that its identity is not reused."""
+    if convert is _as_is:
+        return convert
+    made: dict[int, tuple[datetime, Any]] = {}
+
+    def once(value: Any) -> Any:
+        if type(value) is not datetime:
+            return convert(value)
+        held = made.get(id(value))
+        if held is not None and held[0] is value:
+            return held[1]
+        converted = convert(value)
+        made[id(value)] = (value, converted)
+        return converted
+
+    return once
 
 
 def one_of(

@@ -7,7 +7,7 @@ of column the push writes; and a unique key it breaks is raised as SQLAlchemy ra
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -93,6 +93,36 @@ def test_rows_are_stored_as_an_insert_stores_them(engine: Engine, count: int) ->
 
     assert _stored(engine, ours) == _stored(engine, theirs)
     assert len(_stored(engine, ours)) == count
+
+
+def test_a_time_shared_by_rows_or_equal_in_another_zone_is_stored_as_an_insert_stores_it(
+    engine: Engine,
+) -> None:
+    """Each time object is converted once for all the rows that hold it: the same
+    object, equal times in other zones and times of their own are stored alike."""
+    lima = timezone(timedelta(hours=-5))
+    later = MOMENT + timedelta(microseconds=1)
+    times = [MOMENT, MOMENT.astimezone(lima), later, later.astimezone(lima), MOMENT + timedelta(0)]
+    ours, theirs = uuid.uuid4(), uuid.uuid4()
+    rows = [
+        _version(ours, n, created_at=times[n % 5], recorded_at=times[(n + n // 5) % 5])
+        for n in range(1, 3 * COPY_FROM + 1)
+    ]
+    with engine.begin() as connection:
+        insert_rows(connection, TABLE, rows)
+        connection.execute(sa.insert(TABLE), [{**r, "record_id": theirs} for r in rows])
+
+    assert _stored(engine, ours) == _stored(engine, theirs)
+    assert [row["created_at"] for row in _read(engine, ours)] == [r["created_at"] for r in rows]
+
+
+def test_a_naive_time_is_refused_after_an_aware_one_was_converted(engine: Engine) -> None:
+    rows = [_version(uuid.uuid4(), n) for n in range(1, 3 * COPY_FROM + 1)]
+    rows[-1]["created_at"] = MOMENT.replace(tzinfo=None)
+
+    refused = (ValueError, sa.exc.StatementError)  # by the driver, or by SQLAlchemy
+    with pytest.raises(refused, match="naive"), engine.begin() as connection:
+        insert_rows(connection, TABLE, rows)
 
 
 def test_a_broken_unique_key_is_an_integrity_error_and_nothing_stays(engine: Engine) -> None:
