@@ -250,6 +250,17 @@ def _stand_in_base(count: int) -> int:
     return (secrets.randbelow(2**42 - 1) + 1) * STAND_IN_SPAN
 
 
+def hold_clock(session: Session) -> None:
+    """PostgreSQL: lock the clock's row now, until the transaction ends, as numbering
+    does (``number``); a transaction that holds it sees all that the ones that held it
+    before wrote (``sync.engine.wake.check_waits``). SQLite's writers hold the whole
+    database already."""
+    if is_postgresql(session):
+        clock = _table(SyncClock)
+        held = sa.select(clock.c.id).where(clock.c.id == CLOCK_ID)
+        session.execute(held.with_for_update(key_share=False, read=False)).one()
+
+
 def number(
     session: Session, *, base: int, count: int, exits: bool, seal: chain.Seal | None = None
 ) -> None:

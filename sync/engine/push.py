@@ -60,7 +60,7 @@ from schemas.sync import (
 from schemas.types import utcnow
 from sync.accounts import contact
 from sync.accounts.principal import Principal
-from sync.engine.changelog import Changelog
+from sync.engine.changelog import Changelog, hold_clock
 from sync.engine.decide import Actor, Decider
 from sync.engine.entities import Catalog
 from sync.engine.files import Owed
@@ -75,7 +75,7 @@ from sync.engine.prepare import (
 from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
 from sync.engine.versions import AppTooOld, too_old
-from sync.engine.wake import Waker
+from sync.engine.wake import WaitsCrossed, Waker, check_waits
 from sync.engine.workspace import Waiting, Workspace
 from sync.platform.database import one_of, unavailable
 from sync.platform.errors import Forbidden, KeepsChanges, PayloadTooLarge
@@ -133,12 +133,17 @@ def push(
     if prepared is None:
         prepared = prepare(batch, catalog)
     attempt = 1
+    serialized = False  # holding the sync clock from the start (``sync.engine.wake``)
     while True:
         one_by_one = attempt == ATTEMPTS
         try:
             once = Batch(session, catalog, now=now, batch_id=batch.batch_id, prepared=prepared)
             with session.begin_nested(), once:
-                return once.run(principal, batch, device, one_by_one=one_by_one)
+                return once.run(
+                    principal, batch, device, one_by_one=one_by_one, serialized=serialized
+                )
+        except WaitsCrossed:
+            serialized = True
         except DBAPIError as error:
             if one_by_one or unavailable(error):
                 raise
@@ -194,8 +199,16 @@ class Batch:
         self.decider.arrived = _nobody
 
     def run(
-        self, principal: Principal, batch: PushRequest, device: Device, *, one_by_one: bool
+        self,
+        principal: Principal,
+        batch: PushRequest,
+        device: Device,
+        *,
+        one_by_one: bool,
+        serialized: bool = False,
     ) -> PushResponse:
+        if serialized:
+            hold_clock(self.session)
         known = _stored(self.session, [c.change_id for c in batch.changes])
         readies = [self._ready(change) for change in batch.changes]
         current = [ready.change for ready in readies]  # in the current version
@@ -255,6 +268,8 @@ class Batch:
         self.session.add(device)
         self.owed.write()
         self.changelog.publish()  # last: it takes the clock, held until commit
+        if not serialized:  # else no other push could cross it
+            check_waits(self.session, self.ws.catalog, made=self.ws.made, waits=self.ws.waits)
         return PushResponse(
             results=[r for r in results if r is not None],
             last_seq=device.last_seq,
@@ -301,6 +316,7 @@ class Batch:
         once the server reads its version (``sync.engine.retry``). Its stored status and
         answer are replaced, so that a replay of its ``change_id`` answers the new one;
         what was kept of it, as sent, stays. Written and published at once."""
+        hold_clock(self.session)  # one change, decided as no other could cross it
         sent = Change.model_validate(kept.change)
         change, refused = in_current_version(sent)
         self.owed = Owed(self.session, [change])

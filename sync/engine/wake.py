@@ -3,23 +3,37 @@
 and user that pushed them, with their scope as it is now — and in the current version
 of the data model: a change is kept as its device sent it, so one that waited across
 an upgrade is upcast when it wakes (``sync.engine.versions``).
+
+On PostgreSQL two pushes can overlap: one making a record, the other deferring a
+change for it. Neither sees what the other has not committed, so the maker finds no
+change waiting, and the other does not find the record: the change would wait for a
+record already there, for ever. So a push that made a record changes can wait for, or
+deferred a change, checks before it commits, holding the sync clock's row
+(``check_waits``); of two such pushes the later to take it sees what the earlier
+committed, and a push that finds it crossed another's way is decided again, holding
+the clock from its start (``sync.engine.push``). SQLite's pushes take turns whole.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Set
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
-from schemas import User
+from schemas import DeferredChange, User
 from schemas.sync import Change, Status
 from sync.accounts.auth import principal_of
 from sync.accounts.principal import Principal
 from sync.engine import versions
+from sync.engine.changelog import hold_clock
 from sync.engine.decide import Actor, Decider
+from sync.engine.entities import Catalog
 from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
 from sync.engine.workspace import Waiting
+from sync.platform.database import is_postgresql, one_of
 
 
 class Waker:
@@ -78,3 +92,38 @@ def pusher(session: Session, user_id: uuid.UUID, device_id: uuid.UUID) -> Princi
     if user is None:
         return None
     return principal_of(session, user, family_id=None, device_id=device_id)
+
+
+class WaitsCrossed(Exception):
+    """A change was deferred for a record this push made, or a record this push deferred
+    a change for was made, by a transaction that overlapped this one."""
+
+
+def check_waits(
+    session: Session,
+    catalog: Catalog,
+    *,
+    made: Mapping[str, Set[uuid.UUID]],
+    waits: Mapping[str, Set[uuid.UUID]],
+) -> None:
+    """PostgreSQL, last before the commit: with the clock's row held, ``WaitsCrossed``
+    if a change now waits for one of the records this transaction ``made``, or one of
+    those it deferred changes for (``waits``) now exists."""
+    if not is_postgresql(session) or not (any(made.values()) or any(waits.values())):
+        return
+    hold_clock(session)
+    deferred = DeferredChange.__table__  # type: ignore[attr-defined]
+    found: list[sa.Select[tuple[uuid.UUID]]] = [
+        sa.select(deferred.c.waiting_id).where(
+            deferred.c.waiting_entity == entity,
+            one_of(session, deferred.c.waiting_id, sorted(ids)),
+        )
+        for entity, ids in made.items()
+        if ids
+    ]
+    for entity, ids in waits.items():
+        if ids:
+            table = catalog[entity].table.__table__  # type: ignore[attr-defined]
+            found.append(sa.select(table.c.id).where(one_of(session, table.c.id, sorted(ids))))
+    if session.execute(sa.union_all(*found).limit(1)).first() is not None:
+        raise WaitsCrossed

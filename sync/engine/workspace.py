@@ -123,6 +123,12 @@ class Workspace:
         self._writes = _Writes()
         self._stored: dict[uuid.UUID, dict[str, Any]] = {}
         self._undo: list[Callable[[], None]] = []
+        # Written by this workspace, for ``sync.engine.wake.check_waits``: the records
+        # made of a type changes can wait for, and what each change it deferred (and did
+        # not wake since) waits for.
+        self._waited_types = frozenset(p.entity for s in catalog.values() for p in s.parents)
+        self.made: dict[str, set[uuid.UUID]] = defaultdict(set)
+        self._deferred_for: dict[uuid.UUID, Key] = {}
 
     # ------------------------------------------------------------ undo
 
@@ -488,6 +494,8 @@ class Workspace:
             inserts = [r.values for r in mine if r.new]
             if inserts:
                 insert_rows(self.connection, table, inserts)
+                if spec.name in self._waited_types:
+                    self.made[spec.name].update(r.id for r in mine if r.new)
             for record in mine:
                 if record.new or record.dirty:
                     self._records[(spec.name, record.id)] = replace(
@@ -500,18 +508,30 @@ class Workspace:
             if values:
                 stored = _table(SyncChange)
                 run(sa.update(stored).where(stored.c.change_id == change_id).values(values))
+        for change_id in writes.undeferred:
+            self._deferred_for.pop(change_id, None)
         if writes.undeferred:
             deferred = _table(DeferredChange)
             woken = one_of(self.connection, deferred.c.change_id, sorted(writes.undeferred))
             run(sa.delete(deferred).where(woken))
         if writes.deferred:
             run(sa.insert(_table(DeferredChange)), list(writes.deferred.values()))
+            for row in writes.deferred.values():
+                self._deferred_for[row["change_id"]] = (row["waiting_entity"], row["waiting_id"])
         if writes.conflicts:
             run(sa.insert(_table(Conflict)), writes.conflicts)
         if writes.refused:
             run(sa.insert(_table(RefusedChange)), writes.refused)
         self._writes = _Writes()
         self._undo.clear()
+
+    @property
+    def waits(self) -> dict[str, set[uuid.UUID]]:
+        """The records the changes this workspace deferred wait for, by type."""
+        waits: dict[str, set[uuid.UUID]] = defaultdict(set)
+        for entity, record_id in self._deferred_for.values():
+            waits[entity].add(record_id)
+        return waits
 
     # ------------------------------------------------------------ duplicate keys
 

@@ -1,0 +1,118 @@
+"""A change deferred for a record another push is making at that moment wakes when that
+push commits: the two pushes' transactions overlap (two server processes; two
+connections here), and neither sees what the other has not committed
+(``sync.engine.wake.check_waits``). Both orders are held: the maker commits first, or
+the deferral does. On SQLite the pushes take turns whole, so the second one waits."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from schemas import SyncChange
+from schemas.enums import Role
+from schemas.sync import PushRequest, PushResponse, Status
+from sync.catalog import CATALOG
+from sync.engine.push import push
+from sync.engine.workspace import Workspace
+from sync.platform.database import transaction
+from sync.platform.settings import Settings
+from tests.engine.test_push_and_pull import Office, change, new_id, office
+
+POINT = {"t": "2026-11-02T09:40:00-05:00", "lat": -5.91, "lon": -77.31}
+# Long enough for the other push to decide and commit, where nothing holds it.
+HELD_SECONDS = 2.0
+
+
+class Pushing:
+    """A push run in a thread of its own; its answer, or what it raised."""
+
+    def __init__(self, send: Callable[[], PushResponse]) -> None:
+        self.answers: list[PushResponse | BaseException] = []
+        self.thread = threading.Thread(target=self._run, args=(send,))
+        self.thread.start()
+
+    def _run(self, send: Callable[[], PushResponse]) -> None:
+        try:
+            self.answers.append(send())
+        except BaseException as error:
+            self.answers.append(error)
+
+    def answer(self) -> PushResponse:
+        self.thread.join(timeout=30)
+        assert len(self.answers) == 1, self.answers
+        answer = self.answers[0]
+        assert isinstance(answer, PushResponse), answer
+        return answer
+
+
+def _patrol_and_segment(place: Office) -> tuple[dict[str, Any], dict[str, Any]]:
+    patrol = new_id()
+    made = change(1, "patrol", patrol, {"sector_id": str(place.sector_id)})
+    waiting = change(1, "track_segment", new_id(), {"patrol_id": patrol, "points": [POINT]})
+    return made, waiting
+
+
+def _assert_woken(engine: Engine, place: Office, waiting: dict[str, Any]) -> None:
+    table = SyncChange.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        status = connection.execute(
+            sa.select(table.c.status).where(table.c.change_id == uuid.UUID(waiting["change_id"]))
+        ).scalar_one()
+    assert status == str(Status.applied)
+    assert ("track_segment", waiting["id"], "upsert") in place.pull(place.tablet(Role.ranger))
+
+
+def test_a_change_deferred_while_its_parent_is_made_wakes_when_the_parent_commits(
+    engine: Engine, settings: Settings
+) -> None:
+    place = office(engine, settings)
+    maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
+    made, waiting = _patrol_and_segment(place)
+
+    batch = PushRequest(protocol=1, device_id=maker.device_id, changes=[made])
+    with transaction(engine) as session:
+        first = push(session, catalog=CATALOG, principal=maker, batch=batch, settings=settings)
+        assert first.results[0].status is Status.applied
+        # The patrol is written, not committed: the segment's push runs now.
+        following = Pushing(lambda: place.push(follower, waiting))
+        following.thread.join(timeout=HELD_SECONDS)
+
+    assert following.answer().results[0].status in (Status.deferred, Status.applied)
+    _assert_woken(engine, place, waiting)
+
+
+def test_a_push_that_made_a_record_wakes_a_change_deferred_for_it_since_it_looked(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patrol's push has looked for changes waiting for it (none) when the
+    segment's push defers and commits; then the patrol's push writes and commits."""
+    place = office(engine, settings)
+    maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
+    made, waiting = _patrol_and_segment(place)
+    looked, followed = threading.Event(), threading.Event()
+    writing = Workspace.flush
+
+    def flush(self: Workspace) -> None:
+        if not looked.is_set():
+            looked.set()
+            followed.wait(timeout=HELD_SECONDS)
+        writing(self)
+
+    monkeypatch.setattr(Workspace, "flush", flush)
+    making = Pushing(lambda: place.push(maker, made))
+    assert looked.wait(timeout=30)
+    overlapping = engine.dialect.name == "postgresql"  # SQLite's would wait for its turn
+    deferred = place.push(follower, waiting) if overlapping else None
+    followed.set()
+
+    assert making.answer().results[0].status is Status.applied
+    deferred = deferred or place.push(follower, waiting)
+    assert deferred.results[0].status in (Status.deferred, Status.applied)
+    _assert_woken(engine, place, waiting)
