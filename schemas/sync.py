@@ -84,6 +84,10 @@ class SyncClock(SQLModel, table=True):
     # The key of the pseudonyms personal data is hashed as (hex, 32 bytes), drawn by
     # migration 0019: it stays with the data it hides (docs/audit.md).
     pseudonym_key: str | None = Field(default=None, sa_type=sa.String(64))
+    # The pushes that deferred changes, counted as they commit (``sync.engine.wake``).
+    deferrals: int = Field(
+        default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 # Entries with no scope key: the reference data everyone pulls (observation categories).

@@ -250,15 +250,37 @@ def _stand_in_base(count: int) -> int:
     return (secrets.randbelow(2**42 - 1) + 1) * STAND_IN_SPAN
 
 
-def hold_clock(session: Session) -> None:
+def deferrals(session: Session) -> int:
+    """How many pushes that deferred changes had committed, as of now
+    (``sync.engine.wake``)."""
+    clock = _table(SyncClock)
+    count: int = (
+        session.connection()
+        .execute(sa.select(clock.c.deferrals).where(clock.c.id == CLOCK_ID))
+        .scalar_one()
+    )
+    return count
+
+
+def hold_clock(session: Session) -> int | None:
     """PostgreSQL: lock the clock's row now, until the transaction ends, as numbering
-    does (``number``); a transaction that holds it sees all that the ones that held it
-    before wrote (``sync.engine.wake.check_waits``). SQLite's writers hold the whole
-    database already."""
-    if is_postgresql(session):
-        clock = _table(SyncClock)
-        held = sa.select(clock.c.id).where(clock.c.id == CLOCK_ID)
-        session.execute(held.with_for_update(key_share=False, read=False)).one()
+    does (``number``), and read its count of deferrals: a transaction that holds it sees
+    all that the ones that held it before wrote (``sync.engine.wake``). None on SQLite,
+    whose writers hold the whole database already."""
+    if not is_postgresql(session):
+        return None
+    clock = _table(SyncClock)
+    held = sa.select(clock.c.deferrals).where(clock.c.id == CLOCK_ID).with_for_update()
+    count: int = session.connection().execute(held).scalar_one()  # not the ORM's: 0.2 ms less
+    return count
+
+
+def count_deferral(session: Session) -> None:
+    """Count this transaction among those that deferred changes (the clock held)."""
+    clock = _table(SyncClock)
+    session.connection().execute(
+        sa.update(clock).where(clock.c.id == CLOCK_ID).values(deferrals=clock.c.deferrals + 1)
+    )
 
 
 def number(

@@ -60,7 +60,7 @@ from schemas.sync import (
 from schemas.types import utcnow
 from sync.accounts import contact
 from sync.accounts.principal import Principal
-from sync.engine.changelog import Changelog, hold_clock
+from sync.engine.changelog import Changelog, deferrals, hold_clock
 from sync.engine.decide import Actor, Decider
 from sync.engine.entities import Catalog
 from sync.engine.files import Owed
@@ -77,7 +77,7 @@ from sync.engine.store import Receipts
 from sync.engine.versions import AppTooOld, too_old
 from sync.engine.wake import WaitsCrossed, Waker, check_waits
 from sync.engine.workspace import Waiting, Workspace
-from sync.platform.database import one_of, unavailable
+from sync.platform.database import is_postgresql, one_of, unavailable
 from sync.platform.errors import Forbidden, KeepsChanges, PayloadTooLarge
 from sync.platform.settings import Settings
 
@@ -209,6 +209,7 @@ class Batch:
     ) -> PushResponse:
         if serialized:
             hold_clock(self.session)
+        seen = deferrals(self.session) if is_postgresql(self.session) else None
         known = _stored(self.session, [c.change_id for c in batch.changes])
         readies = [self._ready(change) for change in batch.changes]
         current = [ready.change for ready in readies]  # in the current version
@@ -269,7 +270,8 @@ class Batch:
         self.owed.write()
         self.changelog.publish()  # last: it takes the clock, held until commit
         if not serialized:  # else no other push could cross it
-            check_waits(self.session, self.ws.catalog, made=self.ws.made, waits=self.ws.waits)
+            made, waits = self.ws.made, self.ws.waits
+            check_waits(self.session, self.ws.catalog, made=made, waits=waits, seen=seen)
         return PushResponse(
             results=[r for r in results if r is not None],
             last_seq=device.last_seq,

@@ -5,13 +5,16 @@ of the data model: a change is kept as its device sent it, so one that waited ac
 an upgrade is upcast when it wakes (``sync.engine.versions``).
 
 On PostgreSQL two pushes can overlap: one making a record, the other deferring a
-change for it. Neither sees what the other has not committed, so the maker finds no
-change waiting, and the other does not find the record: the change would wait for a
-record already there, for ever. So a push that made a record changes can wait for, or
-deferred a change, checks before it commits, holding the sync clock's row
-(``check_waits``); of two such pushes the later to take it sees what the earlier
-committed, and a push that finds it crossed another's way is decided again, holding
-the clock from its start (``sync.engine.push``). SQLite's pushes take turns whole.
+change for it (an observation for its patrol, an update for the record's create).
+Neither sees what the other has not committed, so the maker finds no change waiting,
+and the other does not find the record: the change would wait for a record already
+there, for ever. So a push that made records, or deferred a change, checks before it
+commits, holding the sync clock's row (``check_waits``); of two such pushes the later
+to take it sees what the earlier committed. A push that deferred counts itself on
+that row, so that one that made records looks them up again only when a deferral was
+committed since it began. A push that finds it crossed another's way is decided
+again, holding the clock from its start (``sync.engine.push``). SQLite's pushes take
+turns whole.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from schemas.sync import Change, Status
 from sync.accounts.auth import principal_of
 from sync.accounts.principal import Principal
 from sync.engine import versions
-from sync.engine.changelog import hold_clock
+from sync.engine.changelog import count_deferral, hold_clock
 from sync.engine.decide import Actor, Decider
 from sync.engine.entities import Catalog
 from sync.engine.rules import Deferred, Rejected
@@ -105,25 +108,33 @@ def check_waits(
     *,
     made: Mapping[str, Set[uuid.UUID]],
     waits: Mapping[str, Set[uuid.UUID]],
+    seen: int | None,
 ) -> None:
-    """PostgreSQL, last before the commit: with the clock's row held, ``WaitsCrossed``
-    if a change now waits for one of the records this transaction ``made``, or one of
-    those it deferred changes for (``waits``) now exists."""
+    """PostgreSQL, last before the commit, with the clock's row held: ``WaitsCrossed`` if
+    a change now waits for one of the records this transaction ``made``, or one of those
+    it deferred changes for (``waits``) now exists. ``seen`` is the clock's count of
+    deferrals as this transaction began (``changelog.deferrals``): while no push has
+    deferred a change since, what it made is not looked up again, so that the clock is
+    held no longer than one short statement."""
     if not is_postgresql(session) or not (any(made.values()) or any(waits.values())):
         return
-    hold_clock(session)
-    deferred = DeferredChange.__table__  # type: ignore[attr-defined]
-    found: list[sa.Select[tuple[uuid.UUID]]] = [
-        sa.select(deferred.c.waiting_id).where(
-            deferred.c.waiting_entity == entity,
-            one_of(session, deferred.c.waiting_id, sorted(ids)),
-        )
-        for entity, ids in made.items()
-        if ids
-    ]
+    count = hold_clock(session)
+    found: list[sa.Select[tuple[uuid.UUID]]] = []
+    if count != seen:
+        deferred = DeferredChange.__table__  # type: ignore[attr-defined]
+        found += [
+            sa.select(deferred.c.waiting_id).where(
+                deferred.c.waiting_entity == entity,
+                one_of(session, deferred.c.waiting_id, sorted(ids)),
+            )
+            for entity, ids in made.items()
+            if ids
+        ]
     for entity, ids in waits.items():
         if ids:
             table = catalog[entity].table.__table__  # type: ignore[attr-defined]
             found.append(sa.select(table.c.id).where(one_of(session, table.c.id, sorted(ids))))
-    if session.execute(sa.union_all(*found).limit(1)).first() is not None:
+    if found and session.execute(sa.union_all(*found).limit(1)).first() is not None:
         raise WaitsCrossed
+    if any(waits.values()):
+        count_deferral(session)

@@ -123,10 +123,8 @@ class Workspace:
         self._writes = _Writes()
         self._stored: dict[uuid.UUID, dict[str, Any]] = {}
         self._undo: list[Callable[[], None]] = []
-        # Written by this workspace, for ``sync.engine.wake.check_waits``: the records
-        # made of a type changes can wait for, and what each change it deferred (and did
-        # not wake since) waits for.
-        self._waited_types = frozenset(p.entity for s in catalog.values() for p in s.parents)
+        # Written by this workspace, for ``sync.engine.wake.check_waits``: the records it
+        # made, and what each change it deferred (and did not wake since) waits for.
         self.made: dict[str, set[uuid.UUID]] = defaultdict(set)
         self._deferred_for: dict[uuid.UUID, Key] = {}
 
@@ -494,8 +492,7 @@ class Workspace:
             inserts = [r.values for r in mine if r.new]
             if inserts:
                 insert_rows(self.connection, table, inserts)
-                if spec.name in self._waited_types:
-                    self.made[spec.name].update(r.id for r in mine if r.new)
+                self.made[spec.name].update(r.id for r in mine if r.new)
             for record in mine:
                 if record.new or record.dirty:
                     self._records[(spec.name, record.id)] = replace(

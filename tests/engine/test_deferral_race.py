@@ -17,14 +17,17 @@ from sqlalchemy.engine import Engine
 
 from schemas import SyncChange
 from schemas.enums import Role
+from schemas.reference import ObservationCategoryCreate
 from schemas.sync import PushRequest, PushResponse, Status
 from sync.catalog import CATALOG
 from sync.engine.push import push
 from sync.engine.workspace import Workspace
 from sync.platform.database import transaction
 from sync.platform.settings import Settings
+from sync.reference import service as reference
 from tests.engine.test_push_and_pull import Office, change, new_id, office
 
+CATEGORY = "threat.logging"
 POINT = {"t": "2026-11-02T09:40:00-05:00", "lat": -5.91, "lon": -77.31}
 # Long enough for the other push to decide and commit, where nothing holds it.
 HELD_SECONDS = 2.0
@@ -52,10 +55,29 @@ class Pushing:
         return answer
 
 
-def _patrol_and_segment(place: Office) -> tuple[dict[str, Any], dict[str, Any]]:
-    patrol = new_id()
-    made = change(1, "patrol", patrol, {"sector_id": str(place.sector_id)})
-    waiting = change(1, "track_segment", new_id(), {"patrol_id": patrol, "points": [POINT]})
+# What waits: a segment for its patrol, or an edit of an observation for its create (a
+# change can wait for a record of any type, not only one that others hang from).
+WAITING = ["segment", "edit"]
+
+
+def _made_and_waiting(place: Office, waits: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    patrol, observation = new_id(), new_id()
+    made = [change(1, "patrol", patrol, {"sector_id": str(place.sector_id)})]
+    if waits == "segment":
+        waiting = change(1, "track_segment", new_id(), {"patrol_id": patrol, "points": [POINT]})
+        return made, waiting
+    with transaction(place.engine) as session:
+        reference.create_category(
+            session,
+            category=ObservationCategoryCreate(key=CATEGORY, name_es="Tala", name_en="Logging"),
+        )
+    seen = {"patrol_id": patrol, "category_key": CATEGORY, "observed_at": POINT["t"]}
+    made.append(change(2, "observation", observation, {**seen, "lat": -5.9, "lon": -77.3}))
+    waiting = {
+        **change(1, "observation", observation, {"notes": "tala reciente"}),
+        "op": "update",
+        "base_version": 1,
+    }
     return made, waiting
 
 
@@ -66,20 +88,22 @@ def _assert_woken(engine: Engine, place: Office, waiting: dict[str, Any]) -> Non
             sa.select(table.c.status).where(table.c.change_id == uuid.UUID(waiting["change_id"]))
         ).scalar_one()
     assert status == str(Status.applied)
-    assert ("track_segment", waiting["id"], "upsert") in place.pull(place.tablet(Role.ranger))
+    pulled = place.pull(place.tablet(Role.ranger))
+    assert (waiting["entity"], waiting["id"], "upsert") in pulled
 
 
+@pytest.mark.parametrize("waits", WAITING)
 def test_a_change_deferred_while_its_parent_is_made_wakes_when_the_parent_commits(
-    engine: Engine, settings: Settings
+    engine: Engine, settings: Settings, waits: str
 ) -> None:
     place = office(engine, settings)
     maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
-    made, waiting = _patrol_and_segment(place)
+    made, waiting = _made_and_waiting(place, waits)
 
-    batch = PushRequest(protocol=1, device_id=maker.device_id, changes=[made])
+    batch = PushRequest(protocol=1, device_id=maker.device_id, changes=made)
     with transaction(engine) as session:
         first = push(session, catalog=CATALOG, principal=maker, batch=batch, settings=settings)
-        assert first.results[0].status is Status.applied
+        assert {r.status for r in first.results} == {Status.applied}
         # The patrol is written, not committed: the segment's push runs now.
         following = Pushing(lambda: place.push(follower, waiting))
         following.thread.join(timeout=HELD_SECONDS)
@@ -88,14 +112,15 @@ def test_a_change_deferred_while_its_parent_is_made_wakes_when_the_parent_commit
     _assert_woken(engine, place, waiting)
 
 
+@pytest.mark.parametrize("waits", WAITING)
 def test_a_push_that_made_a_record_wakes_a_change_deferred_for_it_since_it_looked(
-    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, waits: str
 ) -> None:
     """The patrol's push has looked for changes waiting for it (none) when the
     segment's push defers and commits; then the patrol's push writes and commits."""
     place = office(engine, settings)
     maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
-    made, waiting = _patrol_and_segment(place)
+    made, waiting = _made_and_waiting(place, waits)
     looked, followed = threading.Event(), threading.Event()
     writing = Workspace.flush
 
@@ -106,13 +131,13 @@ def test_a_push_that_made_a_record_wakes_a_change_deferred_for_it_since_it_looke
         writing(self)
 
     monkeypatch.setattr(Workspace, "flush", flush)
-    making = Pushing(lambda: place.push(maker, made))
+    making = Pushing(lambda: place.push(maker, *made))
     assert looked.wait(timeout=30)
     overlapping = engine.dialect.name == "postgresql"  # SQLite's would wait for its turn
     deferred = place.push(follower, waiting) if overlapping else None
     followed.set()
 
-    assert making.answer().results[0].status is Status.applied
+    assert {r.status for r in making.answer().results} == {Status.applied}
     deferred = deferred or place.push(follower, waiting)
     assert deferred.results[0].status in (Status.deferred, Status.applied)
     _assert_woken(engine, place, waiting)
