@@ -31,8 +31,10 @@ savepoint would. When another device's batch wins a race for the same row (the s
 attendance recorded on two tablets at once), the database refuses our write and the
 whole batch is decided again, seeing the winner; should that keep failing, the last
 attempt goes one change at a time, each in its own savepoint, so that one bad change
-can never block the rest. The batch is answered only after the transaction commits
-(``api.deps``).
+can never block the rest. A batch that crossed an overlapping one's way over a deferred
+change (it made the record the other deferred a change for, or the reverse:
+``sync.engine.wake``) is decided again holding the sync clock from its start. The
+batch is answered only after the transaction commits (``api.deps``).
 """
 
 from __future__ import annotations
@@ -209,6 +211,7 @@ class Batch:
     ) -> PushResponse:
         if serialized:
             hold_clock(self.session)
+        # The deferrals committed so far: ``check_waits`` looks again only if one more has.
         seen = deferrals(self.session) if is_postgresql(self.session) else None
         known = _stored(self.session, [c.change_id for c in batch.changes])
         readies = [self._ready(change) for change in batch.changes]
