@@ -76,6 +76,9 @@ class Changelog:
         self.session = session
         self._pending: dict[tuple[str, uuid.UUID], PendingEntry] = {}
         self._versions: list[dict[str, Any]] = []
+        # The clock's count of deferrals, as its holder sees it, once this transaction
+        # has taken the clock to number its entries (PostgreSQL).
+        self.deferrals: int | None = None
 
     def touch(self, entry: PendingEntry) -> PendingEntry | None:
         """Queue ``entry``; the entry it replaces, if the record was touched before."""
@@ -192,7 +195,9 @@ class Changelog:
             _upsert_entries(self.session, rows)
         if is_postgresql(self.session):
             # Takes the clock, and seals the audit chain's block of what this wrote.
-            number(self.session, base=base, count=count, exits=bool(exits), seal=seal)
+            self.deferrals = number(
+                self.session, base=base, count=count, exits=bool(exits), seal=seal
+            )
         self._pending.clear()
 
 
@@ -285,25 +290,30 @@ def count_deferral(session: Session) -> None:
 
 def number(
     session: Session, *, base: int, count: int, exits: bool, seal: chain.Seal | None = None
-) -> None:
+) -> int:
     """PostgreSQL: take ``count`` numbers from the clock and give them, in order, to this
     transaction's entries and exits written under stand-ins ``-(base + i)``; and
     ``seal`` the audit chain's block of what it wrote, whose head the clock row holds.
-    One statement: the clock's ``UPDATE … RETURNING`` a common table expression of the
-    renumbering ``UPDATE`` and of the block's ``INSERT``. Locks the clock row until the
-    transaction ends (call it last)."""
+    One statement: the clock's ``UPDATE … RETURNING``, the renumbering ``UPDATE`` and the
+    block's ``INSERT`` as common table expressions of a ``SELECT`` of the clock's count
+    of deferrals, which is returned (as ``hold_clock`` reads it), so that no statement
+    need follow this one. Locks the clock row until the transaction ends (call it
+    last)."""
     tables = [_table(SyncEntry), *([_table(SyncExit)] if exits else [])]
     clock_cte = _advance(count, seal).cte("clock")
     top: Any = sa.select(clock_cte.c.seq).scalar_subquery()
-    entries, *others = (_renumber(table, top, base, count) for table in tables)
-    statement = entries.add_cte(clock_cte)
-    for other in others:  # run to completion by PostgreSQL, though nothing reads it
-        statement = statement.add_cte(other.cte("exits_renumbered"))
+    statement = sa.select(clock_cte.c.deferrals).add_cte(clock_cte)
+    # Each run to completion by PostgreSQL, though the statement reads none of them.
+    for table in tables:
+        statement = statement.add_cte(
+            _renumber(table, top, base, count).cte(f"{table.name}_renumbered")
+        )
     if seal is not None:
         statement = statement.add_cte(seal.block(clock_cte).cte("sealed"))
-    session.execute(statement)
+    held: int = session.execute(statement).scalar_one()
     if seal is not None:
         chain.sealed(session)
+    return held
 
 
 def _take_numbers(session: Session, *, count: int, seal: chain.Seal | None) -> int:
@@ -328,7 +338,11 @@ def _advance(count: int, seal: chain.Seal | None) -> sa.Update:
         sa.update(clock_table)
         .where(clock_table.c.id == CLOCK_ID)
         .values(seq=clock_table.c.seq + count, **(seal.advance(clock_table) if seal else {}))
-        .returning(clock_table.c.seq, *(seal.returning(clock_table) if seal else []))
+        .returning(
+            clock_table.c.seq,
+            clock_table.c.deferrals,
+            *(seal.returning(clock_table) if seal else []),
+        )
     )
 
 

@@ -274,7 +274,8 @@ class Batch:
         self.changelog.publish()  # last: it takes the clock, held until commit
         if not serialized:  # else no other push could cross it
             made, waits = self.ws.made, self.ws.waits
-            check_waits(self.session, self.ws.catalog, made=made, waits=waits, seen=seen)
+            held = self.changelog.deferrals
+            check_waits(self.session, self.ws.catalog, made=made, waits=waits, seen=seen, held=held)
         return PushResponse(
             results=[r for r in results if r is not None],
             last_seq=device.last_seq,
