@@ -209,10 +209,12 @@ class Batch:
         one_by_one: bool,
         serialized: bool = False,
     ) -> PushResponse:
+        # The deferrals committed so far: ``check_waits`` looks again only if one more has.
+        seen = None
         if serialized:
             hold_clock(self.session)
-        # The deferrals committed so far: ``check_waits`` looks again only if one more has.
-        seen = deferrals(self.session) if is_postgresql(self.session) else None
+        elif is_postgresql(self.session):
+            seen = deferrals(self.session)
         known = _stored(self.session, [c.change_id for c in batch.changes])
         readies = [self._ready(change) for change in batch.changes]
         current = [ready.change for ready in readies]  # in the current version
@@ -274,7 +276,7 @@ class Batch:
         self.changelog.publish()  # last: it takes the clock, held until commit
         if not serialized:  # else no other push could cross it
             made, waits = self.ws.made, self.ws.waits
-            held = self.changelog.deferrals
+            held = self.changelog.deferrals_held
             check_waits(self.session, self.ws.catalog, made=made, waits=waits, seen=seen, held=held)
         return PushResponse(
             results=[r for r in results if r is not None],

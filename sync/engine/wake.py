@@ -20,7 +20,7 @@ turns whole.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Set
+from collections.abc import Collection, Mapping
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -106,8 +106,8 @@ def check_waits(
     session: Session,
     catalog: Catalog,
     *,
-    made: Mapping[str, Set[uuid.UUID]],
-    waits: Mapping[str, Set[uuid.UUID]],
+    made: Mapping[str, Collection[uuid.UUID]],
+    waits: Mapping[str, Collection[uuid.UUID]],
     seen: int | None,
     held: int | None,
 ) -> None:
@@ -129,7 +129,7 @@ def check_waits(
         found += [
             sa.select(deferred.c.waiting_id).where(
                 deferred.c.waiting_entity == entity,
-                one_of(session, deferred.c.waiting_id, sorted(ids)),
+                one_of(session, deferred.c.waiting_id, sorted(set(ids))),
             )
             for entity, ids in made.items()
             if ids

@@ -125,7 +125,7 @@ class Workspace:
         self._undo: list[Callable[[], None]] = []
         # Written by this workspace, for ``sync.engine.wake.check_waits``: the records it
         # made, and what each change it deferred (and did not wake since) waits for.
-        self.made: dict[str, set[uuid.UUID]] = defaultdict(set)
+        self.made: dict[str, list[uuid.UUID]] = defaultdict(list)
         self._deferred_for: dict[uuid.UUID, Key] = {}
 
     # ------------------------------------------------------------ undo
@@ -492,7 +492,7 @@ class Workspace:
             inserts = [r.values for r in mine if r.new]
             if inserts:
                 insert_rows(self.connection, table, inserts)
-                self.made[spec.name].update(r.id for r in mine if r.new)
+                self.made[spec.name] += [r.id for r in mine if r.new]  # unhashed: cheap
             for record in mine:
                 if record.new or record.dirty:
                     self._records[(spec.name, record.id)] = replace(
