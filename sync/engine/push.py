@@ -78,7 +78,7 @@ from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
 from sync.engine.versions import AppTooOld, too_old
 from sync.engine.wake import WaitsCrossed, Waker, check_waits
-from sync.engine.workspace import Waiting, Workspace
+from sync.engine.workspace import Waiting, Workspace, in_order
 from sync.platform.database import is_postgresql, one_of, unavailable
 from sync.platform.errors import Forbidden, KeepsChanges, PayloadTooLarge
 from sync.platform.settings import Settings
@@ -401,7 +401,7 @@ def _stored(session: Session, change_ids: list[uuid.UUID]) -> dict[uuid.UUID, Ma
     table = SyncChange.__table__  # type: ignore[attr-defined]
     rows = session.connection().execute(
         sa.select(table.c.change_id, table.c.content_hash, table.c.device_id, table.c.result).where(
-            one_of(session, table.c.change_id, sorted(set(change_ids)))
+            one_of(session, table.c.change_id, in_order(set(change_ids)))
         )
     )
     return {row.change_id: dict(row._mapping) for row in rows}

@@ -17,6 +17,7 @@ undo it, so a change found invalid halfway leaves nothing behind.
 from __future__ import annotations
 
 import itertools
+import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -167,7 +168,7 @@ class Workspace:
         return {record_id for name, record_id in self._records if name == entity}
 
     def _load(self, spec: EntitySpec, ids: Iterable[uuid.UUID], *, lock: bool) -> None:
-        wanted = sorted(ids)
+        wanted = in_order(ids)
         if not wanted:
             return
         table = spec.table.__table__  # type: ignore[attr-defined]
@@ -195,7 +196,7 @@ class Workspace:
                 sa.select(table.c.record_id, table.c.version, table.c.device_id, table.c.changed)
                 .where(
                     table.c.entity == entity,
-                    one_of(self.connection, table.c.record_id, sorted(ids)),
+                    one_of(self.connection, table.c.record_id, in_order(ids)),
                 )
                 .order_by(table.c.record_id, table.c.version)
             )
@@ -251,7 +252,7 @@ class Workspace:
             sa.select(table.c.id, *key_columns).where(
                 table.c.deleted_at.is_(None),
                 *(
-                    one_of(self.connection, c, sorted(values))
+                    one_of(self.connection, c, in_order(values))
                     for c, values in zip(key_columns, asked, strict=True)
                 ),
             )
@@ -269,7 +270,7 @@ class Workspace:
         )
 
     def _load_waiting(self, ids: set[uuid.UUID]) -> None:
-        wanted = sorted(ids - self._waiting_loaded)
+        wanted = in_order(ids - self._waiting_loaded)
         if not wanted:
             return
         self._waiting_loaded.update(wanted)
@@ -509,7 +510,7 @@ class Workspace:
             self._deferred_for.pop(change_id, None)
         if writes.undeferred:
             deferred = _table(DeferredChange)
-            woken = one_of(self.connection, deferred.c.change_id, sorted(writes.undeferred))
+            woken = one_of(self.connection, deferred.c.change_id, in_order(writes.undeferred))
             run(sa.delete(deferred).where(woken))
         if writes.deferred:
             run(sa.insert(_table(DeferredChange)), list(writes.deferred.values()))
@@ -555,6 +556,15 @@ def _values(reference: Reference, value: Any) -> list[Any]:
     return [value] if isinstance(value, str) else []
 
 
+def in_order(ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    """``ids`` in the order ``sorted`` gives them, each id's number read in C as its
+    key: ``UUID.__lt__`` is Python, called about twelve times an id of a batch."""
+    return sorted(ids, key=_NUMBER)
+
+
+_NUMBER = operator.attrgetter("int")
+
+
 def _table(model: type[Any]) -> sa.Table:
     table: sa.Table = model.__table__
     return table
@@ -579,4 +589,4 @@ def _collect_parents(
         into[parent.entity].update(_ids(values.get(parent.field)))
 
 
-__all__ = ["Record", "Version", "Waiting", "Workspace"]
+__all__ = ["Record", "Version", "Waiting", "Workspace", "in_order"]
