@@ -281,7 +281,9 @@ def insert_rows(connection: Connection, table: sa.Table, rows: list[dict[str, An
     if connection.dialect.name == "sqlite":
         _insert_by_driver(connection, table, names, rows)
         return
-    convert = [_once_a_value(_bound_value(column, connection.dialect)) for column in columns]
+    convert = [
+        _for_one_insert(column, _bound_value(column, connection.dialect)) for column in columns
+    ]
     types = _copy_types(table, tuple(names))
     if types:
         convert = [
@@ -371,7 +373,7 @@ def _insert_by_driver(
     SQLAlchemy's ``INSERT`` makes it (``_bound_value``), without its handling of every
     row's parameters: a fifth of the time 500 kept changes took, under the write lock."""
     statement, order, made = _sqlite_insert(table, tuple(names))
-    convert = [_once_a_value(to) for to in made]
+    convert = [_for_one_insert(table.c[name], to) for name, to in zip(order, made, strict=True)]
     values = [
         tuple([to(row[name]) for to, name in zip(convert, order, strict=True)]) for row in rows
     ]
@@ -413,6 +415,19 @@ def _bound_value(column: sa.Column[Any], dialect: sa.Dialect) -> Any:
 
 def _as_is(value: Any) -> Any:
     return value
+
+
+def _for_one_insert(column: sa.Column[Any], convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """What makes ``column``'s values for one insert's rows: ``convert``, and for a
+    column of times, each time object converted once (``_once_a_value``)."""
+    return _once_a_value(convert) if _holds_times(column) else convert
+
+
+def _holds_times(column: sa.Column[Any]) -> bool:
+    stored = column.type
+    if isinstance(stored, sa.TypeDecorator):
+        stored = stored.impl_instance
+    return isinstance(stored, sa.DateTime)
 
 
 def _once_a_value(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
