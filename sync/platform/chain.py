@@ -154,8 +154,18 @@ def pseudonymised(name: str, document: dict[str, Any], key: Key | None) -> dict[
 def pseudonym(secret: bytes, scope: str, value: Any) -> str:
     """The keyed hash a personal value is shown as: equal values in one ``scope`` have
     equal pseudonyms; without the key, no value can be tried against one."""
-    message = scope.encode() + b"\n" + _dumps({"v": value})
-    return hmac.digest(secret, message, "sha256").hex()
+    mac = _keyed(secret).copy()
+    mac.update(scope.encode() + b"\n" + _dumps({"v": value}))
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with ``secret``, copied for each value. ``hmac.digest``
+    lets go of the GIL for every value, however short, and waited up to the interpreter's
+    switch interval to have it back while another thread of the process computed: 0.7 ms
+    a value against 0.8 µs, measured apart, under a push's locks."""
+    return hmac.new(secret, digestmod=hashlib.sha256)
 
 
 def content_hash(name: str, content: bytes) -> str:

@@ -4,6 +4,8 @@ for ever (a new form gets a new name, as ``FORM`` did)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -85,6 +87,18 @@ def test_a_person_s_version_is_hashed_with_pseudonyms() -> None:
         b'"record_id":"0b8a5c2e-6f1d-4e8a-9c3b-2d7e5f4a1b6c",'
         b'"recorded_at":"2026-03-09T12:34:02.000000+00:00","version":3}'
     )
+
+
+def test_each_key_gives_its_own_pseudonyms() -> None:
+    """A pseudonym is the value's HMAC-SHA256 under the key given: the keyed HMAC kept
+    for one key (and copied for each value) never answers for another."""
+    scope = "person.given_names\n0b8a5c2e-6f1d-4e8a-9c3b-2d7e5f4a1b6c"
+    message = scope.encode() + b'\n{"v":"Mar\xc3\xada"}'
+    other = b"j" * 32
+    for key in (KEY, other, KEY, other):
+        expected = hmac.new(key, message, hashlib.sha256).hexdigest()
+        assert chain.pseudonym(key, scope, "María") == expected
+    assert chain.pseudonym(KEY, scope, "María") != chain.pseudonym(other, scope, "María")
 
 
 def test_a_review_with_a_date_and_an_enum_is_hashed_by_these_bytes() -> None:
