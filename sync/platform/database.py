@@ -98,6 +98,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, database: str | None
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         if isinstance(dbapi_connection, writers.QueuedConnection) and database:
             dbapi_connection.turns = writers.turns_of(database)
+            # Its writers copy the log after their turn (``QueuedConnection.checkpoint``).
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0").close()
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -82,6 +85,47 @@ def test_a_turn_is_given_back_however_the_transaction_ends(engine: Engine, end: 
     with brief_write(engine, patience_ms=0):  # no one holds a turn: taken at once
         pass
     connection.close()
+
+
+def test_a_turn_is_given_back_once_its_commit_is_on_disk(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not as the commit begins: the next writer would wait for that commit in SQLite's
+    busy handler, which wakes up late."""
+    committed: list[bool] = []
+    given_back = writers.Turns.give_back
+    with _writing(engine) as connection:
+        raw: Any = connection.connection.dbapi_connection
+
+        def give_back(turns: writers.Turns, descriptor: int) -> None:
+            committed.append(not raw.in_transaction)
+            given_back(turns, descriptor)
+
+        monkeypatch.setattr(writers.Turns, "give_back", give_back)
+        with connection.begin():
+            connection.exec_driver_sql("CREATE TABLE written (n INTEGER)")
+    assert committed == [True]
+
+
+def test_a_writer_copies_the_log_into_the_database_file_after_its_turn(
+    engine: Engine, database: str, tmp_path: Path
+) -> None:
+    """SQLite's own checkpoint, run inside a commit that fills the log, is off on the
+    server's connections; each writer checkpoints once its turn is given back."""
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    with _writing(engine) as connection, connection.begin():
+        connection.exec_driver_sql("CREATE TABLE written (n INTEGER)")
+        connection.exec_driver_sql("INSERT INTO written VALUES (7)")
+
+    # The database file alone, without its log, holds the write.
+    alone = tmp_path / "alone.sqlite"
+    shutil.copyfile(database, alone)
+    copy = sqlite3.connect(alone)
+    try:
+        assert copy.execute("SELECT n FROM written").fetchall() == [(7,)]
+    finally:
+        copy.close()
 
 
 def test_a_writer_that_gave_up_leaves_its_place_to_the_next(engine: Engine, database: str) -> None:
