@@ -100,6 +100,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, database: str | None
             dbapi_connection.turns = writers.turns_of(database)
             # Its writers copy the log after their turn (``QueuedConnection.checkpoint``).
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0").close()
+            dbapi_connection.execute(f"PRAGMA journal_size_limit={writers.LOG_LIMIT}").close()
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")

@@ -128,6 +128,36 @@ def test_a_writer_copies_the_log_into_the_database_file_after_its_turn(
         copy.close()
 
 
+def test_the_log_is_started_over_under_writers_one_after_another(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer copies the log after its turn, while the next writer has begun: were that
+    all, the log would never be whole in the database as a writer begins, SQLite would
+    never start it over, and it would grow by every write. Past ``LOG_LIMIT`` a writer
+    copies it holding its turn, so the next starts it over, cut back to the limit."""
+    monkeypatch.setattr(writers, "LOG_LIMIT", 256 * 1024)
+    engine = create_db_engine(f"sqlite:///{database}", sqlite_busy_timeout_ms=5_000)
+    with _writing(engine) as connection, connection.begin():
+        connection.exec_driver_sql("CREATE TABLE written (doc TEXT)")
+    sizes: list[int] = []
+
+    def write() -> None:
+        for _ in range(40):
+            with _writing(engine) as connection, connection.begin():
+                connection.exec_driver_sql("INSERT INTO written VALUES (?)", ("x" * 100_000,))
+            sizes.append(os.path.getsize(database + "-wal"))
+
+    writing = [threading.Thread(target=write) for _ in range(2)]
+    for thread in writing:
+        thread.start()
+    for thread in writing:
+        thread.join(60)
+    engine.dispose()
+
+    assert len(sizes) == 80  # 8 MB written in all
+    assert max(sizes) < 4 * 256 * 1024
+
+
 def test_a_writer_that_gave_up_leaves_its_place_to_the_next(engine: Engine, database: str) -> None:
     holder = _writing(engine)
     holder.begin()
