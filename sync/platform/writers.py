@@ -16,7 +16,8 @@ transaction begin (``BEGIN IMMEDIATE``). The turn is given back when the connect
 commits (once the commit is on disk), rolls back or closes (``QueuedConnection``: every
 way SQLAlchemy and the pool end a transaction goes through one of the three). A writer
 copies the log into the database file (SQLite's checkpoint) after its commit, once its
-turn is given back, so that no writer waits for it.
+turn is given back, so that no writer waits for it; and, when the log has grown past
+``LOG_LIMIT``, before giving it back, so that the next writer starts the log over.
 
 How long writers wait for their turn and hold it, and how much of the holding is the
 holder's own CPU, is told to ``on_turn`` (``api.metrics`` counts it for Prometheus): a
@@ -243,10 +244,11 @@ class QueuedConnection(sqlite3.Connection):
             return False
 
     def checkpoint(self) -> None:
-        """Copy the log into the database file, outside any turn. SQLite's own
-        checkpoint is off on queued connections (``wal_autocheckpoint=0``, set as they
-        open): it runs inside the commit that fills the log past a thousand pages, and
-        would hold that writer's turn 30 ms or so. This one is ``PASSIVE``: it waits for
+        """Copy the log into the database file, after the turn (or holding it, when the
+        log is past ``LOG_LIMIT``: see ``commit``). SQLite's own checkpoint is off on
+        queued connections (``wal_autocheckpoint=0``, set as they open): it runs inside
+        the commit that fills the log past a thousand pages, and would hold that
+        writer's turn 30 ms or so. This one is ``PASSIVE``: it waits for
         no reader or writer, and copies what no reader still needs, leaving the rest to
         the next; one that finds another connection's checkpoint running leaves the
         work to it."""
