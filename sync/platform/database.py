@@ -464,14 +464,38 @@ def one_of(
     of a batch's 500 ids was 500 parameters rendered, sent and planned for every batch.
     On PostgreSQL ``column = ANY(array)`` (2.7 ms against 1.4 ms a lookup); on SQLite
     ``column IN (SELECT value FROM json_each(?))``, the values as the column stores them,
-    in a JSON array (3.0 ms against 2.2 ms, 500 ids in a table of 50,000)."""
+    in a JSON array (3.0 ms against 2.2 ms, 500 ids in a table of 50,000).
+
+    Ids on PostgreSQL are sent as the text of their array (``{hex,…}``), which
+    PostgreSQL reads as ``uuid[]``: psycopg writes a list of ``uuid.UUID`` value by
+    value in Python (0.9 ms for 500 ids, against 0.13 ms for the text), and a push
+    looks up about a dozen such lists."""
     if is_postgresql(bind):
-        array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
-        return column == sa.any_(array)
+        asked = list(values)
+        array_type = postgresql.ARRAY(column.type)
+        if isinstance(column.type, sa.Uuid) and all(type(v) is uuid.UUID for v in asked):
+            text = "{" + ",".join([value.hex for value in asked]) + "}"
+            return column == sa.any_(sa.bindparam(None, text, type_=_IdsAsText()))
+        return column == sa.any_(sa.bindparam(None, asked, type_=array_type))
     store = column.type.bind_processor(_SQLITE) or _as_is
     stored = json_text([store(value) for value in values])
     listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(sa.func.json_each(stored))
     return column.in_(listed.scalar_subquery())
+
+
+class _IdsAsText(sa.TypeDecorator[str]):
+    """Ids as the text of a PostgreSQL array, sent as they are, the parameter typed
+    ``uuid[]`` by the statement (``$1::UUID[]``): PostgreSQL reads the text once, as the
+    parameter's value. Sent as text and cast in the statement instead
+    (``CAST($1::VARCHAR AS UUID[])``), the cast was not folded, and a plan that scanned
+    the table read the 500 ids again for every row: PostgreSQL's CPU a pushed change went
+    from 86 to about 400 µs."""
+
+    impl = postgresql.ARRAY(sa.Uuid())
+    cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> None:
+        return None
 
 
 def insert_new(bind: Bind, table: type[SQLModel] | sa.Table, *, key: Iterable[str]) -> sa.Insert:
