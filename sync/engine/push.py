@@ -77,7 +77,7 @@ from sync.engine.prepare import (
 from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
 from sync.engine.versions import AppTooOld, too_old
-from sync.engine.wake import WaitsCrossed, Waker, check_waits
+from sync.engine.wake import WaitsCrossed, Waker, check_waits, count_waits
 from sync.engine.workspace import Waiting, Workspace, in_order
 from sync.platform.database import is_postgresql, one_of, unavailable
 from sync.platform.errors import Forbidden, KeepsChanges, PayloadTooLarge
@@ -274,9 +274,11 @@ class Batch:
         self.session.add(device)
         self.owed.write()
         self.changelog.publish()  # last: it takes the clock, held until commit
-        if not serialized:  # else no other push could cross it
-            made, waits = self.ws.made, self.ws.waits
-            held = self.changelog.deferrals_held
+        waits = self.ws.waits
+        if serialized:  # no other push can cross it, but it can cross one not committed
+            count_waits(self.session, waits)
+        else:
+            made, held = self.ws.made, self.changelog.deferrals_held
             check_waits(self.session, self.ws.catalog, made=made, waits=waits, seen=seen, held=held)
         return PushResponse(
             results=[r for r in results if r is not None],
@@ -361,6 +363,7 @@ class Batch:
         self.ws.flush()
         self.owed.write()
         self.changelog.publish()  # last: it takes the clock, held until commit
+        count_waits(self.session, self.ws.waits)
         return result
 
     def receive_alone(

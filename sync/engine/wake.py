@@ -35,7 +35,7 @@ from sync.engine.decide import Actor, Decider
 from sync.engine.entities import Catalog
 from sync.engine.rules import Deferred, Rejected
 from sync.engine.store import Receipts
-from sync.engine.workspace import Waiting
+from sync.engine.workspace import Waiting, in_order
 from sync.platform.database import is_postgresql, one_of
 
 
@@ -129,7 +129,7 @@ def check_waits(
         found += [
             sa.select(deferred.c.waiting_id).where(
                 deferred.c.waiting_entity == entity,
-                one_of(session, deferred.c.waiting_id, sorted(set(ids))),
+                one_of(session, deferred.c.waiting_id, in_order(set(ids))),
             )
             for entity, ids in made.items()
             if ids
@@ -137,8 +137,17 @@ def check_waits(
     for entity, ids in waits.items():
         if ids:
             table = catalog[entity].table.__table__  # type: ignore[attr-defined]
-            found.append(sa.select(table.c.id).where(one_of(session, table.c.id, sorted(ids))))
+            found.append(sa.select(table.c.id).where(one_of(session, table.c.id, in_order(ids))))
     if found and session.execute(sa.union_all(*found).limit(1)).first() is not None:
         raise WaitsCrossed
-    if any(waits.values()):
+    count_waits(session, waits)
+
+
+def count_waits(session: Session, waits: Mapping[str, Collection[uuid.UUID]]) -> None:
+    """PostgreSQL, the clock's row held: count this transaction among those that deferred
+    changes, if it did (``waits``), so that a push that made records and took the clock
+    after it looks them up again. Every transaction that defers counts, one that held
+    the clock from its start too: none could cross it, but it can cross one that made
+    the record it waits for and has not committed."""
+    if is_postgresql(session) and any(waits.values()):
         count_deferral(session)

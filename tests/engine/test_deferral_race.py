@@ -19,8 +19,9 @@ from schemas import SyncChange
 from schemas.enums import Role
 from schemas.reference import ObservationCategoryCreate
 from schemas.sync import PushRequest, PushResponse, Status
+from sync.accounts.principal import Principal
 from sync.catalog import CATALOG
-from sync.engine.push import push
+from sync.engine.push import Batch, push
 from sync.engine.workspace import Workspace
 from sync.platform.database import transaction
 from sync.platform.settings import Settings
@@ -131,6 +132,44 @@ def test_a_push_that_made_a_record_wakes_a_change_deferred_for_it_since_it_looke
         writing(self)
 
     monkeypatch.setattr(Workspace, "flush", flush)
+    making = Pushing(lambda: place.push(maker, *made))
+    assert looked.wait(timeout=30)
+    overlapping = engine.dialect.name == "postgresql"  # SQLite's would wait for its turn
+    deferred = place.push(follower, waiting) if overlapping else None
+    followed.set()
+
+    assert {r.status for r in making.answer().results} == {Status.applied}
+    deferred = deferred or place.push(follower, waiting)
+    assert deferred.results[0].status in (Status.deferred, Status.applied)
+    _assert_woken(engine, place, waiting)
+
+
+@pytest.mark.parametrize("waits", WAITING)
+def test_a_change_deferred_by_a_push_holding_the_clock_wakes_for_a_record_made_since(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, waits: str
+) -> None:
+    """As above, with the segment's push decided holding the clock from its start (as
+    after a crossing, or an admin's retry): no push can cross it, but it deferred for a
+    patrol made by a push not yet committed, which must still learn of the deferral."""
+    place = office(engine, settings)
+    maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
+    made, waiting = _made_and_waiting(place, waits)
+    looked, followed = threading.Event(), threading.Event()
+    writing, running = Workspace.flush, Batch.run
+
+    def flush(self: Workspace) -> None:
+        if not looked.is_set():
+            looked.set()
+            followed.wait(timeout=HELD_SECONDS)
+        writing(self)
+
+    def run(self: Batch, principal: Principal, *args: Any, **kwargs: Any) -> PushResponse:
+        if principal.device_id == follower.device_id:
+            kwargs["serialized"] = True
+        return running(self, principal, *args, **kwargs)
+
+    monkeypatch.setattr(Workspace, "flush", flush)
+    monkeypatch.setattr(Batch, "run", run)
     making = Pushing(lambda: place.push(maker, *made))
     assert looked.wait(timeout=30)
     overlapping = engine.dialect.name == "postgresql"  # SQLite's would wait for its turn
