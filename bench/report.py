@@ -50,6 +50,10 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _spread(value: list[int] | None) -> str:
+    return "+".join(map(str, value)) if value else "-"
+
+
 def table(results: dict[str, Any]) -> str:
     """The run as a table: one column per backend, then the scale runs."""
     backends: dict[str, Any] = results["backends"]
@@ -105,6 +109,7 @@ def sync_rows(backends: dict[str, Any], lines: list[str], row: Any) -> None:
     row("push batch p50, ms", each("push.latency_ms.p50", _number))
     row("push batch p95, ms", each("push.latency_ms.p95", _number), "≤ 400")
     row("push batch p99, ms", each("push.latency_ms.p99", _number))
+    row("  connections by process", each("push.connections_by_process", _spread))
     row("floor (plain INSERT), rows/s", each("floor.rows_per_s", _number))
     row("push / floor", each("push.floor_share", _share), "≥ 40%")
     peer_rows(each, row)
@@ -166,14 +171,15 @@ WORKERS_COLUMNS = (
     ("clock ms", 10),
     ("held", 7),
     ("waiting", 9),
+    ("connections", 13),
 )
 
 
 def workers_table(backends: dict[str, Any]) -> list[str]:
     """The workers phase: one row per ``--workers N``, its push rate and the rate as a
     share of the first row's, batch latency, CPU a change of the server and of
-    PostgreSQL, and the sync clock: held a push (ms), share of the push's time it was
-    held, writers waiting for it meanwhile."""
+    PostgreSQL, the sync clock: held a push (ms), share of the push's time it was
+    held, writers waiting for it meanwhile; and the tablets' connections by process."""
     lines: list[str] = []
     for name, figures in backends.items():
         phase = figures.get("workers")
@@ -185,7 +191,8 @@ def workers_table(backends: dict[str, Any]) -> list[str]:
         lines.append(
             f"{name}: fieldsync serve --workers N, a fresh database each, {phase['devices']} "
             f"devices x {phase['batches_per_device']} batches of {phase['batch']}; CPU a change "
-            "(µs), the sync clock held a push (ms), its share of the time, writers waiting"
+            "(µs), the sync clock held a push (ms), its share of the time, writers waiting, "
+            "connections by process"
         )
         lines.append("  " + "".join(label.rjust(width) for label, width in WORKERS_COLUMNS))
         for run in phase["runs"]:
@@ -203,6 +210,7 @@ def workers_table(backends: dict[str, Any]) -> list[str]:
                 _tenths(held.get("held_ms_per_push")),
                 _share(held.get("held_share_of_push")),
                 _tenths(held.get("waiting_while_held_mean")),
+                _spread(push.get("connections_by_process")),
             ]
             lines.append(
                 "  "

@@ -69,6 +69,7 @@ import sqlalchemy as sa
 from bench import attachments, clock, console, review, turns
 from bench import fleet as fleets
 from bench import peer as peers
+from bench.connections import ConnectionWatch
 from bench.load import LoadFailed, LoadProcess
 from bench.memory import CpuUse, MemorySampler, cpu_used, postgres_processes, tree
 from bench.report import TARGETS, say, stdout_table, write_json
@@ -618,7 +619,11 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     say(f"  push: {config.devices} devices x {batches} batches of {config.batch} (gzip)")
     sqlite = made.backend == "sqlite"
     before = turns.read(made.server.base_url) if sqlite else None
-    with made.memory.during("push"), push_cpu(made) as cpu:
+    with (
+        made.memory.during("push"),
+        push_cpu(made) as cpu,
+        ConnectionWatch(made.server.pid, made.server.port) as connections,
+    ):
         report = made.load.call(
             "push",
             batches=batches,
@@ -629,8 +634,10 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
         )
     figures["push"] = check(figures, report)
     report["cpu"] = cpu.of(report)
+    report["connections_by_process"] = connections.spread
     say(f"  push: {_push_line(report)}")
     say(f"  push: {_cpu_line(report['cpu'])}")
+    say(f"  push: {_spread_line(connections.spread)}")
     if before is not None:
         after = turns.read(made.server.base_url)
         report["write_turns"] = turns.summary(
@@ -726,6 +733,7 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
                 clock.watch(server_url=config.postgres_url, database_url=made.url) as watched,
                 made.memory.during(label),
                 push_cpu(made) as cpu,
+                ConnectionWatch(made.server.pid, made.server.port) as connections,
             ):
                 report = made.load.call(
                     "push",
@@ -736,6 +744,7 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
                 )
             check(figures, report)
             report["cpu"] = cpu.of(report)
+            report["connections_by_process"] = connections.spread
             report["clock"] = clock.summary(
                 watched, pushes=report["batches"], push_seconds=report["seconds"]
             )
@@ -743,6 +752,7 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
         say(f"    {_push_line(report)}")
         say(f"    {_cpu_line(report['cpu'])}")
         say(f"    {_clock_line(report['clock'])}")
+        say(f"    {_spread_line(report['connections_by_process'])}")
         runs.append({"workers": count, "push": report})
     for run_ in runs:
         run_["vs_first"] = _ratio(run_["push"]["records_per_s"], runs[0]["push"]["records_per_s"])
@@ -753,6 +763,13 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
         "seconds_asked": config.scaling_seconds,
         "runs": runs,
     }
+
+
+def _spread_line(spread: list[int]) -> str:
+    """The tablets' connections over the server's processes (``bench.connections``)."""
+    if not spread:
+        return "connections: none seen open"
+    return f"connections by server process: {' + '.join(map(str, spread))}"
 
 
 def _clock_line(summary: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Engine
 
 import bench.attachments
 import bench.clock
+import bench.connections
 import bench.console
 import bench.peer
 import bench.seed
@@ -111,6 +113,10 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert cpu["server_us_per_change"] > 0
     assert cpu["server_processes"] >= 1
     assert cpu["client_us_per_change"] > 0
+    # Every tablet's connection seen, on one of the server's processes.
+    spread = push_report["connections_by_process"]
+    assert sum(spread) == 2
+    assert len(spread) == max(results["config"]["workers"], 1)
     if backend == "sqlite":
         assert cpu["postgres_s"] is cpu["postgres_us_per_change"] is None
         # Every push took a turn at SQLite's write lock, counted by the server itself.
@@ -1149,7 +1155,7 @@ def test_the_clock_watch_sees_a_transaction_hold_the_clock_row_and_another_wait(
 
 
 def test_the_table_has_a_row_for_each_worker_count_and_says_why_sqlite_has_none() -> None:
-    def row(workers: int, rate: float, vs_first: float) -> dict[str, Any]:
+    def row(workers: int, rate: float, vs_first: float, spread: list[int]) -> dict[str, Any]:
         return {
             "workers": workers,
             "vs_first": vs_first,
@@ -1162,6 +1168,7 @@ def test_the_table_has_a_row_for_each_worker_count_and_says_why_sqlite_has_none(
                     "held_share_of_push": 0.25,
                     "waiting_while_held_mean": 1.5,
                 },
+                "connections_by_process": spread,
             },
         }
 
@@ -1169,7 +1176,7 @@ def test_the_table_has_a_row_for_each_worker_count_and_says_why_sqlite_has_none(
         "devices": 4,
         "batch": 500,
         "batches_per_device": 8,
-        "runs": [row(1, 1500.0, 1.0), row(2, 2100.0, 1.4)],
+        "runs": [row(1, 1500.0, 1.0, [4]), row(2, 2100.0, 1.4, [2, 2])],
     }
     results = {
         "config": {"workers": 2, "devices": 4, "batch": 500, "scale_pull": 1},
@@ -1186,9 +1193,28 @@ def test_the_table_has_a_row_for_each_worker_count_and_says_why_sqlite_has_none(
     at = printed.index(heading)
     assert printed[at + 1].split() == [
         *("workers", "records/s", "vs", "first", "p50", "ms", "p95", "ms"),
-        *("server", "µs", "PG", "µs", "clock", "ms", "held", "waiting"),
+        *("server", "µs", "PG", "µs", "clock", "ms", "held", "waiting", "connections"),
     ]
     assert printed[at + 2].split() == [
-        *("1", "1,500", "x1.00", "900", "1,300", "420", "140", "61.2", "25%", "1.5"),
+        *("1", "1,500", "x1.00", "900", "1,300", "420", "140", "61.2", "25%", "1.5", "4"),
     ]
     assert printed[at + 3].split()[:3] == ["2", "2,100", "x1.40"]
+    assert printed[at + 3].split()[-1] == "2+2"
+
+
+def test_the_connections_accepted_on_a_port_are_counted_by_the_process_holding_them() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        accepted = [listening.accept()[0] for _ in clients]
+        try:
+            everyone = bench.connections.open_connections(port)
+            mine = bench.connections.open_connections(port, remote_port=clients[0].getsockname()[1])
+            here = [os.getpid()]
+            assert bench.connections.held_by(here, everyone) == {os.getpid(): 3}
+            assert bench.connections.held_by(here, mine) == {os.getpid(): 1}
+            assert bench.connections.held_by([1], everyone) == {}
+        finally:
+            for end in (*clients, *accepted):
+                end.close()
+    assert bench.connections.open_connections(port) == set()

@@ -7,14 +7,12 @@ the refusals are checked until each worker has been seen answering.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bench.memory import children
+from bench.connections import held_by, open_connections, serving_processes
 from tests.conftest import PASSWORD
 from tests.servers import Deployment, Server, deployment_fixture  # noqa: F401 (a fixture)
 
@@ -24,37 +22,11 @@ WORKERS = 2
 MAX_REFUSAL_ROUNDS = 200
 
 
-def worker_pids(server: Server) -> set[int]:
-    """The server's child processes (uvicorn's workers)."""
-    return set(children(server.process.pid))
-
-
 def worker_serving(server: Server, client_port: int) -> int | None:
     """Which worker process holds the accepted end of the connection from ``client_port``."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-            if local_port == server.port and remote_port == client_port:
-                inodes.add(f"socket:[{fields[9]}]")
-    for pid in worker_pids(server):
-        try:
-            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        for descriptor in descriptors:
-            try:
-                if os.readlink(descriptor) in inodes:
-                    return pid
-            except OSError:
-                continue
-    return None
+    workers = serving_processes(server.process.pid)
+    held = held_by(workers, open_connections(server.port, remote_port=client_port))
+    return next(iter(held), None)
 
 
 @pytest.fixture
@@ -146,3 +118,4 @@ def test_a_newcomer_enrolls_a_tablet_and_a_revoked_tablet_is_refused_by_every_wo
         if len(answered_by) == WORKERS:
             break
     assert len(answered_by) == WORKERS, f"only workers {answered_by} answered"
+
