@@ -5,9 +5,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
+import httpx
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
+from starlette.types import Receive, Scope, Send
 
 from api import console, errors, headers, logs, metrics, openapi
 from api.limits import RequestLimits
@@ -48,6 +51,26 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 10)
 
 
+async def warm_up(app: FastAPI) -> None:
+    """One request through the app's routes before the process serves any, past the
+    middleware (it is neither logged nor counted). FastAPI builds every route's state
+    on the first request a process routes, and anyio its thread pool: 100 to 400 ms with
+    the event loop held, in which a new worker would answer nothing and accept no
+    connection (``api/accept.py``). Done here, it is also frozen out of the garbage
+    collector's reach with the rest of the start."""
+
+    routes = AsyncExitStackMiddleware(app.router)  # what FastAPI puts before its routes
+
+    async def routes_only(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = app
+        await routes(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=routes_only)
+    async with httpx.AsyncClient(transport=transport, base_url="http://warm-up") as client:
+        answer = await client.get("/healthz")
+    answer.raise_for_status()
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """The fieldsync API. Refuses to build without a safe signing key."""
     settings = settings or get_settings()
@@ -58,6 +81,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if owns_engine:  # a server process, not a test's app
+            await warm_up(_app)
             tune_garbage_collector()
         yield
         if owns_engine:

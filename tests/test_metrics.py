@@ -10,6 +10,8 @@ the test's own emptied database, so it is compared whole.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +20,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from api import metrics
-from api.app import create_app
+from api.app import create_app, warm_up
 from bench.memory import tree
 from schemas.sync import ChangeResult, PushResponse, Status
 from sync.platform.database import create_db_engine
@@ -362,3 +365,25 @@ def test_sqlite_write_turns_are_timed_as_pushes_take_them(world: World, backend:
         grew("fieldsync_sqlite_write_held_cpu_seconds_total"),
     )
     assert 0 < cpu <= held
+
+
+def test_a_process_routes_once_before_it_serves_neither_counted_nor_logged(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``warm_up`` (run by a server process as it starts) routes a request past the
+    middleware: the first request a tablet sends must not pay for building the routes,
+    and the warm-up must not show in the figures or the access log."""
+    caplog.set_level(logging.INFO, logger="fieldsync")
+    before = scrape(client)
+
+    app = client.app
+    assert isinstance(app, FastAPI)
+    asyncio.run(warm_up(app))
+
+    after = scrape(client)
+    requests = "fieldsync_http_requests_total"
+    healthz = {"method": "GET", "route": "/healthz", "status": "200"}
+    assert value(after, requests, **healthz) == value(before, requests, **healthz)
+    assert not [
+        r for r in caplog.records if r.name == "fieldsync.access" and "healthz" in r.message
+    ]
