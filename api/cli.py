@@ -186,6 +186,8 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=False,
             # httptools with a deadline and a size cap on request headers (api/protocol.py).
             http=BoundedHeadersProtocol,
+            # Several processes share new connections evenly (api/accept.py).
+            loop="api.accept:FairAcceptLoop" if args.workers > 1 else "auto",
         )
     return 0
 

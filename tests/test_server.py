@@ -7,6 +7,7 @@ the refusals are checked until each worker has been seen answering.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -119,3 +120,35 @@ def test_a_newcomer_enrolls_a_tablet_and_a_revoked_tablet_is_refused_by_every_wo
             break
     assert len(answered_by) == WORKERS, f"only workers {answered_by} answered"
 
+
+def test_tablets_connecting_at_once_are_spread_over_the_workers(server: Server) -> None:
+    """Tablets that connect in the same instant keep their connections for every
+    request after, so each worker must take its share as they arrive (api/accept.py),
+    not the first to wake take them all."""
+    tablets = 2 * WORKERS
+    ready = threading.Barrier(tablets)
+    done = threading.Barrier(tablets + 1)
+    ports: list[int] = []
+
+    def tablet() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            ready.wait()
+            answer = client.get("/healthz")
+            assert answer.status_code == 200, answer.text
+            ports.append(answer.extensions["network_stream"].get_extra_info("client_addr")[1])
+            done.wait()  # every connection still open while they are counted
+            done.wait()
+
+    threads = [threading.Thread(target=tablet) for _ in range(tablets)]
+    for thread in threads:
+        thread.start()
+    done.wait(timeout=30)
+    try:
+        sockets = open_connections(server.port)
+        held = held_by(serving_processes(server.process.pid), sockets)
+    finally:
+        done.wait(timeout=30)
+        for thread in threads:
+            thread.join()
+    assert len(ports) == tablets
+    assert sorted(held.values()) == [2] * WORKERS, f"connections by worker: {dict(held)}"
