@@ -18,33 +18,23 @@ from types import TracebackType
 from bench.memory import children
 
 ESTABLISHED = "01"
+LISTENING = "0A"
 EVERY_SECONDS = 0.05
 
 
 def open_connections(port: int, *, remote_port: int | None = None) -> set[str]:
     """The sockets (as ``/proc/PID/fd`` links name them) of the connections accepted on
     ``port`` and still established, or only the one from ``remote_port``."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local = int(fields[1].rsplit(":", 1)[1], 16)
-            remote = int(fields[2].rsplit(":", 1)[1], 16)
-            if local != port or fields[3] != ESTABLISHED:
-                continue
-            if remote_port is None or remote == remote_port:
-                found.add(f"socket:[{fields[9]}]")
-    return found
+    return _sockets(port, ESTABLISHED, remote_port)
 
 
-def serving_processes(server_pid: int) -> list[int]:
-    """The processes of ``fieldsync serve`` that accept connections: its workers, or the
+def serving_processes(server_pid: int, port: int) -> list[int]:
+    """The processes of ``fieldsync serve`` that accept connections on ``port``: its
+    workers (not the other children, such as multiprocessing's resource tracker), or the
     server itself when it has none."""
-    return children(server_pid) or [server_pid]
+    listening = _sockets(port, LISTENING, None)
+    workers = [pid for pid in children(server_pid) if held_by([pid], listening)]
+    return workers or [server_pid]
 
 
 def held_by(processes: list[int], sockets: set[str]) -> Counter[int]:
@@ -62,6 +52,24 @@ def held_by(processes: list[int], sockets: set[str]) -> Counter[int]:
             except OSError:
                 continue
     return held
+
+
+def _sockets(port: int, state: str, remote_port: int | None) -> set[str]:
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local = int(fields[1].rsplit(":", 1)[1], 16)
+            remote = int(fields[2].rsplit(":", 1)[1], 16)
+            if local != port or fields[3] != state:
+                continue
+            if remote_port is None or remote == remote_port:
+                found.add(f"socket:[{fields[9]}]")
+    return found
 
 
 class ConnectionWatch:
@@ -90,7 +98,7 @@ class ConnectionWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(EVERY_SECONDS):
-            processes = serving_processes(self.server_pid)
+            processes = serving_processes(self.server_pid, self.port)
             held = held_by(processes, open_connections(self.port))
             if sum(held.values()) > sum(self.spread):
                 self.spread = sorted((held[pid] for pid in processes), reverse=True)

@@ -25,7 +25,7 @@ MAX_REFUSAL_ROUNDS = 200
 
 def worker_serving(server: Server, client_port: int) -> int | None:
     """Which worker process holds the accepted end of the connection from ``client_port``."""
-    workers = serving_processes(server.process.pid)
+    workers = serving_processes(server.process.pid, server.port)
     held = held_by(workers, open_connections(server.port, remote_port=client_port))
     return next(iter(held), None)
 
@@ -145,7 +145,7 @@ def test_tablets_connecting_at_once_are_spread_over_the_workers(server: Server) 
     done.wait(timeout=30)
     try:
         sockets = open_connections(server.port)
-        held = held_by(serving_processes(server.process.pid), sockets)
+        held = held_by(serving_processes(server.process.pid, server.port), sockets)
     finally:
         done.wait(timeout=30)
         for thread in threads:
