@@ -3,7 +3,7 @@
 A tablet keeps one connection for all its requests, so how the tablets' connections
 spread over ``fieldsync serve --workers N`` decides how many processes work for them
 (``api/accept.py``). The benchmark prints that spread beside each push
-(``ConnectionWatch``); the tests ask which process answered a request (``held_by``).
+(``watch``); the tests ask which process answered a request (``held_by``).
 Reading the table and a few processes' descriptors takes well under a millisecond.
 """
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 from bench.memory import children
 
@@ -72,33 +73,25 @@ def _sockets(port: int, state: str, remote_port: int | None) -> set[str]:
     return found
 
 
-class ConnectionWatch:
-    """Samples the spread of the server's connections over its processes while a block
-    runs; ``spread`` is the sample with the most connections, largest share first (an
-    idle process as 0)."""
+@contextmanager
+def watch(server_pid: int, port: int) -> Iterator[list[int]]:
+    """Sample the spread of the server's connections over its processes while the block
+    runs: the list given fills with the sample that saw the most connections, one count
+    a process, largest first (an idle process as 0)."""
+    spread: list[int] = []
+    stop = threading.Event()
 
-    def __init__(self, server_pid: int, port: int) -> None:
-        self.server_pid, self.port = server_pid, port
-        self.spread: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="connection-watch", daemon=True)
+    def sample() -> None:
+        while not stop.wait(EVERY_SECONDS):
+            processes = serving_processes(server_pid, port)
+            held = held_by(processes, open_connections(port))
+            if sum(held.values()) > sum(spread):
+                spread[:] = sorted((held[pid] for pid in processes), reverse=True)
 
-    def __enter__(self) -> ConnectionWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(EVERY_SECONDS):
-            processes = serving_processes(self.server_pid, self.port)
-            held = held_by(processes, open_connections(self.port))
-            if sum(held.values()) > sum(self.spread):
-                self.spread = sorted((held[pid] for pid in processes), reverse=True)
+    sampler = threading.Thread(target=sample, name="connection-watch", daemon=True)
+    sampler.start()
+    try:
+        yield spread
+    finally:
+        stop.set()
+        sampler.join()

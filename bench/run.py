@@ -66,10 +66,9 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench import attachments, clock, console, review, turns
+from bench import attachments, clock, connections, console, review, turns
 from bench import fleet as fleets
 from bench import peer as peers
-from bench.connections import ConnectionWatch
 from bench.load import LoadFailed, LoadProcess
 from bench.memory import CpuUse, MemorySampler, cpu_used, postgres_processes, tree
 from bench.report import TARGETS, say, stdout_table, write_json
@@ -622,7 +621,7 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     with (
         made.memory.during("push"),
         push_cpu(made) as cpu,
-        ConnectionWatch(made.server.pid, made.server.port) as connections,
+        connections.watch(made.server.pid, made.server.port) as spread,
     ):
         report = made.load.call(
             "push",
@@ -634,10 +633,10 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
         )
     figures["push"] = check(figures, report)
     report["cpu"] = cpu.of(report)
-    report["connections_by_process"] = connections.spread
+    report["connections_by_process"] = spread
     say(f"  push: {_push_line(report)}")
     say(f"  push: {_cpu_line(report['cpu'])}")
-    say(f"  push: {_spread_line(connections.spread)}")
+    say(f"  push: {_spread_line(spread)}")
     if before is not None:
         after = turns.read(made.server.base_url)
         report["write_turns"] = turns.summary(
@@ -733,7 +732,7 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
                 clock.watch(server_url=config.postgres_url, database_url=made.url) as watched,
                 made.memory.during(label),
                 push_cpu(made) as cpu,
-                ConnectionWatch(made.server.pid, made.server.port) as connections,
+                connections.watch(made.server.pid, made.server.port) as spread,
             ):
                 report = made.load.call(
                     "push",
@@ -744,7 +743,7 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
                 )
             check(figures, report)
             report["cpu"] = cpu.of(report)
-            report["connections_by_process"] = connections.spread
+            report["connections_by_process"] = spread
             report["clock"] = clock.summary(
                 watched, pushes=report["batches"], push_seconds=report["seconds"]
             )
