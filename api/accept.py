@@ -77,7 +77,8 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
     ) -> None:
         if sock.fileno() == -1 or (server is not None and not server.is_serving()):
             return  # the server closed meanwhile
-        self._take_one(protocol_factory, sock, sslcontext, server, *timeouts)
+        # Listening again first: should the accept find the process out of descriptors,
+        # asyncio stops listening and starts again a while later, as it would otherwise.
         self.add_reader(
             sock.fileno(),
             self._accept_connection,
@@ -88,6 +89,7 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
             backlog,
             *timeouts,
         )
+        self._take_one(protocol_factory, sock, sslcontext, server, *timeouts)
 
     def _take_one(
         self,
