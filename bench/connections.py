@@ -82,11 +82,13 @@ def watch(server_pid: int, port: int) -> Iterator[list[int]]:
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(EVERY_SECONDS):
+        while True:
             processes = serving_processes(server_pid, port)
             held = held_by(processes, open_connections(port))
             if sum(held.values()) > sum(spread):
                 spread[:] = sorted((held[pid] for pid in processes), reverse=True)
+            if stop.wait(EVERY_SECONDS):
+                return
 
     sampler = threading.Thread(target=sample, name="connection-watch", daemon=True)
     sampler.start()
