@@ -113,15 +113,18 @@ def test_a_change_deferred_while_its_parent_is_made_wakes_when_the_parent_commit
     _assert_woken(engine, place, waiting)
 
 
-@pytest.mark.parametrize("waits", WAITING)
-def test_a_push_that_made_a_record_wakes_a_change_deferred_for_it_since_it_looked(
-    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, waits: str
+def _race_the_deferral(
+    place: Office,
+    monkeypatch: pytest.MonkeyPatch,
+    maker: Principal,
+    follower: Principal,
+    made: list[dict[str, Any]],
+    waiting: dict[str, Any],
 ) -> None:
-    """The patrol's push has looked for changes waiting for it (none) when the
-    segment's push defers and commits; then the patrol's push writes and commits."""
-    place = office(engine, settings)
-    maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
-    made, waiting = _made_and_waiting(place, waits)
+    """The maker's push pauses once it has looked for changes waiting for what it makes
+    (none yet), before it writes; the follower's push defers its change meanwhile (on
+    PostgreSQL: SQLite's would wait for its turn); then the maker writes and commits,
+    and the deferred change must wake."""
     looked, followed = threading.Event(), threading.Event()
     writing = Workspace.flush
 
@@ -134,14 +137,26 @@ def test_a_push_that_made_a_record_wakes_a_change_deferred_for_it_since_it_looke
     monkeypatch.setattr(Workspace, "flush", flush)
     making = Pushing(lambda: place.push(maker, *made))
     assert looked.wait(timeout=30)
-    overlapping = engine.dialect.name == "postgresql"  # SQLite's would wait for its turn
+    overlapping = place.engine.dialect.name == "postgresql"
     deferred = place.push(follower, waiting) if overlapping else None
     followed.set()
 
     assert {r.status for r in making.answer().results} == {Status.applied}
     deferred = deferred or place.push(follower, waiting)
     assert deferred.results[0].status in (Status.deferred, Status.applied)
-    _assert_woken(engine, place, waiting)
+    _assert_woken(place.engine, place, waiting)
+
+
+@pytest.mark.parametrize("waits", WAITING)
+def test_a_push_that_made_a_record_wakes_a_change_deferred_for_it_since_it_looked(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, waits: str
+) -> None:
+    """The patrol's push has looked for changes waiting for it (none) when the
+    segment's push defers and commits; then the patrol's push writes and commits."""
+    place = office(engine, settings)
+    maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
+    made, waiting = _made_and_waiting(place, waits)
+    _race_the_deferral(place, monkeypatch, maker, follower, made, waiting)
 
 
 @pytest.mark.parametrize("waits", WAITING)
@@ -154,29 +169,12 @@ def test_a_change_deferred_by_a_push_holding_the_clock_wakes_for_a_record_made_s
     place = office(engine, settings)
     maker, follower = place.tablet(Role.ranger), place.tablet(Role.ranger)
     made, waiting = _made_and_waiting(place, waits)
-    looked, followed = threading.Event(), threading.Event()
-    writing, running = Workspace.flush, Batch.run
-
-    def flush(self: Workspace) -> None:
-        if not looked.is_set():
-            looked.set()
-            followed.wait(timeout=HELD_SECONDS)
-        writing(self)
+    running = Batch.run
 
     def run(self: Batch, principal: Principal, *args: Any, **kwargs: Any) -> PushResponse:
         if principal.device_id == follower.device_id:
             kwargs["serialized"] = True
         return running(self, principal, *args, **kwargs)
 
-    monkeypatch.setattr(Workspace, "flush", flush)
     monkeypatch.setattr(Batch, "run", run)
-    making = Pushing(lambda: place.push(maker, *made))
-    assert looked.wait(timeout=30)
-    overlapping = engine.dialect.name == "postgresql"  # SQLite's would wait for its turn
-    deferred = place.push(follower, waiting) if overlapping else None
-    followed.set()
-
-    assert {r.status for r in making.answer().results} == {Status.applied}
-    deferred = deferred or place.push(follower, waiting)
-    assert deferred.results[0].status in (Status.deferred, Status.applied)
-    _assert_woken(engine, place, waiting)
+    _race_the_deferral(place, monkeypatch, maker, follower, made, waiting)
