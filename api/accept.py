@@ -38,8 +38,9 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
 
     It overrides how asyncio's loop accepts (``_accept_connection``, the reader it
     registers on a listening socket: the same in Python 3.11 to 3.13); what it does
-    with an accepted connection is asyncio's own. ``tests/test_server.py`` checks the
-    spread through a real ``fieldsync serve``."""
+    with an accepted connection is asyncio's own. ``tests/test_accept.py`` checks it
+    in one process, ``tests/test_server.py`` the spread through a real
+    ``fieldsync serve``. uvicorn takes it by name as a loop factory (0.36 and later)."""
 
     def _accept_connection(
         self,
