@@ -4,7 +4,6 @@ A tablet keeps one connection for all its requests, so how the tablets' connecti
 spread over ``fieldsync serve --workers N`` decides how many processes work for them
 (``api/accept.py``). The benchmark prints that spread beside each push
 (``watch``); the tests ask which process answered a request (``held_by``).
-Reading the table and a few processes' descriptors takes well under a millisecond.
 """
 
 from __future__ import annotations
@@ -80,10 +79,10 @@ def watch(server_pid: int, port: int) -> Iterator[list[int]]:
     a process, largest first (an idle process as 0)."""
     spread: list[int] = []
     stop = threading.Event()
+    processes = serving_processes(server_pid, port)  # the workers are up before a push
 
     def sample() -> None:
         while True:
-            processes = serving_processes(server_pid, port)
             held = held_by(processes, open_connections(port))
             if sum(held.values()) > sum(spread):
                 spread[:] = sorted((held[pid] for pid in processes), reverse=True)

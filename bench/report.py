@@ -50,7 +50,8 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def _spread(value: list[int] | None) -> str:
+def spread_text(value: list[int] | None) -> str:
+    """Connections by server process (``bench.connections.watch``): ``2+2``."""
     return "+".join(map(str, value)) if value else "-"
 
 
@@ -109,7 +110,7 @@ def sync_rows(backends: dict[str, Any], lines: list[str], row: Any) -> None:
     row("push batch p50, ms", each("push.latency_ms.p50", _number))
     row("push batch p95, ms", each("push.latency_ms.p95", _number), "≤ 400")
     row("push batch p99, ms", each("push.latency_ms.p99", _number))
-    row("  connections by process", each("push.connections_by_process", _spread))
+    row("  connections by process", each("push.connections_by_process", spread_text))
     row("floor (plain INSERT), rows/s", each("floor.rows_per_s", _number))
     row("push / floor", each("push.floor_share", _share), "≥ 40%")
     peer_rows(each, row)
@@ -210,7 +211,7 @@ def workers_table(backends: dict[str, Any]) -> list[str]:
                 _tenths(held.get("held_ms_per_push")),
                 _share(held.get("held_share_of_push")),
                 _tenths(held.get("waiting_while_held_mean")),
-                _spread(push.get("connections_by_process")),
+                spread_text(push.get("connections_by_process")),
             ]
             lines.append(
                 "  "

@@ -71,7 +71,7 @@ from bench import fleet as fleets
 from bench import peer as peers
 from bench.load import LoadFailed, LoadProcess
 from bench.memory import CpuUse, MemorySampler, cpu_used, postgres_processes, tree
-from bench.report import TARGETS, say, stdout_table, write_json
+from bench.report import TARGETS, say, spread_text, stdout_table, write_json
 from bench.seed import CHUNK, History, Patrols, records_held, seed, seed_patrols
 from bench.server import Server, clean_environment, run_command, start_server
 from sync.platform.database import create_db_engine
@@ -636,7 +636,7 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     report["connections_by_process"] = spread
     say(f"  push: {_push_line(report)}")
     say(f"  push: {_cpu_line(report['cpu'])}")
-    say(f"  push: {_spread_line(spread)}")
+    say(f"  push: connections by server process: {spread_text(spread)}")
     if before is not None:
         after = turns.read(made.server.base_url)
         report["write_turns"] = turns.summary(
@@ -751,7 +751,7 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
         say(f"    {_push_line(report)}")
         say(f"    {_cpu_line(report['cpu'])}")
         say(f"    {_clock_line(report['clock'])}")
-        say(f"    {_spread_line(report['connections_by_process'])}")
+        say(f"    connections by server process: {spread_text(report['connections_by_process'])}")
         runs.append({"workers": count, "push": report})
     for run_ in runs:
         run_["vs_first"] = _ratio(run_["push"]["records_per_s"], runs[0]["push"]["records_per_s"])
@@ -762,13 +762,6 @@ def workers_phase(backend: str, config: Config, figures: dict[str, Any]) -> dict
         "seconds_asked": config.scaling_seconds,
         "runs": runs,
     }
-
-
-def _spread_line(spread: list[int]) -> str:
-    """The tablets' connections over the server's processes (``bench.connections``)."""
-    if not spread:
-        return "connections: none seen open"
-    return f"connections by server process: {' + '.join(map(str, spread))}"
 
 
 def _clock_line(summary: dict[str, Any]) -> str:
