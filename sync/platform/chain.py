@@ -46,7 +46,7 @@ from schemas.patrols import PatrolReview
 from schemas.registry import PersonalDataAccess, PersonMerge
 from schemas.sync import CLOCK_ID, RecordVersion, SyncClock
 from schemas.types import UTCDateTime
-from sync.platform import spliced
+from sync.platform import digests, spliced
 
 # The chained tables: every version of every field record, every patrol review, every
 # merge of people, every time personal data was taken out.
@@ -170,7 +170,7 @@ def _keyed(secret: bytes) -> hmac.HMAC:
 
 def content_hash(name: str, content: bytes) -> str:
     """A row's hash, from its table's name and its ``canonical`` content."""
-    return hashlib.sha256(name.encode() + b"\n" + content).hexdigest()
+    return digests.sha256(name.encode() + b"\n" + content).hexdigest()
 
 
 def row_hash(
@@ -188,7 +188,7 @@ def block_hash(
 
 def digest_of(hashes: list[str]) -> str:
     """The digest of a block's row hashes, whatever order the rows were written in."""
-    return hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
+    return digests.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
 
 
 def _plain(value: Any) -> Any:
