@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.ids import new_id
 from schemas.records import Fields
 from schemas.sync import Change, ChangeResult, ConflictStatus, Op, Status
 from sync.accounts.principal import Principal
@@ -398,7 +399,7 @@ class Decider:
         shown = {name: {"server": s, "device": d} for name, (s, d) in fields.items()}
         if kind == "create_locked":
             shown = {"__create__": {"server": None, "device": change.fields}}
-        conflict_id = uuid.uuid4()
+        conflict_id = new_id()
         self.conflicts.append(
             {
                 "id": conflict_id,

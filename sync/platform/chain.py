@@ -42,6 +42,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel
 
 from schemas.audit import LINKED, PSEUDONYMISED, AuditBlock, Chained
+from schemas.ids import new_id
 from schemas.patrols import PatrolReview
 from schemas.registry import PersonalDataAccess, PersonMerge
 from schemas.sync import CLOCK_ID, RecordVersion, SyncClock
@@ -249,8 +250,8 @@ def key_of(session: Session) -> Key:
 def tx_of(session: Session) -> uuid.UUID:
     """The chain id the rows written now carry, and the block that seals them names."""
     tx: uuid.UUID | None = session.info.get(_TX)
-    if tx is None:  # not ``setdefault``: a new id (a system call) for every row written
-        tx = session.info[_TX] = uuid.uuid4()
+    if tx is None:  # not ``setdefault``: a new id for every row written
+        tx = session.info[_TX] = new_id()
     return tx
 
 
