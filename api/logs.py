@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -30,7 +31,6 @@ from starlette.types import Message, Receive, Scope, Send
 from api.headers import route_path
 from api.middleware import HTTPMiddleware, wrap_outermost
 from api.route_template import route_template
-from schemas.ids import new_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -97,7 +97,7 @@ def log_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
 
 def _request_id(scope: Scope) -> str:
     given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-    return given if SANE_REQUEST_ID.fullmatch(given) else new_id().hex
+    return given if SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 class RequestLog(HTTPMiddleware):

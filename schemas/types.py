@@ -9,15 +9,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlmodel import SQLModel
 
-from schemas import ids
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 def new_id() -> uuid.UUID:
-    return ids.new_id()
+    return uuid.uuid4()
 
 
 NAIVE = "naive datetime given to a UTC column; attach a timezone"

@@ -26,6 +26,7 @@ that no writer (a push, a resolution, an admin's edit of a community) can forget
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,6 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from schemas import Conflict, RecordVersion, SyncClock, SyncEntry, SyncExit
-from schemas.ids import random_bytes
 from schemas.records import SyncedColumns
 from schemas.sync import CLOCK_ID
 from sync.engine import files, records
@@ -252,7 +252,7 @@ STAND_IN_SPAN = 2**20
 def _stand_in_base(count: int) -> int:
     if count >= STAND_IN_SPAN:
         raise ValueError(f"a publish of {count} changes; at most {STAND_IN_SPAN - 1}")
-    return (int.from_bytes(random_bytes(8)) % (2**42 - 1) + 1) * STAND_IN_SPAN
+    return (secrets.randbelow(2**42 - 1) + 1) * STAND_IN_SPAN
 
 
 def deferrals(session: Session) -> int:

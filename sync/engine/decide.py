@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.ids import new_id
 from schemas.records import Fields
 from schemas.sync import Change, ChangeResult, ConflictStatus, Op, Status
 from sync.accounts.principal import Principal
@@ -399,7 +398,7 @@ class Decider:
         shown = {name: {"server": s, "device": d} for name, (s, d) in fields.items()}
         if kind == "create_locked":
             shown = {"__create__": {"server": None, "device": change.fields}}
-        conflict_id = new_id()
+        conflict_id = uuid.uuid4()
         self.conflicts.append(
             {
                 "id": conflict_id,

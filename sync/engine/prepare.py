@@ -28,7 +28,6 @@ from schemas.sync import Change, Op, PushRequest
 from sync.engine import records, versions
 from sync.engine.entities import Catalog
 from sync.engine.rules import Rejected
-from sync.platform import digests
 
 # The NUL character in canonical JSON: ``\u0000`` after an even number of backslashes
 # (``\\u0000`` is a backslash, then the text "u0000").
@@ -72,7 +71,7 @@ HASH_FORM = "2:"
 def content_hash(text: bytes) -> str:
     """The hash a replay is compared by: ``HASH_FORM`` and 62 hex digits of the SHA-256
     of ``canonical`` (248 bits; the column holds 64 characters)."""
-    return HASH_FORM + digests.sha256(text).hexdigest()[:62]
+    return HASH_FORM + hashlib.sha256(text).hexdigest()[:62]
 
 
 def same_content(stored_hash: str, document: dict[str, Any], digest: str) -> bool:

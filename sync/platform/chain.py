@@ -42,12 +42,11 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel
 
 from schemas.audit import LINKED, PSEUDONYMISED, AuditBlock, Chained
-from schemas.ids import new_id
 from schemas.patrols import PatrolReview
 from schemas.registry import PersonalDataAccess, PersonMerge
 from schemas.sync import CLOCK_ID, RecordVersion, SyncClock
 from schemas.types import UTCDateTime
-from sync.platform import digests, spliced
+from sync.platform import spliced
 
 # The chained tables: every version of every field record, every patrol review, every
 # merge of people, every time personal data was taken out.
@@ -171,7 +170,7 @@ def _keyed(secret: bytes) -> hmac.HMAC:
 
 def content_hash(name: str, content: bytes) -> str:
     """A row's hash, from its table's name and its ``canonical`` content."""
-    return digests.sha256(name.encode() + b"\n" + content).hexdigest()
+    return hashlib.sha256(name.encode() + b"\n" + content).hexdigest()
 
 
 def row_hash(
@@ -189,7 +188,7 @@ def block_hash(
 
 def digest_of(hashes: list[str]) -> str:
     """The digest of a block's row hashes, whatever order the rows were written in."""
-    return digests.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
+    return hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
 
 
 def _plain(value: Any) -> Any:
@@ -250,8 +249,8 @@ def key_of(session: Session) -> Key:
 def tx_of(session: Session) -> uuid.UUID:
     """The chain id the rows written now carry, and the block that seals them names."""
     tx: uuid.UUID | None = session.info.get(_TX)
-    if tx is None:  # not ``setdefault``: a new id for every row written
-        tx = session.info[_TX] = new_id()
+    if tx is None:  # not ``setdefault``: a new id (a system call) for every row written
+        tx = session.info[_TX] = uuid.uuid4()
     return tx
 
 
