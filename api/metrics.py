@@ -3,8 +3,9 @@
 - Requests, by method, route template (``api/route_template.py``) and status, and their
   duration: ``RequestMetrics``, a pure ASGI middleware (``BaseHTTPMiddleware`` would hold
   streamed exports in memory), outside the error middleware so that a 500 is counted.
-- Sync's business: changes pushed by status (``record_push``), pull pages and records
-  (``record_pull``), bytes of uploads taken (``record_upload``), called by the routes.
+- Sync's business: changes pushed by status, and the CPU pushes spent by phase
+  (``record_push``; ``sync.engine.spent``), pull pages and records (``record_pull``),
+  bytes of uploads taken (``record_upload``), called by the routes.
 - SQLite's write turns (``sync.platform.writers``): how long writers waited for the one
   write lock and held it, and the holders' CPU while they held it (``record_write_turn``,
   told by the writers themselves).
@@ -44,6 +45,7 @@ from api.middleware import HTTPMiddleware, wrap_outermost
 from api.route_template import route_template
 from schemas.sync import PushResponse
 from sync.engine.backlog import count_backlog
+from sync.engine.spent import PHASES, Spent
 from sync.platform import writers
 from sync.platform.database import transaction, unavailable
 
@@ -118,6 +120,17 @@ WRITE_TURN_CPU = Counter(
 )
 
 
+PUSH_CPU = Counter(
+    "fieldsync_push_cpu_seconds",
+    "CPU time pushes spent, by phase, each timed by its thread's own clock "
+    "(sync.engine.spent: parse, reads, decisions, writes, publish, commit).",
+    ["phase"],
+    registry=REGISTRY,
+)
+for _phase in PHASES:  # every phase shown from the start, at zero
+    PUSH_CPU.labels(phase=_phase)
+
+
 def record_write_turn(turn: writers.Turn) -> None:
     """Count one SQLite write turn, once given back."""
     WRITE_TURN_WAITED.observe(turn.waited_s)
@@ -129,13 +142,16 @@ def record_write_turn(turn: writers.Turn) -> None:
 writers.on_turn = record_write_turn
 
 
-def record_push(response: PushResponse) -> None:
-    """Count a push's answers: each change under its status, and the replayed ones."""
+def record_push(response: PushResponse, spent: Spent) -> None:
+    """Count a push's answers (each change under its status, and the replayed ones) and
+    the CPU it spent in each phase."""
     for status, changes in Tally(result.status.value for result in response.results).items():
         CHANGES_PUSHED.labels(status=status).inc(changes)
     replayed = sum(1 for result in response.results if result.replayed)
     if replayed:
         CHANGES_REPLAYED.inc(replayed)
+    for phase, seconds in spent.seconds.items():
+        PUSH_CPU.labels(phase=phase).inc(seconds)
 
 
 def record_pull(changes: int) -> None:

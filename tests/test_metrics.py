@@ -30,6 +30,7 @@ from api import metrics
 from api.app import create_app, warm_up
 from bench.memory import tree
 from schemas.sync import ChangeResult, PushResponse, Status
+from sync.engine.spent import PHASES, Spent
 from sync.platform.database import create_db_engine
 from sync.platform.settings import Settings
 from tests.api.test_record_attachments import photo, ref, upload
@@ -207,6 +208,11 @@ def test_a_push_is_counted_by_status_with_its_replayed_changes() -> None:
         status: _counted("fieldsync_changes_pushed_total", status=status) for status in statuses
     }
     replayed = _counted("fieldsync_changes_replayed_total")
+    spent_before = {
+        phase: _counted("fieldsync_push_cpu_seconds_total", phase=phase) for phase in PHASES
+    }
+    spent = Spent()
+    spent.seconds.update(parse=0.25, decisions=0.5, commit=0.125)
     answer = PushResponse(
         results=[
             _result(Status.applied),
@@ -221,7 +227,7 @@ def test_a_push_is_counted_by_status_with_its_replayed_changes() -> None:
         server_time=datetime.now(UTC),
     )
 
-    metrics.record_push(answer)
+    metrics.record_push(answer, spent)
 
     counted = {
         status: _counted("fieldsync_changes_pushed_total", status=status) - before[status]
@@ -229,6 +235,11 @@ def test_a_push_is_counted_by_status_with_its_replayed_changes() -> None:
     }
     assert counted == {"applied": 3, "merged": 1, "conflict": 1, "rejected": 1, "deferred": 1}
     assert _counted("fieldsync_changes_replayed_total") - replayed == 2
+    spent_counted = {
+        phase: _counted("fieldsync_push_cpu_seconds_total", phase=phase) - spent_before[phase]
+        for phase in PHASES
+    }
+    assert spent_counted == {**dict.fromkeys(PHASES, 0.0), **spent.seconds}
 
 
 def test_a_pull_is_counted_as_a_page_and_its_records() -> None:
@@ -261,6 +272,31 @@ def test_a_tablets_push_and_pull_through_the_api_are_counted(world: World) -> No
     assert grew("fieldsync_changes_pushed_total", status="rejected") == 1
     assert grew("fieldsync_pull_pages_total") == 1
     assert grew("fieldsync_pull_records_total") == len(page["changes"]) == 2  # sector, patrol
+
+
+def test_the_cpu_of_pushes_is_counted_by_phase_and_is_the_process_s(world: World) -> None:
+    """Each phase of a push is timed by its thread's own CPU clock: every phase that
+    always does work grows, and all of them together are no more than the CPU the
+    process spent meanwhile (the client and the event loop included)."""
+    sector = world.sector()
+    tablet = Tablet(world.device(world.user("ranger", sector_ids=[sector["id"]])))
+    root = TestClient(world.client.app, base_url=ROOT)
+    before = scrape(root)
+    cpu_before = time.process_time()
+
+    for _ in range(3):
+        tablet.send("patrol", str(uuid.uuid4()), "create", {"sector_id": sector["id"]})
+
+    cpu = time.process_time() - cpu_before
+    after = scrape(root)
+    grew = {
+        phase: value(after, "fieldsync_push_cpu_seconds_total", phase=phase)
+        - value(before, "fieldsync_push_cpu_seconds_total", phase=phase)
+        for phase in PHASES
+    }
+    assert all(grew[phase] > 0 for phase in ("parse", "reads", "decisions", "writes", "publish"))
+    assert grew["commit"] >= 0
+    assert sum(grew.values()) <= cpu
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from sync.engine import pull as pulling
 from sync.engine import push as pushing
 from sync.engine import rejected, versions
 from sync.engine.prepare import Prepared, prepare
+from sync.engine.spent import Spent
 from sync.platform.errors import Forbidden, PayloadTooLarge
 
 router = APIRouter(route_class=JSONRoute, prefix="/sync", tags=["sync"])
@@ -47,6 +48,7 @@ MAX_PULL_LIMIT = 1_000_000
 class Batch:
     request: PushRequest
     prepared: dict[uuid.UUID, Prepared]
+    spent: Spent  # the CPU of each phase, parsing first (``sync.engine.spent``)
 
 
 async def read_batch(request: Request, settings: SettingsDep) -> Batch:
@@ -60,6 +62,7 @@ async def read_batch(request: Request, settings: SettingsDep) -> Batch:
 
 
 def _parse_batch(raw: bytes, max_batch: int) -> Batch:
+    spent = Spent()
     try:
         document: Any = parse_json(raw, reading=read_sent_points)
     except ValueError as error:
@@ -78,17 +81,20 @@ def _parse_batch(raw: bytes, max_batch: int) -> Batch:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         ) from None
-    return Batch(batch, prepare(batch, CATALOG))
+    prepared = prepare(batch, CATALOG)
+    spent.lap("parse")
+    return Batch(batch, prepared, spent)
 
 
-def _push_and_commit(session: Session, **batch: Any) -> PushResponse:
+def _push_and_commit(session: Session, *, spent: Spent, **batch: Any) -> PushResponse:
     """Apply the batch and commit it at once, in the same thread. Its last statements
     take the sync clock's row, which every other writer then waits for until this
     commit (``sync.engine.changelog``): committed by the session dependency instead,
     the commit came only after a trip back through the event loop, which under load
     held the clock three times as long as the writes themselves."""
-    answer = pushing.push(session, **batch)
+    answer = pushing.push(session, spent=spent, **batch)
     session.commit()
+    spent.lap("commit")
     return answer
 
 
@@ -111,8 +117,9 @@ async def push(
         batch=batch.request,
         settings=settings,
         prepared=batch.prepared,
+        spent=batch.spent,
     )
-    metrics.record_push(answer)
+    metrics.record_push(answer, batch.spent)
     return answer
 
 

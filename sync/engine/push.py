@@ -75,6 +75,7 @@ from sync.engine.prepare import (
     unstorable,
 )
 from sync.engine.rules import Deferred, Rejected
+from sync.engine.spent import Spent
 from sync.engine.store import Receipts
 from sync.engine.versions import AppTooOld, too_old
 from sync.engine.wake import WaitsCrossed, Waker, check_waits, count_waits
@@ -106,9 +107,15 @@ def push(
     batch: PushRequest,
     settings: Settings,
     prepared: dict[uuid.UUID, Prepared] | None = None,
+    spent: Spent | None = None,
 ) -> PushResponse:
     """Apply a batch; one result per change, in the order sent. ``prepared`` is
-    ``prepare(batch, catalog)``, when the caller made it outside the transaction."""
+    ``prepare(batch, catalog)``, when the caller made it outside the transaction;
+    ``spent``, if given, is told the CPU of each phase (``sync.engine.spent``)."""
+    if spent is None:
+        spent = Spent()
+    else:
+        spent.start()
     if principal.device_id is None:
         raise Forbidden("pushing needs a device's token; enroll the device", code="device_required")
     if batch.device_id != principal.device_id:
@@ -139,7 +146,9 @@ def push(
     while True:
         one_by_one = attempt == ATTEMPTS
         try:
-            once = Batch(session, catalog, now=now, batch_id=batch.batch_id, prepared=prepared)
+            once = Batch(
+                session, catalog, now=now, batch_id=batch.batch_id, prepared=prepared, spent=spent
+            )
             with session.begin_nested(), once:
                 return once.run(
                     principal, batch, device, one_by_one=one_by_one, serialized=serialized
@@ -176,8 +185,10 @@ class Batch:
         now: datetime,
         batch_id: uuid.UUID | None,
         prepared: dict[uuid.UUID, Prepared] | None = None,
+        spent: Spent | None = None,
     ) -> None:
         self.session = session
+        self.spent = spent or Spent()
         self.now = now
         self.prepared = prepared or {}
         self.changelog = Changelog(session)
@@ -221,6 +232,7 @@ class Batch:
         self.owed = Owed(self.session, current)
         if not one_by_one:
             self.ws.prefetch(current)
+        self.spent.lap("reads")
         floor = device.last_seq if device.last_seq is not None else -1
         used_seqs: set[int] = set()
         results: list[ChangeResult | None] = [None] * len(batch.changes)
@@ -263,6 +275,7 @@ class Batch:
                 used_seqs.add(change.seq)
             known[change.change_id] = self.ws.stored(change.change_id)
             results[index] = result
+        self.spent.lap("decisions")
         self.ws.flush()
         if used_seqs:
             device.last_seq = max(max(used_seqs), floor)
@@ -273,6 +286,7 @@ class Batch:
         contact.note_report(device, batch.client, self.now)
         self.session.add(device)
         self.owed.write()
+        self.spent.lap("writes")
         self.changelog.publish()  # last: it takes the clock, held until commit
         waits = self.ws.waits
         if serialized:  # no other push can cross it, but it can cross one not committed
@@ -280,6 +294,7 @@ class Batch:
         else:
             made, held = self.ws.made, self.changelog.deferrals_held
             check_waits(self.session, self.ws.catalog, made=made, waits=waits, seen=seen, held=held)
+        self.spent.lap("publish")
         return PushResponse(
             results=[r for r in results if r is not None],
             last_seq=device.last_seq,
