@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sync.engine.spent import PHASES
+
 TARGETS = {
     "push_records_per_s": 10_000,
     "push_p95_ms": 400,
@@ -134,6 +136,8 @@ def peer_rows(each: Any, row: Any) -> None:
         each("push.cpu.server_us_per_change", _number),
         f"≤ {TARGETS['server_cpu_us_per_change']}",
     )
+    for phase in (*PHASES, "rest"):
+        row(f"  {phase}, µs", each(f"push.cpu_by_phase.{phase}", _number))
     row("  PostgreSQL's CPU a change, µs", each("push.cpu.postgres_us_per_change", _number))
     row("  SQLite's lock held a push, ms", each("push.write_turns.held_ms_per_push", _number))
     row("    the holder's CPU in it, ms", each("push.write_turns.cpu_ms_per_push", _number))

@@ -66,7 +66,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench import attachments, clock, connections, console, review, turns
+from bench import attachments, clock, connections, console, review, spent, turns
 from bench import fleet as fleets
 from bench import peer as peers
 from bench.load import LoadFailed, LoadProcess
@@ -618,6 +618,7 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     say(f"  push: {config.devices} devices x {batches} batches of {config.batch} (gzip)")
     sqlite = made.backend == "sqlite"
     before = turns.read(made.server.base_url) if sqlite else None
+    spent_before = spent.read(made.server.base_url)
     with (
         made.memory.during("push"),
         push_cpu(made) as cpu,
@@ -636,6 +637,13 @@ def push_phase(made: Deployment, config: Config, figures: dict[str, Any]) -> Non
     report["connections_by_process"] = spread
     say(f"  push: {_push_line(report)}")
     say(f"  push: {_cpu_line(report['cpu'])}")
+    report["cpu_by_phase"] = spent.summary(
+        spent_before,
+        spent.read(made.server.base_url),
+        changes=report["changes"],
+        server_us=report["cpu"]["server_us_per_change"],
+    )
+    say(f"  push: {spent.line(report['cpu_by_phase'])}")
     say(f"  push: connections by server process: {spread_text(spread)}")
     if before is not None:
         after = turns.read(made.server.base_url)

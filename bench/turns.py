@@ -9,18 +9,21 @@ push's time the lock was held, and how much of a turn is the holder's own work (
 and SQLite's) rather than waiting: with the lock held nearly all the time, the work done
 under it is what bounds the rate, and more processes or cores would not raise it.
 
-The server is given a metrics token for the run (``SERVER_ENV``); PostgreSQL takes no
-turns, and its ``summary`` says so.
+The server is given a metrics token for the run (``SERVER_ENV``), with which ``samples``
+reads its metrics (``bench.spent`` too); PostgreSQL takes no turns, and its
+``summary`` says so.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 TOKEN = secrets.token_urlsafe(24)
 SERVER_ENV = {"FIELDSYNC_METRICS_TOKEN": TOKEN}
@@ -42,16 +45,21 @@ class Reading:
     cpu_s: float
 
 
-def read(base_url: str) -> Reading:
+def samples(base_url: str) -> Iterator[Sample]:
+    """Every sample of the server's ``/metrics``, read with the run's token."""
     answer = httpx.get(
         f"{base_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
     )
     answer.raise_for_status()
-    found = dict.fromkeys(NAMES.values(), 0.0)
     for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            if sample.name in found:
-                found[sample.name] += sample.value
+        yield from family.samples
+
+
+def read(base_url: str) -> Reading:
+    found = dict.fromkeys(NAMES.values(), 0.0)
+    for sample in samples(base_url):
+        if sample.name in found:
+            found[sample.name] += sample.value
     return Reading(**{key: found[name] for key, name in NAMES.items()})
 
 

@@ -62,6 +62,7 @@ from bench.uploads import album
 from bench.workload import EXTENSION_WORKER, RANGER, Office, SectorPlace, Tablet, stories
 from schemas.records import TrackSegmentFields
 from sync.catalog import CATALOG
+from sync.engine.spent import PHASES as CPU_PHASES
 from tests.conftest import Caller, World
 from tests.databases import backends, fresh_database, postgres_server_url
 from tests.sync_support import Tablet as Pusher
@@ -113,6 +114,12 @@ def test_a_quick_bench_runs_every_phase_and_every_change_gets_its_expected_resul
     assert cpu["server_us_per_change"] > 0
     assert cpu["server_processes"] >= 1
     assert cpu["client_us_per_change"] > 0
+    # The server's CPU by phase, counted by the server itself: each phase that always
+    # works took some, and together they are part of what /proc says the server took.
+    by_phase = push_report["cpu_by_phase"]
+    assert all(by_phase[phase] > 0 for phase in ("parse", "reads", "decisions", "publish"))
+    assert by_phase["rest"] > 0
+    assert sum(by_phase[phase] for phase in CPU_PHASES) < cpu["server_us_per_change"]
     # The tablets' connections seen on the server's processes, one count a process. A
     # quick push (a tenth of a second) can be over for one tablet, or both, between
     # two samples: tests/test_server.py checks a real spread, and the reader is tested
@@ -1011,6 +1018,15 @@ def test_the_table_puts_the_peer_beside_our_push_as_a_ratio() -> None:
                 "postgres_us_per_change": 135.0,
                 "client_us_per_change": 12.0,
             },
+            "cpu_by_phase": {
+                "parse": 90.0,
+                "reads": 20.0,
+                "decisions": 80.0,
+                "writes": 30.0,
+                "publish": 40.0,
+                "commit": 0.5,
+                "rest": 29.9,
+            },
         },
         "peer": {
             "records_per_s": 16000.0,
@@ -1031,6 +1047,8 @@ def test_the_table_puts_the_peer_beside_our_push_as_a_ratio() -> None:
     assert rows["peer CPU a record, µs"] == ["55", "-"]
     assert rows["server CPU a pushed change, µs"] == ["290", "-", "≤", "60"]
     assert rows["PostgreSQL's CPU a change, µs"] == ["135", "-"]
+    assert rows["decisions, µs"] == ["80", "-"]
+    assert rows["rest, µs"] == ["30", "-"]
     assert rows["SQLite's lock held a push, ms"] == ["158", "-"]
     assert rows["the holder's CPU in it, ms"] == ["131", "-"]
     assert rows["share of the push's time"] == ["97%", "-"]
