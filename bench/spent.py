@@ -45,5 +45,8 @@ def summary(
 def line(summary: dict[str, Any]) -> str:
     if not summary:
         return "the server's CPU by phase: no changes pushed"
-    parts = [f"{phase} {summary[phase]:.0f}" for phase in (*PHASES, "rest")]
+    parts = [
+        f"{phase} {'-' if summary[phase] is None else f'{summary[phase]:.0f}'}"
+        for phase in (*PHASES, "rest")
+    ]
     return "the server's CPU a change by phase, µs: " + ", ".join(parts)

@@ -40,6 +40,7 @@ import bench.console
 import bench.peer
 import bench.seed
 from bench import generator
+from bench import spent as bench_spent
 from bench.generator import CommunityPlace, Record, Track
 from bench.memory import MemorySampler, cpu_used, serves
 from bench.peer import Documents, PeerUnavailable, install
@@ -1001,6 +1002,14 @@ def test_the_peer_is_asked_for_unless_no_peer() -> None:
     assert config_from([]).peer
     assert config_from(["--quick"]).peer
     assert not config_from(["--no-peer"]).peer
+
+
+def test_the_phases_line_says_when_the_server_s_cpu_was_not_read() -> None:
+    summary = bench_spent.summary(
+        dict.fromkeys(CPU_PHASES, 1.0), dict.fromkeys(CPU_PHASES, 1.5), changes=500, server_us=None
+    )
+    assert summary["decisions"] == 1000.0
+    assert bench_spent.line(summary).endswith("commit 1000, rest -")
 
 
 def test_the_table_puts_the_peer_beside_our_push_as_a_ratio() -> None:
